@@ -1,0 +1,55 @@
+"""multi-agent: a persistent multi-agent assistant on Google ADK, and its session store.
+
+The store is importable on its own::
+
+    from multi_agent import DatabaseSessionService
+    service = DatabaseSessionService("sqlite+aiosqlite:///./multi_agent_data.db")
+
+``build_runner`` (the agent team on that store) is imported lazily so that using the store does
+not load the agents.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    DatabaseUnavailableError,
+    InvalidIdError,
+    MultiAgentError,
+    SchemaVersionError,
+    SessionAlreadyExists,
+    SessionNotFound,
+    StaleSession,
+    StateNotSerializableError,
+    StoreError,
+)
+from .store import DEFAULT_DB_URL, DatabaseSessionService
+
+if TYPE_CHECKING:
+    from .app import build_runner
+
+__all__ = [
+    "DEFAULT_DB_URL",
+    "DatabaseSessionService",
+    "DatabaseUnavailableError",
+    "InvalidIdError",
+    "MultiAgentError",
+    "SchemaVersionError",
+    "SessionAlreadyExists",
+    "SessionNotFound",
+    "StaleSession",
+    "StateNotSerializableError",
+    "StoreError",
+    "build_runner",
+]
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build_runner":
+        from .app import build_runner
+
+        return build_runner
+    raise AttributeError(f"module 'multi_agent' has no attribute {name!r}")

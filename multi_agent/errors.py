@@ -1,0 +1,139 @@
+"""Every error the session store raises, in one place.
+
+The tree (ADK's own classes in brackets; ADK code that catches those keeps working)::
+
+    MultiAgentError
+    ├── StoreError                      the database cannot do what was asked
+    │   ├── DatabaseUnavailableError    cannot connect / locked / read-only / disk full / corrupt
+    │   ├── SchemaVersionError          the database was written by a newer (or unknown) schema
+    │   ├── ForeignDatabaseError        the file/database belongs to another program
+    │   └── InvalidValueError (ValueError)
+    │       ├── StateNotSerializableError   a state value is not JSON (nothing written)
+    │       └── InvalidIdError              an app/user/session id we refuse to store
+    ├── SessionNotFound   [google.adk.errors.SessionNotFoundError]
+    ├── SessionAlreadyExists  [google.adk.errors.AlreadyExistsError]
+    └── StaleSession      [google.adk StaleSessionError]
+
+Reads of something missing return ``None`` (as ADK's contract says); writes raise.
+Every message says what went wrong and what to do about it.
+"""
+
+from __future__ import annotations
+
+from google.adk.errors._stale_session_error import StaleSessionError
+from google.adk.errors.already_exists_error import AlreadyExistsError
+from google.adk.errors.session_not_found_error import SessionNotFoundError
+
+__all__ = [
+    "DatabaseUnavailableError",
+    "ForeignDatabaseError",
+    "InvalidIdError",
+    "InvalidValueError",
+    "MultiAgentError",
+    "SchemaVersionError",
+    "SessionAlreadyExists",
+    "SessionNotFound",
+    "StaleSession",
+    "StateNotSerializableError",
+    "StoreError",
+]
+
+
+class MultiAgentError(Exception):
+    """Base class of every error raised by multi_agent."""
+
+
+class StoreError(MultiAgentError):
+    """The database could not do what was asked."""
+
+
+class DatabaseUnavailableError(StoreError):
+    """The database cannot be reached or written (connection, lock, permissions, disk, corruption).
+
+    Attributes:
+        cause: a short machine-readable cause: ``unreachable``, ``locked``, ``read_only``,
+            ``disk_full``, ``corrupt``, ``no_such_path`` or ``other``.
+    """
+
+    def __init__(self, message: str, *, cause: str = "other") -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer version of multi-agent (or is otherwise unknown)."""
+
+    def __init__(self, message: str, *, found: int | None, supported: int) -> None:
+        super().__init__(message)
+        self.found = found
+        self.supported = supported
+
+
+class ForeignDatabaseError(StoreError):
+    """The database holds tables of the same names that another program wrote."""
+
+
+class InvalidValueError(StoreError, ValueError):
+    """A value given to the store cannot be stored as given."""
+
+
+class StateNotSerializableError(InvalidValueError, TypeError):
+    """A state value is not JSON; nothing was written.
+
+    Attributes:
+        key: the state key (dotted path for nested values) that holds the bad value.
+    """
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class InvalidIdError(InvalidValueError):
+    """An app name, user id or session id that the store refuses (empty, too long, NUL...)."""
+
+
+class SessionNotFound(MultiAgentError, SessionNotFoundError):
+    """A write or a command named a session that does not exist."""
+
+    def __init__(self, app_name: str, user_id: str, session_id: str) -> None:
+        SessionNotFoundError.__init__(
+            self,
+            f"Session {session_id!r} of user {user_id!r} in app {app_name!r} does not exist. "
+            "List the user's sessions (multi-agent sessions --user ID) or create it first.",
+        )
+        self.app_name = app_name
+        self.user_id = user_id
+        self.session_id = session_id
+
+
+class SessionAlreadyExists(MultiAgentError, AlreadyExistsError):
+    """``create_session`` was given an id that is already taken."""
+
+    def __init__(self, app_name: str, user_id: str, session_id: str) -> None:
+        AlreadyExistsError.__init__(
+            self,
+            f"Session {session_id!r} of user {user_id!r} in app {app_name!r} already exists. "
+            "Load it with get_session, or create one without a session_id to get a fresh id.",
+        )
+
+
+class StaleSession(MultiAgentError, StaleSessionError):
+    """The session object is behind storage: another writer appended since it was loaded.
+
+    Nothing was written. Reload the session with ``get_session`` and append again; or
+    construct the service with ``on_stale="merge"`` to apply the event on top of what is
+    stored (safe for blind writes, not for read-modify-write of the same key by two writers).
+    """
+
+    def __init__(self, session_id: str, *, local: int | None, stored: int) -> None:
+        StaleSessionError.__init__(
+            self,
+            f"Session {session_id!r} was modified in storage since this copy was loaded "
+            f"(copy is at revision {local if local is not None else 'unknown'}, storage at "
+            f"{stored}). Nothing was written. Reload it with get_session() and append again, "
+            "or use DatabaseSessionService(on_stale='merge') to merge concurrent writers.",
+        )
+        self.session_id = session_id
+        self.local_revision = local
+        self.stored_revision = stored

@@ -1,0 +1,7 @@
+"""The session store: schema, codec, backend and the ADK session service built on them."""
+
+from __future__ import annotations
+
+from .service import DEFAULT_DB_URL, DatabaseSessionService
+
+__all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]

@@ -1,0 +1,298 @@
+"""Rows <-> ADK objects: strict JSON for state, and a fast, exact event decoder.
+
+Events are stored as ``Event.model_dump_json(exclude_none=True)``: text that ADK's own
+validation accepts. Reading them back through ``Event.model_validate`` costs ~40-70 µs an event
+on this project's machines, nearly all of it Python-level ``mode="before"`` validators in
+``google.genai`` and ADK whose only job is to warn or to route convenience kwargs. Data the
+store wrote itself never needs them, so :class:`EventDecoder` rebuilds events from a plan
+compiled once per model class (nested models, lists, enums, floats) and falls back to full
+``Event.model_validate_json`` for anything the plan does not cover: unknown keys, bytes
+(base64), unions, models with validators that change data. Set ``MULTI_AGENT_VERIFY_DECODE=1``
+to decode every event both ways and fail loudly on any difference (the test suite does).
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import math
+import os
+import types as pytypes
+import typing
+from collections.abc import Iterable
+from typing import Any
+
+from google.adk.events.event import Event
+from pydantic import BaseModel
+
+from ..errors import StateNotSerializableError
+
+__all__ = [
+    "EventDecoder",
+    "check_json_value",
+    "dumps",
+    "encode_event",
+    "loads",
+]
+
+MAX_DEPTH = 200
+"""Deepest nesting of a state value the store accepts (lists/dicts inside each other)."""
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def check_json_value(key: str, value: Any) -> None:
+    """Raises StateNotSerializableError unless ``value`` is plain JSON that round-trips exactly.
+
+    Accepted: dict with str keys, list, tuple (stored as a list), str, int, finite float, bool,
+    None. Refused with the key path and type named: anything else (sets, bytes, datetimes,
+    objects), NaN/Infinity, non-string dict keys, nesting deeper than MAX_DEPTH.
+    """
+    stack: list[tuple[str, Any, int]] = [(key, value, 0)]
+    while stack:
+        path, v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise StateNotSerializableError(
+                f"State value {key!r} is nested deeper than {MAX_DEPTH} levels; "
+                "flatten it or store it as an artifact. Nothing was written.",
+                key=path,
+            )
+        if isinstance(v, bool) or v is None or isinstance(v, str) or isinstance(v, int):
+            continue
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise StateNotSerializableError(
+                    f"State value at {path!r} is {v!r}, which JSON cannot represent; "
+                    "store None or a string instead. Nothing was written.",
+                    key=path,
+                )
+            continue
+        if isinstance(v, dict):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    raise StateNotSerializableError(
+                        f"State value at {path!r} has a non-string key {k!r} "
+                        f"({type(k).__name__}); JSON object keys must be strings. "
+                        "Nothing was written.",
+                        key=path,
+                    )
+                stack.append((f"{path}.{k}", item, depth + 1))
+            continue
+        if isinstance(v, list | tuple):
+            for i, item in enumerate(v):
+                stack.append((f"{path}[{i}]", item, depth + 1))
+            continue
+        hint = ""
+        if isinstance(v, BaseModel):
+            hint = " Store value.model_dump(mode='json') instead."
+        elif hasattr(v, "isoformat"):
+            hint = " Store value.isoformat() instead."
+        elif isinstance(v, set | frozenset):
+            hint = " Store sorted(value) instead."
+        raise StateNotSerializableError(
+            f"State value at {path!r} is a {type(v).__name__}, which is not JSON.{hint} "
+            "Nothing was written.",
+            key=path,
+        )
+
+
+def dumps(value: Any) -> str:
+    """Encodes checked JSON compactly (NaN refused; non-ASCII kept as is)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+loads = json.loads
+
+
+def encode_event(event: Event) -> str:
+    """The stored form of an event: its JSON without None fields."""
+    return event.model_dump_json(exclude_none=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Fast decoding
+
+
+class _Fallback(Exception):
+    """The plan does not cover this data: decode through full pydantic validation."""
+
+
+_BENIGN_VALIDATORS = {
+    # google.genai's BaseModel: logs a warning on type mismatches, returns data unchanged.
+    "_check_field_type_mismatches",
+    # ADK Event: routes message=/state=/route= convenience kwargs; stored data has none.
+    "_accept_convenience_kwargs",
+}
+
+_Converter = Any  # a callable(value) -> value, or None for "identity"
+
+
+class _ModelPlan:
+    __slots__ = ("cls", "converters", "defaults", "factories", "fallback_fields", "private")
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        self.cls = cls
+        self.converters: dict[str, _Converter] = {}
+        self.defaults: dict[str, Any] = {}
+        self.factories: list[tuple[str, Any]] = []
+        self.fallback_fields: set[str] = set()
+        self.private = {
+            name: attr.get_default() for name, attr in cls.__private_attributes__.items()
+        } or None
+
+
+class EventDecoder:
+    """Turns stored event JSON back into ``Event`` objects equal to the ones that were stored."""
+
+    def __init__(self, *, verify: bool | None = None) -> None:
+        self._plans: dict[type, _ModelPlan | None] = {}
+        self.verify = (
+            os.environ.get("MULTI_AGENT_VERIFY_DECODE") == "1" if verify is None else verify
+        )
+        self.fallbacks = 0
+
+    # -- public ---------------------------------------------------------------------------
+
+    def decode_many(self, raws: Iterable[str]) -> list[Event]:
+        """Decodes a batch of stored events (one JSON parse for the whole batch)."""
+        raws = list(raws)
+        if not raws:
+            return []
+        datas = json.loads("[" + ",".join(raws) + "]")
+        out = []
+        for raw, data in zip(raws, datas, strict=True):
+            out.append(self._decode_one(raw, data))
+        return out
+
+    def decode(self, raw: str) -> Event:
+        """Decodes one stored event."""
+        return self._decode_one(raw, json.loads(raw))
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _decode_one(self, raw: str, data: dict[str, Any]) -> Event:
+        try:
+            event = self._build(Event, data)
+        except _Fallback:
+            self.fallbacks += 1
+            return Event.model_validate_json(raw)
+        if self.verify:
+            expected = Event.model_validate_json(raw)
+            if expected != event or expected.model_fields_set != event.model_fields_set:
+                raise AssertionError(
+                    f"fast event decode differs from pydantic validation for {raw[:300]}"
+                )
+        return event
+
+    def _plan(self, cls: type[BaseModel]) -> _ModelPlan | None:
+        if cls in self._plans:
+            return self._plans[cls]
+        self._plans[cls] = None  # recursion guard: a self-referencing model falls back
+        plan = _compile_plan(cls, self)
+        self._plans[cls] = plan
+        return plan
+
+    def _build(self, cls: type[BaseModel], data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise _Fallback
+        plan = self._plan(cls)
+        if plan is None:
+            raise _Fallback
+        converters = plan.converters
+        values = plan.defaults.copy()
+        for key, value in data.items():
+            if key not in converters:
+                raise _Fallback  # unknown key (or an alias): let pydantic decide
+            conv = converters[key]
+            if conv is not None and value is not None:
+                value = conv(value)
+            values[key] = value
+        for name, factory in plan.factories:
+            if name not in data:
+                values[name] = factory()
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "__dict__", values)
+        object.__setattr__(obj, "__pydantic_fields_set__", set(data))
+        object.__setattr__(obj, "__pydantic_extra__", None)
+        object.__setattr__(
+            obj, "__pydantic_private__", copy.copy(plan.private) if plan.private else None
+        )
+        return obj
+
+
+def _fallback(_value: Any) -> Any:
+    raise _Fallback
+
+
+def _compile_plan(cls: type[BaseModel], decoder: EventDecoder) -> _ModelPlan | None:
+    decorators = cls.__pydantic_decorators__
+    names = (
+        set(decorators.model_validators)
+        | set(decorators.field_validators)
+        | set(decorators.root_validators)
+    )
+    if names - _BENIGN_VALIDATORS:
+        return None
+    if cls.model_config.get("extra") == "allow":
+        return None
+    plan = _ModelPlan(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for name, field in cls.model_fields.items():
+        plan.converters[name] = _compile_type(hints.get(name, field.annotation), decoder)
+        if field.default_factory is not None:
+            plan.factories.append((name, field.default_factory))
+        else:
+            default = field.default
+            if isinstance(default, list | dict | set):
+                plan.factories.append((name, lambda d=default: copy.copy(d)))
+            else:
+                plan.defaults[name] = default
+    return plan
+
+
+def _compile_type(tp: Any, decoder: EventDecoder) -> _Converter:
+    """A converter from the JSON form of ``tp`` to the value validation would produce."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        base, *extras = typing.get_args(tp)
+        if any(not isinstance(x, str) for x in extras):
+            return _fallback  # validators/constraints in metadata: let pydantic apply them
+        return _compile_type(base, decoder)
+    if origin in (typing.Union, pytypes.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return _compile_type(args[0], decoder)
+        if all(a in _JSON_SCALARS and a is not float for a in args):
+            return None
+        return _fallback
+    if tp is Any or tp in (str, int, bool) or tp is object:
+        return None
+    if tp is float:
+        return float
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return lambda v, cls=tp: decoder._build(cls, v)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        conv = _compile_type(item, decoder)
+        if conv is None:
+            return lambda v: list(v) if isinstance(v, list) else _fallback(v)
+        return lambda v: [conv(x) for x in v] if isinstance(v, list) else _fallback(v)
+    if origin is dict:
+        key_t, val_t = typing.get_args(tp) or (str, Any)
+        if key_t is not str:
+            return _fallback
+        conv = _compile_type(val_t, decoder)
+        if conv is None:
+            return lambda v: v if isinstance(v, dict) else _fallback(v)
+        return lambda v: {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else _fallback(v)
+    if origin in (set, frozenset):
+        (item,) = typing.get_args(tp) or (Any,)
+        if item is not str:
+            return _fallback
+        return lambda v, o=origin: o(v)
+    if origin is typing.Literal:
+        return None
+    return _fallback

@@ -1,0 +1,153 @@
+"""The database schema: table definitions only, versioned.
+
+All tables carry the ``ma_`` prefix so that the store can share a database with ADK's own
+``DatabaseSessionService`` (whose tables are ``sessions``, ``events``...).
+
+JSON is stored as TEXT that the store encodes itself (strict JSON, no NaN): the same bytes on
+SQLite and PostgreSQL, NUL characters survive (PostgreSQL's JSONB cannot hold ``\\u0000``), and
+nothing is pickled, ever. Times are epoch seconds as double precision: exact round trips of
+ADK's float timestamps and no time-zone ambiguity.
+
+Schema history (see ``migrations.py``):
+    1: sessions, events (with run/source/target/branch/type/seq/tokens), runs, app/user state.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+"""The schema version this code writes. Bump it and add a step to ``migrations.MIGRATIONS``."""
+
+ID_LENGTH = 256
+"""Longest app name, user id, session id, event id or run id the store accepts."""
+
+metadata = MetaData()
+
+meta = Table(
+    "ma_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+app_states = Table(
+    "ma_app_states",
+    metadata,
+    Column("app_name", String(ID_LENGTH), primary_key=True),
+    Column("state", Text, nullable=False, default="{}"),
+    Column("update_time", Float, nullable=False),
+)
+
+user_states = Table(
+    "ma_user_states",
+    metadata,
+    Column("app_name", String(ID_LENGTH), primary_key=True),
+    Column("user_id", String(ID_LENGTH), primary_key=True),
+    Column("state", Text, nullable=False, default="{}"),
+    Column("update_time", Float, nullable=False),
+)
+
+sessions = Table(
+    "ma_sessions",
+    metadata,
+    Column("app_name", String(ID_LENGTH), primary_key=True),
+    Column("user_id", String(ID_LENGTH), primary_key=True),
+    Column("id", String(ID_LENGTH), primary_key=True),
+    Column("state", Text, nullable=False),
+    # The session-scope state the session was created with: branching replays from it.
+    Column("initial_state", Text, nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("update_time", Float, nullable=False),
+    # Bumped by every write; the compare-and-swap token behind stale-copy detection.
+    Column("revision", BigInteger, nullable=False, default=0),
+    # Sequence number of the newest event (events.seq is dense per session, from 1).
+    Column("last_seq", BigInteger, nullable=False, default=0),
+    Column("event_count", BigInteger, nullable=False, default=0),
+    # The run that the next invocation continues from (the head of the run tree).
+    Column("head_run_id", String(ID_LENGTH)),
+    # The agent that spoke last: ADK routes the next human message to it.
+    Column("last_agent", String(ID_LENGTH)),
+    # {agent_name: "manager.stock_analyst"} learnt from transfers, for events.branch.
+    Column("agent_paths", Text, nullable=False, default="{}"),
+    Index("ix_ma_sessions_user_time", "app_name", "user_id", "update_time"),
+    Index("ix_ma_sessions_app_time", "app_name", "update_time"),
+)
+
+events = Table(
+    "ma_events",
+    metadata,
+    Column("app_name", String(ID_LENGTH), primary_key=True),
+    Column("user_id", String(ID_LENGTH), primary_key=True),
+    Column("session_id", String(ID_LENGTH), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("id", String(ID_LENGTH), nullable=False),
+    Column("invocation_id", String(ID_LENGTH), nullable=False),
+    Column("run_id", String(ID_LENGTH), nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Column("source", String(ID_LENGTH), nullable=False),
+    Column("target", String(ID_LENGTH)),
+    Column("branch", String(1024)),
+    Column("message_type", String(16), nullable=False),
+    Column("text", Text),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("total_tokens", Integer),
+    # False once a branch moved the session's head away from this event's run.
+    Column("on_path", Boolean, nullable=False, default=True),
+    Column("event_data", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["app_name", "user_id", "session_id"],
+        ["ma_sessions.app_name", "ma_sessions.user_id", "ma_sessions.id"],
+        ondelete="CASCADE",
+    ),
+    Index("ux_ma_events_id", "app_name", "user_id", "session_id", "id", unique=True),
+    Index("ix_ma_events_time", "app_name", "user_id", "session_id", "timestamp"),
+    Index("ix_ma_events_run", "app_name", "user_id", "session_id", "run_id", "seq"),
+    Index("ix_ma_events_user_time", "app_name", "user_id", "timestamp"),
+)
+
+runs = Table(
+    "ma_runs",
+    metadata,
+    Column("app_name", String(ID_LENGTH), primary_key=True),
+    Column("user_id", String(ID_LENGTH), primary_key=True),
+    Column("session_id", String(ID_LENGTH), primary_key=True),
+    Column("run_id", String(ID_LENGTH), primary_key=True),
+    Column("parent_run_id", String(ID_LENGTH)),
+    # invocation | delegation | agent_tool | branch
+    Column("kind", String(16), nullable=False),
+    Column("agent", String(ID_LENGTH)),
+    # running | completed | failed | cancelled
+    Column("status", String(16), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float),
+    Column("first_seq", BigInteger),
+    Column("last_seq", BigInteger),
+    Column("event_count", BigInteger, nullable=False, default=0),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Column("total_tokens", BigInteger, nullable=False, default=0),
+    Column("on_path", Boolean, nullable=False, default=True),
+    Column("error", Text),
+    ForeignKeyConstraint(
+        ["app_name", "user_id", "session_id"],
+        ["ma_sessions.app_name", "ma_sessions.user_id", "ma_sessions.id"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_ma_runs_parent", "app_name", "user_id", "session_id", "parent_run_id"),
+)
+
+TABLES = (meta, app_states, user_states, sessions, events, runs)

@@ -1,0 +1,290 @@
+"""The store's SQL statements, built once and compiled once per dialect.
+
+Building a SQLAlchemy Core statement and its cache key costs 50-500 µs in Python, more than
+SQLite takes to run it. So every statement the store runs is defined here, once, with named
+parameters; :class:`Prepared` compiles it the first time a dialect uses it and from then on
+hands the driver the SQL text and a parameter tuple (``Connection.exec_driver_sql``).
+SQLite renders ``FOR UPDATE`` as nothing (``BEGIN IMMEDIATE`` already holds the write lock);
+PostgreSQL renders it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy.engine import Connection, CursorResult
+
+from . import schema as s
+
+__all__ = ["Prepared"]
+
+
+class Prepared:
+    """A statement compiled once per dialect and executed as driver SQL."""
+
+    __slots__ = ("_compiled", "name", "stmt")
+
+    def __init__(self, name: str, stmt: Any) -> None:
+        self.name = name
+        self.stmt = stmt
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+
+    def __call__(self, conn: Connection, **params: Any) -> CursorResult[Any]:
+        dialect = conn.dialect
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            c = self.stmt.compile(dialect=dialect)
+            names = tuple(c.positiontup) if c.positiontup is not None else None
+            # Literal values written into the statement (``values(state="{}")``) are binds too.
+            literals = {
+                c.bind_names[b]: b.value for b in c.binds.values() if not b.required
+            }
+            compiled = (str(c), names, literals)
+            self._compiled[dialect.name] = compiled
+        sql, names, literals = compiled
+        if literals:
+            params = {**literals, **params}
+        if dialect.driver == "pysqlite":
+            # The standard sqlite3 driver needs no help from SQLAlchemy's result machinery;
+            # going straight to its cursor halves the cost of a statement.
+            raw = conn.connection.dbapi_connection
+            return _SqliteResult(raw.execute(sql, tuple([params[n] for n in names or ()])))
+        if names is None:
+            return conn.exec_driver_sql(sql, params)
+        return conn.exec_driver_sql(sql, tuple([params[n] for n in names]))
+
+
+class _SqliteRow(tuple):
+    """A result row whose columns are also attributes (``row.state``), like SQLAlchemy's."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._fields.index(name)]
+        except ValueError:
+            raise AttributeError(name) from None
+
+
+_ROW_CLASSES: dict[tuple[str, ...], type[_SqliteRow]] = {}
+
+
+class _SqliteResult:
+    """The slice of SQLAlchemy's ``CursorResult`` API the store uses, over a sqlite3 cursor."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    def first(self) -> Any:
+        row = self._cursor.fetchone()
+        self._cursor.close()
+        if row is None:
+            return None
+        fields = tuple(d[0] for d in self._cursor.description)
+        cls = _ROW_CLASSES.get(fields)
+        if cls is None:
+            cls = _ROW_CLASSES[fields] = type(
+                "Row", (_SqliteRow,), {"__slots__": (), "_fields": fields}
+            )
+        return cls(row)
+
+    def scalar(self) -> Any:
+        row = self._cursor.fetchone()
+        self._cursor.close()
+        return None if row is None else row[0]
+
+    def scalar_one(self) -> Any:
+        row = self._cursor.fetchone()
+        self._cursor.close()
+        if row is None:
+            raise LookupError("expected one row, found none")
+        return row[0]
+
+    def scalars(self) -> Any:
+        return [row[0] for row in self._cursor.fetchall()]
+
+
+def _session_where(table: Any, id_column: str = "session_id") -> Any:
+    return and_(
+        table.c.app_name == bindparam("app_name"),
+        table.c.user_id == bindparam("user_id"),
+        table.c[id_column] == bindparam("session_id"),
+    )
+
+
+ss, ev, rn = s.sessions.c, s.events.c, s.runs.c
+
+# -- sessions ---------------------------------------------------------------------------------
+
+SESSION_FOR_APPEND = Prepared(
+    "session_for_append",
+    select(
+        ss.state, ss.update_time, ss.revision, ss.last_seq, ss.head_run_id, ss.last_agent,
+        ss.agent_paths,
+    )
+    .where(_session_where(s.sessions, "id"))
+    .with_for_update(),
+)
+
+SESSION_FOR_READ = Prepared(
+    "session_for_read",
+    select(ss.state, ss.update_time, ss.revision, ss.last_seq).where(
+        _session_where(s.sessions, "id")
+    ),
+)
+
+SESSION_EXISTS = Prepared(
+    "session_exists", select(ss.revision).where(_session_where(s.sessions, "id"))
+)
+
+SESSION_UPDATE_AFTER_APPEND = Prepared(
+    "session_update_after_append",
+    update(s.sessions)
+    .where(_session_where(s.sessions, "id"))
+    .values(
+        state=bindparam("state"),
+        update_time=bindparam("update_time"),
+        revision=bindparam("revision"),
+        last_seq=bindparam("last_seq"),
+        event_count=ss.event_count + 1,
+        last_agent=bindparam("last_agent"),
+        head_run_id=bindparam("head_run_id"),
+        agent_paths=bindparam("agent_paths"),
+    ),
+)
+
+SESSION_INSERT = Prepared(
+    "session_insert",
+    s.sessions.insert().values(
+        app_name=bindparam("app_name"), user_id=bindparam("user_id"), id=bindparam("session_id"),
+        state=bindparam("state"), initial_state=bindparam("state"),
+        create_time=bindparam("now"), update_time=bindparam("now"), revision=0, last_seq=0,
+        event_count=0, agent_paths="{}",
+    ),
+)
+
+SESSION_DELETE = Prepared("session_delete", delete(s.sessions).where(_session_where(s.sessions, "id")))
+
+# -- events -----------------------------------------------------------------------------------
+
+EVENT_COLUMNS = [c.name for c in s.events.c]
+
+EVENT_INSERT = Prepared(
+    "event_insert", s.events.insert().values({name: bindparam(name) for name in EVENT_COLUMNS})
+)
+
+EVENT_BY_ID = Prepared(
+    "event_by_id", select(ev.seq).where(_session_where(s.events), ev.id == bindparam("event_id"))
+)
+
+EVENT_NEWEST_ON_PATH = Prepared(
+    "event_newest_on_path",
+    select(ev.id)
+    .where(_session_where(s.events), ev.on_path.is_(True))
+    .order_by(ev.seq.desc())
+    .limit(1),
+)
+
+_events_on_path = select(ev.event_data).where(_session_where(s.events), ev.on_path.is_(True))
+
+EVENTS_ALL = Prepared("events_all", _events_on_path.order_by(ev.seq))
+EVENTS_AFTER = Prepared(
+    "events_after",
+    _events_on_path.where(ev.timestamp >= bindparam("after")).order_by(ev.seq),
+)
+EVENTS_RECENT = Prepared(
+    "events_recent", _events_on_path.order_by(ev.seq.desc()).limit(bindparam("limit"))
+)
+EVENTS_RECENT_AFTER = Prepared(
+    "events_recent_after",
+    _events_on_path.where(ev.timestamp >= bindparam("after"))
+    .order_by(ev.seq.desc())
+    .limit(bindparam("limit")),
+)
+EVENTS_BETWEEN = Prepared(
+    "events_between",
+    _events_on_path.where(ev.seq > bindparam("after_seq"), ev.seq < bindparam("before_seq"))
+    .order_by(ev.seq),
+)
+
+EVENTS_DELETE = Prepared("events_delete", delete(s.events).where(_session_where(s.events)))
+
+# -- runs -------------------------------------------------------------------------------------
+
+RUN_EXISTS = Prepared(
+    "run_exists", select(rn.run_id).where(_session_where(s.runs), rn.run_id == bindparam("run_id"))
+)
+
+RUN_MARK_FAILED = Prepared(
+    "run_mark_failed",
+    update(s.runs)
+    .where(_session_where(s.runs), rn.run_id == bindparam("run_id"), rn.status == "running")
+    .values(status="failed", error=bindparam("error")),
+)
+
+RUN_INSERT = Prepared(
+    "run_insert",
+    s.runs.insert().values(
+        {c.name: bindparam(c.name) for c in s.runs.c if c.name != "error"}
+    ),
+)
+
+RUN_UPDATE_AFTER_EVENT = Prepared(
+    "run_update_after_event",
+    update(s.runs)
+    .where(_session_where(s.runs), rn.run_id == bindparam("run_id"))
+    .values(
+        status=bindparam("status"),
+        ended_at=bindparam("now"),
+        last_seq=bindparam("seq"),
+        event_count=rn.event_count + 1,
+        agent=func.coalesce(rn.agent, bindparam("agent")),
+        prompt_tokens=rn.prompt_tokens + bindparam("prompt_tokens"),
+        completion_tokens=rn.completion_tokens + bindparam("completion_tokens"),
+        total_tokens=rn.total_tokens + bindparam("total_tokens"),
+    ),
+)
+
+RUNS_DELETE = Prepared("runs_delete", delete(s.runs).where(_session_where(s.runs)))
+
+# -- app / user state -------------------------------------------------------------------------
+
+APP_STATE = Prepared(
+    "app_state",
+    select(s.app_states.c.state).where(s.app_states.c.app_name == bindparam("app_name")),
+)
+APP_STATE_FOR_UPDATE = Prepared(
+    "app_state_for_update",
+    select(s.app_states.c.state)
+    .where(s.app_states.c.app_name == bindparam("app_name"))
+    .with_for_update(),
+)
+APP_STATE_UPDATE = Prepared(
+    "app_state_update",
+    update(s.app_states)
+    .where(s.app_states.c.app_name == bindparam("app_name"))
+    .values(state=bindparam("state"), update_time=bindparam("now")),
+)
+
+_user_where = and_(
+    s.user_states.c.app_name == bindparam("app_name"),
+    s.user_states.c.user_id == bindparam("user_id"),
+)
+USER_STATE = Prepared("user_state", select(s.user_states.c.state).where(_user_where))
+USER_STATE_FOR_UPDATE = Prepared(
+    "user_state_for_update", select(s.user_states.c.state).where(_user_where).with_for_update()
+)
+USER_STATE_UPDATE = Prepared(
+    "user_state_update",
+    update(s.user_states)
+    .where(_user_where)
+    .values(state=bindparam("state"), update_time=bindparam("now")),
+)

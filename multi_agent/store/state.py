@@ -1,0 +1,68 @@
+"""ADK state scoping, shared by every code path that reads or writes state.
+
+``app:k`` lives in the app's row (stored as ``k``), ``user:k`` in the user's row, ``temp:k``
+is never stored, everything else belongs to the session. Reads merge them back with prefixes.
+Setting a key to ``None`` stores null (ADK semantics), it does not delete the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.adk.sessions.state import State
+
+from .codec import check_json_value
+
+__all__ = ["ScopedDelta", "merge_scopes", "split_delta"]
+
+
+@dataclass(slots=True)
+class ScopedDelta:
+    """A state delta split by scope, keys without their prefixes."""
+
+    app: dict[str, Any] = field(default_factory=dict)
+    user: dict[str, Any] = field(default_factory=dict)
+    session: dict[str, Any] = field(default_factory=dict)
+
+
+def split_delta(delta: dict[str, Any] | None) -> ScopedDelta:
+    """Splits and checks a state delta (``temp:`` keys dropped).
+
+    Raises:
+        StateNotSerializableError: a value is not plain JSON (nothing is written).
+    """
+    out = ScopedDelta()
+    if not delta:
+        return out
+    for key, value in delta.items():
+        if not isinstance(key, str):
+            from ..errors import StateNotSerializableError
+
+            raise StateNotSerializableError(
+                f"State keys must be strings, got {key!r} ({type(key).__name__}). "
+                "Nothing was written.",
+                key=str(key),
+            )
+        if key.startswith(State.TEMP_PREFIX):
+            continue
+        check_json_value(key, value)
+        if key.startswith(State.APP_PREFIX):
+            out.app[key[len(State.APP_PREFIX):]] = value
+        elif key.startswith(State.USER_PREFIX):
+            out.user[key[len(State.USER_PREFIX):]] = value
+        else:
+            out.session[key] = value
+    return out
+
+
+def merge_scopes(
+    app: dict[str, Any], user: dict[str, Any], session: dict[str, Any]
+) -> dict[str, Any]:
+    """The state a Session shows: session keys plus ``app:``/``user:`` prefixed keys."""
+    merged = dict(session)
+    for key, value in app.items():
+        merged[State.APP_PREFIX + key] = value
+    for key, value in user.items():
+        merged[State.USER_PREFIX + key] = value
+    return merged
