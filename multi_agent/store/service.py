@@ -332,7 +332,7 @@ class DatabaseSessionService(BaseSessionService):
                 event_json=event_json,
                 facts=facts,
                 delta=delta,
-                is_final=event.is_final_response(),
+                is_final=event.author != "user" and event.is_final_response(),
                 marker=session._storage_update_marker,
                 last_event_id=session.events[-1].id if session.events else None,
                 merge_when_stale=self.on_stale == "merge",

@@ -1,0 +1,60 @@
+"""Plugs the store into ADK's CLI: ``adk web`` / ``adk api_server`` / ``adk run``.
+
+ADK loads ``services.py`` from the agents directory (``adk web``/``api_server``) or from the
+agent's own folder (``adk run``); this repository has one in both places that imports this
+module. Importing it registers three URI schemes with ADK's service registry:
+
+==========================================  ==================================================
+``--session_service_uri``                   store
+==========================================  ==================================================
+``multi-agent://``                          SQLite file ``multi_agent_data.db`` in the agents dir
+``multi-agent+sqlite:////abs/path.db``      SQLite file (3 slashes: relative to the cwd)
+``multi-agent+postgresql://u:pw@host/db``   PostgreSQL through asyncpg
+==========================================  ==================================================
+
+Example::
+
+    adk api_server --session_service_uri multi-agent+sqlite:///./multi_agent_data.db .
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .store import DatabaseSessionService
+
+__all__ = ["SCHEMES", "register", "session_service_from_uri"]
+
+SCHEMES = ("multi-agent", "multi-agent+sqlite", "multi-agent+postgresql")
+
+
+def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
+    """Builds our session service from one of :data:`SCHEMES`.
+
+    Raises:
+        ValueError: the URI does not use one of our schemes.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ValueError(f"{uri!r} does not use one of the schemes {', '.join(SCHEMES)}.")
+    if scheme == "multi-agent":
+        base = kwargs.get("agents_dir") or os.getcwd()
+        path = rest or os.path.join(os.path.abspath(base), "multi_agent_data.db")
+        return DatabaseSessionService(f"sqlite+aiosqlite:///{path}")
+    if scheme == "multi-agent+sqlite":
+        return DatabaseSessionService(f"sqlite+aiosqlite://{rest}")
+    return DatabaseSessionService(f"postgresql+asyncpg://{rest}")
+
+
+def register(registry: Any | None = None) -> None:
+    """Registers :data:`SCHEMES` with ADK's service registry (idempotent)."""
+    if registry is None:
+        from google.adk.cli.service_registry import get_service_registry
+
+        registry = get_service_registry()
+    for scheme in SCHEMES:
+        registry.register_session_service(scheme, session_service_from_uri)
+
+
+register()

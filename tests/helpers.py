@@ -1,0 +1,63 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from google.adk.events.event import Event
+from google.adk.events.event_actions import EventActions
+from google.genai import types
+
+
+def text_event(
+    text: str,
+    *,
+    author: str = "agent",
+    invocation_id: str | None = None,
+    state: dict[str, Any] | None = None,
+    timestamp: float | None = None,
+    **kwargs: Any,
+) -> Event:
+    """An event with text content (role user for author 'user', model otherwise)."""
+    return Event(
+        invocation_id=invocation_id or "inv-" + uuid.uuid4().hex[:8],
+        author=author,
+        content=types.Content(
+            role="user" if author == "user" else "model", parts=[types.Part(text=text)]
+        ),
+        actions=EventActions(state_delta=dict(state or {})),
+        timestamp=timestamp if timestamp is not None else time.time(),
+        **kwargs,
+    )
+
+
+def call_event(name: str, args: dict[str, Any], *, author: str, invocation_id: str) -> Event:
+    return Event(
+        invocation_id=invocation_id,
+        author=author,
+        content=types.Content(
+            role="model",
+            parts=[types.Part(function_call=types.FunctionCall(id="c1", name=name, args=args))],
+        ),
+    )
+
+
+def result_event(
+    name: str, response: dict[str, Any], *, author: str, invocation_id: str,
+    transfer_to: str | None = None,
+) -> Event:
+    return Event(
+        invocation_id=invocation_id,
+        author=author,
+        content=types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(id="c1", name=name, response=response)
+                )
+            ],
+        ),
+        actions=EventActions(transfer_to_agent=transfer_to),
+    )

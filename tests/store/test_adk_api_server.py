@@ -1,0 +1,101 @@
+"""``adk api_server`` with our store plugged in through services.py, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from multi_agent import DatabaseSessionService
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = '''
+from tests.store.scripted_llm import build_agents
+
+root_agent = build_agents()
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def api_server(tmp_path: Path):
+    agents = tmp_path / "agents"
+    (agents / "notes_app").mkdir(parents=True)
+    shutil.copy(ROOT / "services.py", agents / "services.py")
+    (agents / "notes_app" / "__init__.py").write_text("from . import agent\n")
+    (agents / "notes_app" / "agent.py").write_text(AGENT)
+    db = tmp_path / "sessions.db"
+    port = free_port()
+    adk = Path(sys.executable).with_name("adk")
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen(
+        [str(adk), "api_server", "--host", "127.0.0.1", "--port", str(port),
+         "--session_service_uri", f"multi-agent+sqlite:///{db}", str(agents)],
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{base}/list-apps", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp_path / "server.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield base, db
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+async def test_api_server_uses_our_store(api_server) -> None:
+    base, db = api_server
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        assert "notes_app" in (await http.get("/list-apps")).json()
+        sessions = "/apps/notes_app/users/u1/sessions"
+        created = await http.post(
+            sessions, json={"session_id": "s1", "state": {"user:name": "Ann"}}
+        )
+        assert created.status_code == 200, created.text
+        again = await http.post(sessions, json={"session_id": "s1"})
+        assert again.status_code == 409  # a clear "already exists", not a 500
+        other = await http.post(sessions, json={"session_id": "s2"})
+        assert other.status_code == 200
+        run = await http.post(
+            "/run",
+            json={
+                "app_name": "notes_app", "user_id": "u1", "session_id": "s1",
+                "new_message": {"role": "user", "parts": [{"text": "note this"}]},
+            },
+        )
+        assert run.status_code == 200, run.text
+        assert run.json()[-1]["content"]["parts"][0]["text"] == "Noted."
+        got = (await http.get("/apps/notes_app/users/u1/sessions/s1")).json()
+        assert got["state"]["notes"] == 1 and got["state"]["user:name"] == "Ann"
+        listed = (await http.get("/apps/notes_app/users/u1/sessions")).json()
+        assert {s["id"] for s in listed} == {"s1", "s2"}
+    # The server wrote our database file, in our schema.
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{db}") as store:
+        stored = await store.get_session(app_name="notes_app", user_id="u1", session_id="s1")
+        assert stored.state == {"notes": 1, "user:note_count": 1, "user:name": "Ann"}
+        assert [e.author for e in stored.events][:2] == ["user", "coordinator"]

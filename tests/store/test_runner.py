@@ -1,0 +1,89 @@
+"""ADK's real Runner on the store: transfers, tools, state scopes, rewind, reload."""
+
+from __future__ import annotations
+
+import pytest
+from google.adk.runners import Runner
+from google.adk.sessions.base_session_service import GetSessionConfig
+from google.genai import types
+
+from multi_agent import DatabaseSessionService
+from tests.store.scripted_llm import build_agents
+
+
+async def run_turn(runner: Runner, user: str, sid: str, text: str) -> list:
+    events = []
+    async for event in runner.run_async(
+        user_id=user, session_id=sid,
+        new_message=types.Content(role="user", parts=[types.Part(text=text)]),
+    ):
+        events.append(event)
+    return events
+
+
+async def test_runner_turns_are_stored(store: DatabaseSessionService, app_name: str) -> None:
+    runner = Runner(app_name=app_name, agent=build_agents(), session_service=store)
+    s = await store.create_session(app_name=app_name, user_id="u")
+    yielded = await run_turn(runner, "u", s.id, "please note")
+    assert yielded[-1].content.parts[0].text == "Noted."
+    stored = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    non_user = [e for e in stored.events if e.author != "user"]
+    assert [e.id for e in non_user] == [e.id for e in yielded]
+    assert stored.events[1:] == yielded
+    assert stored.state == {"notes": 1, "user:note_count": 1}
+    transfer = [e for e in stored.events if e.actions.transfer_to_agent == "worker"]
+    assert transfer and transfer[0].author == "coordinator"
+    # Turn two goes straight to the worker (the agent that replied last).
+    await run_turn(runner, "u", s.id, "again")
+    stored = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    assert stored.state["notes"] == 2 and stored.state["user:note_count"] == 2
+    # A new session of the same user sees user: state.
+    s2 = await store.create_session(app_name=app_name, user_id="u")
+    assert s2.state == {"user:note_count": 2}
+
+
+async def test_runner_with_recent_events_window(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    from google.adk.agents.run_config import RunConfig
+
+    runner = Runner(app_name=app_name, agent=build_agents(), session_service=store)
+    s = await store.create_session(app_name=app_name, user_id="u")
+    for _ in range(3):
+        async for _ in runner.run_async(
+            user_id="u", session_id=s.id,
+            new_message=types.Content(role="user", parts=[types.Part(text="note")]),
+            run_config=RunConfig(get_session_config=GetSessionConfig(num_recent_events=4)),
+        ):
+            pass
+    stored = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    assert stored.state["notes"] == 3
+
+
+async def test_rewind_async_keeps_working(store: DatabaseSessionService, app_name: str) -> None:
+    runner = Runner(app_name=app_name, agent=build_agents(), session_service=store)
+    s = await store.create_session(app_name=app_name, user_id="u")
+    await run_turn(runner, "u", s.id, "first")
+    second = await run_turn(runner, "u", s.id, "second")
+    await runner.rewind_async(
+        user_id="u", session_id=s.id, rewind_before_invocation_id=second[0].invocation_id
+    )
+    stored = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    assert stored.state["notes"] == 1  # session state rewound
+    assert stored.state["user:note_count"] == 2  # user: state is not rewound (ADK semantics)
+    assert stored.events[-1].actions.rewind_before_invocation_id == second[0].invocation_id
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file"], indirect=True)
+async def test_reload_through_a_new_service(db_url: str, app_name: str) -> None:
+    async with DatabaseSessionService(db_url) as store:
+        runner = Runner(app_name=app_name, agent=build_agents(), session_service=store)
+        s = await store.create_session(app_name=app_name, user_id="u")
+        await run_turn(runner, "u", s.id, "note")
+        before = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    async with DatabaseSessionService(db_url) as again:
+        after = await again.get_session(app_name=app_name, user_id="u", session_id=s.id)
+        assert after == before
+        runner = Runner(app_name=app_name, agent=build_agents(), session_service=again)
+        await run_turn(runner, "u", s.id, "note")
+        assert (await again.get_user_state(app_name=app_name, user_id="u")) == {"note_count": 2}
