@@ -330,7 +330,8 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
     sql.EVENT_INSERT(
         conn, **key, seq=seq, id=event.id, invocation_id=event.invocation_id or "",
         run_id=run_id, timestamp=now, source=author, target=target, branch=branch,
-        message_type=facts.message_type, text=facts.text, prompt_tokens=facts.prompt_tokens,
+        message_type=facts.message_type, final=req.is_final, text=facts.text,
+        prompt_tokens=facts.prompt_tokens,
         completion_tokens=facts.completion_tokens, total_tokens=facts.total_tokens,
         on_path=True, event_data=req.event_json,
     )
@@ -357,26 +358,10 @@ def _record_run(
     conn: Connection, req: AppendRequest, key: dict[str, str], head_run_id: str | None,
     run_id: str, seq: int, now: float, author: str,
 ) -> None:
-    """Keeps the run row of the event's invocation up to date (created on its first event)."""
-    facts = req.facts
-    agent = author if author != "user" else None
-    status = "completed" if req.is_final else "running"
-    if run_id != head_run_id and sql.RUN_EXISTS(conn, **key, run_id=run_id).first() is None:
-        if head_run_id is not None:
-            # The previous run never produced a final response: it crashed or was cut off.
-            sql.RUN_MARK_FAILED(
-                conn, **key, run_id=head_run_id, error="ended without a final response"
-            )
-        sql.RUN_INSERT(
-            conn, **key, run_id=run_id, parent_run_id=head_run_id, kind="invocation",
-            agent=agent, status=status, started_at=now, ended_at=now, first_seq=seq,
-            last_seq=seq, event_count=1, prompt_tokens=facts.prompt_tokens or 0,
-            completion_tokens=facts.completion_tokens or 0, total_tokens=facts.total_tokens or 0,
-            on_path=True,
-        )
+    """Writes the run's row on its first event; the rest of a run is derived from its events."""
+    if run_id == head_run_id or sql.RUN_EXISTS(conn, **key, run_id=run_id).first() is not None:
         return
-    sql.RUN_UPDATE_AFTER_EVENT(
-        conn, **key, run_id=run_id, status=status, now=now, seq=seq, agent=agent,
-        prompt_tokens=facts.prompt_tokens or 0, completion_tokens=facts.completion_tokens or 0,
-        total_tokens=facts.total_tokens or 0,
+    sql.RUN_INSERT(
+        conn, **key, run_id=run_id, parent_run_id=head_run_id, kind="invocation",
+        agent=author if author != "user" else None, started_at=now, first_seq=seq, on_path=True,
     )

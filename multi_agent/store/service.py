@@ -46,6 +46,7 @@ from .backend import Backend, open_backend
 from .codec import EventDecoder, encode_event
 from .facts import event_facts
 from .migrations import ensure_schema
+from .runs import RunInfo, list_runs
 from .schema import ID_LENGTH
 from .state import merge_scopes, split_delta
 
@@ -305,6 +306,19 @@ class DatabaseSessionService(BaseSessionService):
             lambda conn: ops.read_scope_state(conn, app_name, None), write=False
         )
         return app_state
+
+    async def list_runs(self, *, app_name: str, user_id: str, session_id: str) -> list[RunInfo]:
+        """The session's runs (one per invocation) in start order; empty for no session."""
+        check_id("app_name", app_name)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        await self.prepare()
+        return await self._backend.run(
+            lambda conn: list_runs(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id
+            ),
+            write=False,
+        )
 
     @override
     async def append_event(self, session: Session, event: Event) -> Event:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, select, update
+from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection, CursorResult
 
 from . import schema as s
@@ -223,33 +223,10 @@ RUN_EXISTS = Prepared(
     "run_exists", select(rn.run_id).where(_session_where(s.runs), rn.run_id == bindparam("run_id"))
 )
 
-RUN_MARK_FAILED = Prepared(
-    "run_mark_failed",
-    update(s.runs)
-    .where(_session_where(s.runs), rn.run_id == bindparam("run_id"), rn.status == "running")
-    .values(status="failed", error=bindparam("error")),
-)
-
 RUN_INSERT = Prepared(
     "run_insert",
     s.runs.insert().values(
-        {c.name: bindparam(c.name) for c in s.runs.c if c.name != "error"}
-    ),
-)
-
-RUN_UPDATE_AFTER_EVENT = Prepared(
-    "run_update_after_event",
-    update(s.runs)
-    .where(_session_where(s.runs), rn.run_id == bindparam("run_id"))
-    .values(
-        status=bindparam("status"),
-        ended_at=bindparam("now"),
-        last_seq=bindparam("seq"),
-        event_count=rn.event_count + 1,
-        agent=func.coalesce(rn.agent, bindparam("agent")),
-        prompt_tokens=rn.prompt_tokens + bindparam("prompt_tokens"),
-        completion_tokens=rn.completion_tokens + bindparam("completion_tokens"),
-        total_tokens=rn.total_tokens + bindparam("total_tokens"),
+        {c.name: bindparam(c.name) for c in s.runs.c if c.name not in ("status", "error")}
     ),
 )
 

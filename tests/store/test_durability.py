@@ -132,16 +132,15 @@ async def test_who_said_what_to_whom(store: DatabaseSessionService, app_name: st
         (5, "user", "funny_nerd", "human", None, "inv-2"),
     ]
 
-    def runs(conn):
-        return conn.execute(
-            text(
-                "SELECT run_id, parent_run_id, status, event_count, agent FROM ma_runs "
-                "WHERE app_name = :a ORDER BY started_at, run_id"
-            ),
-            {"a": app_name},
-        ).all()
-
-    assert [tuple(r) for r in await store.backend.run(runs, write=False)] == [
+    runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
+    assert [(r.run_id, r.parent_run_id, r.status, r.event_count, r.agent) for r in runs] == [
         ("inv-1", None, "completed", 4, "manager"),
         ("inv-2", "inv-1", "running", 1, None),
     ]
+    # A third run starting while inv-2 never answered: inv-2 is then visibly failed.
+    await store.append_event(s, text_event("x", author="user", invocation_id="inv-3"))
+    runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
+    assert [(r.run_id, r.status) for r in runs] == [
+        ("inv-1", "completed"), ("inv-2", "failed"), ("inv-3", "running")
+    ]
+    assert "without a final response" in runs[1].error
