@@ -10,6 +10,7 @@ The tree (ADK's own classes in brackets; ADK code that catches those keeps worki
     │   └── InvalidValueError (ValueError)
     │       ├── StateNotSerializableError   a state value is not JSON (nothing written)
     │       └── InvalidIdError              an app/user/session id we refuse to store
+    ├── RunNotFound (LookupError)       a branch/query named a run the session does not have
     ├── SessionNotFound   [google.adk.errors.SessionNotFoundError]
     ├── SessionAlreadyExists  [google.adk.errors.AlreadyExistsError]
     └── StaleSession      [google.adk StaleSessionError]
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidIdError",
     "InvalidValueError",
     "MultiAgentError",
+    "RunNotFound",
     "SchemaVersionError",
     "SessionAlreadyExists",
     "SessionNotFound",
@@ -91,6 +93,10 @@ class StateNotSerializableError(InvalidValueError, TypeError):
 
 class InvalidIdError(InvalidValueError):
     """An app name, user id or session id that the store refuses (empty, too long, NUL...)."""
+
+
+class RunNotFound(MultiAgentError, LookupError):
+    """A branch or query named a run that the session does not have."""
 
 
 class SessionNotFound(MultiAgentError, SessionNotFoundError):

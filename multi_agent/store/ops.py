@@ -358,10 +358,22 @@ def _record_run(
     conn: Connection, req: AppendRequest, key: dict[str, str], head_run_id: str | None,
     run_id: str, seq: int, now: float, author: str,
 ) -> None:
-    """Writes the run's row on its first event; the rest of a run is derived from its events."""
+    """Writes the run's row on its first event, and a sub-run row for each delegation.
+
+    The rest of a run (end, events, tokens, status) is derived from its events (``runs.py``).
+    """
+    facts = req.facts
+    if facts.transfer_to and facts.message_type == "tool_result":
+        sql.RUN_INSERT(
+            conn, **key, run_id=f"{run_id}/{facts.transfer_to}@{seq}", parent_run_id=run_id,
+            kind="delegation", agent=facts.transfer_to, started_at=now, first_seq=seq,
+            on_path=True,
+        )
     if run_id == head_run_id or sql.RUN_EXISTS(conn, **key, run_id=run_id).first() is not None:
         return
+    rewind = req.event.actions.rewind_before_invocation_id if req.event.actions else None
     sql.RUN_INSERT(
-        conn, **key, run_id=run_id, parent_run_id=head_run_id, kind="invocation",
+        conn, **key, run_id=run_id, parent_run_id=head_run_id,
+        kind="rewind" if rewind else "invocation",
         agent=author if author != "user" else None, started_at=now, first_seq=seq, on_path=True,
     )

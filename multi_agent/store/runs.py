@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, select
 from sqlalchemy.engine import Connection
 
 from . import schema as s
@@ -48,74 +48,159 @@ class RunInfo:
 
 
 def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str) -> list[RunInfo]:
-    """The session's runs in the order they started, with their derived figures."""
+    """The session's runs in the order they started, with their derived figures.
+
+    A delegation sub-run (kind ``delegation``) covers the events its agent wrote in its parent
+    invocation from the transfer on, until the next delegation of that invocation.
+    """
     r, e, ss = s.runs.c, s.events.c, s.sessions.c
     head = conn.execute(
         select(ss.head_run_id).where(
             ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id
         )
     ).scalar()
-    stats = (
+    runs = conn.execute(
         select(
-            e.run_id,
-            func.count().label("n"),
-            func.max(e.timestamp).label("ended_at"),
-            func.max(e.seq).label("last_seq"),
-            func.coalesce(func.sum(e.prompt_tokens), 0).label("pt"),
-            func.coalesce(func.sum(e.completion_tokens), 0).label("ct"),
-            func.coalesce(func.sum(e.total_tokens), 0).label("tt"),
+            r.run_id, r.parent_run_id, r.kind, r.agent, r.status, r.error, r.started_at,
+            r.first_seq, r.on_path,
+        )
+        .where(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
+        .order_by(r.first_seq)
+    ).all()
+    events = conn.execute(
+        select(
+            e.seq, e.run_id, e.source, e.timestamp, e.final, e.prompt_tokens,
+            e.completion_tokens, e.total_tokens,
         )
         .where(e.app_name == app_name, e.user_id == user_id, e.session_id == session_id)
-        .group_by(e.run_id)
-        .subquery()
-    )
-    last_final = (
-        select(e.final)
-        .where(
-            e.app_name == app_name, e.user_id == user_id, e.session_id == session_id,
-            e.seq == stats.c.last_seq,
-        )
-        .scalar_subquery()
-    )
-    first_agent = (
-        select(e.source)
-        .where(
-            e.app_name == app_name, e.user_id == user_id, e.session_id == session_id,
-            e.run_id == r.run_id, e.source != "user",
-        )
         .order_by(e.seq)
-        .limit(1)
-        .scalar_subquery()
-    )
-    rows = conn.execute(
-        select(
-            r.run_id, r.parent_run_id, r.kind, func.coalesce(r.agent, first_agent).label("agent"), r.status, r.error, r.started_at,
-            r.first_seq, r.on_path, stats.c.n, stats.c.ended_at, stats.c.last_seq, stats.c.pt,
-            stats.c.ct, stats.c.tt, last_final.label("last_final"),
-        )
-        .select_from(s.runs.outerjoin(stats, stats.c.run_id == r.run_id))
-        .where(and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id))
-        .order_by(r.started_at, r.first_seq)
     ).all()
+    by_run: dict[str, list[Any]] = {}
+    for ev in events:
+        by_run.setdefault(ev.run_id, []).append(ev)
+    delegations: dict[str, list[Any]] = {}
+    for run in runs:
+        if run.kind == "delegation" and run.parent_run_id is not None:
+            delegations.setdefault(run.parent_run_id, []).append(run)
     out = []
-    for row in rows:
-        status, error = row.status, row.error
+    for run in runs:
+        if run.kind == "delegation":
+            siblings = delegations.get(run.parent_run_id or "", [])
+            later = [d.first_seq for d in siblings if d.first_seq > run.first_seq]
+            end = min(later) if later else None
+            mine = [
+                ev for ev in by_run.get(run.parent_run_id or "", [])
+                if ev.seq >= run.first_seq and (end is None or ev.seq < end)
+                and ev.source == run.agent
+            ]
+        else:
+            mine = by_run.get(run.run_id, [])
+        status, error = run.status, run.error
+        answered = any(ev.final for ev in mine)
         if status is None:
-            if row.last_final:
+            if mine and mine[-1].final or (run.kind == "delegation" and answered):
                 status = "completed"
-            elif row.run_id == head:
+            elif run.run_id == head or (run.kind == "delegation" and run.parent_run_id == head):
                 status = "running"
             else:
                 status = "failed"
                 error = error or "ended without a final response (interrupted or crashed)"
+        agent = run.agent or next((ev.source for ev in mine if ev.source != "user"), None)
         out.append(
             RunInfo(
-                run_id=row.run_id, parent_run_id=row.parent_run_id, kind=row.kind,
-                agent=row.agent, status=status, started_at=row.started_at,
-                ended_at=row.ended_at, event_count=int(row.n or 0), first_seq=row.first_seq,
-                last_seq=row.last_seq, prompt_tokens=int(row.pt or 0),
-                completion_tokens=int(row.ct or 0), total_tokens=int(row.tt or 0),
-                on_path=bool(row.on_path), error=error,
+                run_id=run.run_id, parent_run_id=run.parent_run_id, kind=run.kind,
+                agent=agent, status=status, started_at=run.started_at,
+                ended_at=mine[-1].timestamp if mine else None, event_count=len(mine),
+                first_seq=run.first_seq, last_seq=mine[-1].seq if mine else None,
+                prompt_tokens=sum(ev.prompt_tokens or 0 for ev in mine),
+                completion_tokens=sum(ev.completion_tokens or 0 for ev in mine),
+                total_tokens=sum(ev.total_tokens or 0 for ev in mine),
+                on_path=bool(run.on_path), error=error,
             )
         )
     return out
+
+
+@dataclass(slots=True)
+class BranchResult:
+    """What ``branch`` did."""
+
+    head_run_id: str
+    runs_on_path: list[str]
+    revision: int
+    session_state: dict[str, Any]
+
+
+def branch_session(
+    conn: Connection, locks_rows: bool, *, app_name: str, user_id: str, session_id: str,
+    from_run_id: str,
+) -> BranchResult:
+    """Moves the session's head to ``from_run_id``: history and session state become the path
+    from the first run to it; every other run stays stored, off the path.
+
+    Raises:
+        SessionNotFound: no such session.
+        RunNotFound: the session has no such top-level run.
+    """
+    from ..errors import RunNotFound, SessionNotFound
+    from .codec import dumps, loads
+    from .state import split_delta
+
+    r, e, ss = s.runs.c, s.events.c, s.sessions.c
+    where_session = and_(ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id)
+    stmt = select(ss.initial_state, ss.revision).where(where_session)
+    if locks_rows:
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise SessionNotFound(app_name, user_id, session_id)
+    key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
+    parents = {
+        run.run_id: (run.parent_run_id, run.kind)
+        for run in conn.execute(select(r.run_id, r.parent_run_id, r.kind).where(key))
+    }
+    if from_run_id not in parents or parents[from_run_id][1] == "delegation":
+        known = ", ".join(k for k, (_, kind) in parents.items() if kind != "delegation")
+        raise RunNotFound(
+            f"Session {session_id!r} has no run {from_run_id!r}. Its runs: {known or 'none'}. "
+            "`multi-agent runs --user U --session S` shows the tree."
+        )
+    path: list[str] = []
+    cursor: str | None = from_run_id
+    while cursor is not None and cursor not in path:
+        path.append(cursor)
+        cursor = parents[cursor][0]
+    # Delegation sub-runs follow their invocation.
+    on_path = set(path) | {
+        run_id for run_id, (parent, kind) in parents.items() if kind == "delegation"
+        and parent in path
+    }
+    ekey = and_(e.app_name == app_name, e.user_id == user_id, e.session_id == session_id)
+    conn.execute(s.runs.update().where(key).values(on_path=r.run_id.in_(on_path)))
+    conn.execute(s.events.update().where(ekey).values(on_path=e.run_id.in_(path)))
+    # Session-scope state at the end of the run: the initial state plus the path's deltas.
+    state = loads(row.initial_state)
+    last_agent = None
+    last_seq = 0
+    for data, source, seq in conn.execute(
+        select(e.event_data, e.source, e.seq).where(ekey, e.on_path.is_(True)).order_by(e.seq)
+    ):
+        delta = (loads(data).get("actions") or {}).get("state_delta") or {}
+        state.update(split_delta(delta).session)
+        if source != "user":
+            last_agent = source
+        last_seq = seq
+    revision = row.revision + 1
+    conn.execute(
+        s.sessions.update()
+        .where(where_session)
+        .values(
+            state=dumps(state), head_run_id=from_run_id, revision=revision,
+            last_agent=last_agent,
+        )
+    )
+    del last_seq
+    return BranchResult(
+        head_run_id=from_run_id, runs_on_path=list(reversed(path)), revision=revision,
+        session_state=state,
+    )

@@ -46,7 +46,7 @@ from .backend import Backend, open_backend
 from .codec import EventDecoder, encode_event
 from .facts import event_facts
 from .migrations import ensure_schema
-from .runs import RunInfo, list_runs
+from .runs import BranchResult, RunInfo, branch_session, list_runs
 from .schema import ID_LENGTH
 from .state import merge_scopes, split_delta
 
@@ -318,6 +318,35 @@ class DatabaseSessionService(BaseSessionService):
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
             ),
             write=False,
+        )
+
+    async def branch(
+        self, *, app_name: str, user_id: str, session_id: str, from_run_id: str
+    ) -> BranchResult:
+        """Continues the session from the end of ``from_run_id`` (time travel / branching).
+
+        The next invocation sees the history and session state exactly as they were when that
+        run ended. Runs after it are kept as a sibling branch: ``branch`` to the last of them
+        switches back. ``get_session`` always returns the head's linear history, so ADK's
+        Runner needs no change. ``user:`` and ``app:`` state are shared by every session and
+        branch: they are not rewound (as with ADK's own ``rewind_async``).
+
+        Raises:
+            SessionNotFound: no such session.
+            RunNotFound: the session has no such run (the message lists its runs).
+        """
+        check_id("app_name", app_name)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        check_id("run_id", from_run_id)
+        await self.prepare()
+        backend = self._backend
+        return await backend.run(
+            lambda conn: branch_session(
+                conn, backend.locks_rows, app_name=app_name, user_id=user_id,
+                session_id=session_id, from_run_id=from_run_id,
+            ),
+            write=True,
         )
 
     @override
