@@ -64,13 +64,14 @@ class Backend:
         owns_engine: bool,
         workers: int = SQLITE_WORKERS,
         sqlite_path: str | None = None,
+        display_url: str | None = None,
     ) -> None:
         self.sync_engine = sync_engine
         self.async_engine = async_engine
         engine = sync_engine if sync_engine is not None else async_engine
         assert engine is not None
         self.dialect: str = engine.dialect.name
-        self.url = redact(engine.url)
+        self.url = redact(display_url or engine.url)
         self.sqlite_path = sqlite_path
         self._owns_engine = owns_engine
         self._executor = (
@@ -282,7 +283,16 @@ def _looks_like_connection_error(exc: BaseException) -> bool:
 # Construction
 
 
-def _sqlite_on_connect(synchronous: str, busy_timeout_ms: int, wal: bool) -> Callable[..., None]:
+def _sqlite_on_connect(
+    synchronous: str, busy_timeout_ms: int, wal: bool, pragmas: dict[str, Any] | None = None
+) -> Callable[..., None]:
+    extra = dict(pragmas or {})
+    for name, value in extra.items():
+        if not name.replace("_", "").isalnum() or not str(value).replace("_", "").replace(
+            "-", ""
+        ).isalnum():
+            raise ValueError(f"Invalid SQLite pragma {name}={value!r}.")
+
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Transactions are begun explicitly (see _sqlite_on_begin), not by the driver.
         dbapi_connection.isolation_level = None
@@ -295,6 +305,8 @@ def _sqlite_on_connect(synchronous: str, busy_timeout_ms: int, wal: bool) -> Cal
             except sqlite3.OperationalError:
                 pass  # read-only file: reads may still work; a write will explain itself
         cur.execute(f"PRAGMA synchronous={synchronous}")
+        for name, value in extra.items():
+            cur.execute(f"PRAGMA {name}={value}")
         cur.close()
 
     return on_connect
@@ -320,6 +332,7 @@ def open_backend(
     *,
     sqlite_synchronous: str = "FULL",
     sqlite_busy_timeout: float = 30.0,
+    sqlite_pragmas: dict[str, Any] | None = None,
     engine_kwargs: dict[str, Any] | None = None,
 ) -> Backend:
     """Builds the backend for a URL or an injected engine.
@@ -333,7 +346,8 @@ def open_backend(
     if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA.")
     on_connect = _sqlite_on_connect(
-        sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000), wal=True
+        sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000), wal=True,
+        pragmas=sqlite_pragmas,
     )
     if db_engine is not None:
         if db_engine.dialect.name == "sqlite":
@@ -366,10 +380,10 @@ def open_backend(
             _attach_sqlite_listeners(
                 engine,
                 _sqlite_on_connect(sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000),
-                                   wal=False),
+                                   wal=False, pragmas=sqlite_pragmas),
                 begin=False,
             )
-            return Backend(sync_engine=engine, owns_engine=True, workers=1)
+            return Backend(sync_engine=engine, owns_engine=True, workers=1, display_url=db_url)
         parent = Path(os.path.expanduser(database)).resolve().parent
         if not parent.is_dir():
             raise DatabaseUnavailableError(
@@ -382,7 +396,8 @@ def open_backend(
         engine = create_engine(sync_url, connect_args=connect_args, **kwargs)
         _attach_sqlite_listeners(engine, on_connect, begin=False)
         return Backend(
-            sync_engine=engine, owns_engine=True, sqlite_path=str(Path(database).resolve())
+            sync_engine=engine, owns_engine=True, sqlite_path=str(Path(database).resolve()),
+            display_url=db_url,
         )
 
     if backend_name == "postgresql":

@@ -95,6 +95,8 @@ class DatabaseSessionService(BaseSessionService):
         sqlite_synchronous: SQLite ``PRAGMA synchronous``; ``FULL`` (default) makes every
             acknowledged append survive power loss, ``NORMAL`` survives process crashes only.
         sqlite_busy_timeout: seconds a SQLite writer waits for another process's lock.
+        sqlite_pragmas: extra ``PRAGMA name=value`` for every SQLite connection (e.g.
+            ``{"cache_size": -64000}``).
         **engine_kwargs: passed to SQLAlchemy's ``create_engine``/``create_async_engine``.
     """
 
@@ -106,6 +108,7 @@ class DatabaseSessionService(BaseSessionService):
         on_stale: Literal["raise", "merge"] = "raise",
         sqlite_synchronous: str = "FULL",
         sqlite_busy_timeout: float = 30.0,
+        sqlite_pragmas: dict[str, Any] | None = None,
         **engine_kwargs: Any,
     ) -> None:
         if on_stale not in ("raise", "merge"):
@@ -117,6 +120,7 @@ class DatabaseSessionService(BaseSessionService):
             db_engine,
             sqlite_synchronous=sqlite_synchronous,
             sqlite_busy_timeout=sqlite_busy_timeout,
+            sqlite_pragmas=sqlite_pragmas,
             engine_kwargs=engine_kwargs,
         )
         self.on_stale = on_stale
