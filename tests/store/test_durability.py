@@ -135,12 +135,14 @@ async def test_who_said_what_to_whom(store: DatabaseSessionService, app_name: st
     runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
     assert [(r.run_id, r.parent_run_id, r.status, r.event_count, r.agent) for r in runs] == [
         ("inv-1", None, "completed", 4, "manager"),
+        ("inv-1/funny_nerd@3", "inv-1", "completed", 1, "funny_nerd"),
         ("inv-2", "inv-1", "running", 1, None),
     ]
     # A third run starting while inv-2 never answered: inv-2 is then visibly failed.
     await store.append_event(s, text_event("x", author="user", invocation_id="inv-3"))
     runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
     assert [(r.run_id, r.status) for r in runs] == [
-        ("inv-1", "completed"), ("inv-2", "failed"), ("inv-3", "running")
+        ("inv-1", "completed"), ("inv-1/funny_nerd@3", "completed"), ("inv-2", "failed"),
+        ("inv-3", "running"),
     ]
-    assert "without a final response" in runs[1].error
+    assert "without a final response" in runs[2].error
