@@ -129,17 +129,28 @@ _Converter = Any  # a callable(value) -> value, or None for "identity"
 
 
 class _ModelPlan:
-    __slots__ = ("cls", "converters", "defaults", "factories", "fallback_fields", "private")
+    """How to rebuild one model class: which keys it knows, which need converting."""
+
+    __slots__ = ("cls", "converted", "converters", "defaults", "factories", "known", "private")
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.cls = cls
         self.converters: dict[str, _Converter] = {}
+        self.converted: frozenset[str] = frozenset()
+        self.known: frozenset[str] = frozenset()
         self.defaults: dict[str, Any] = {}
         self.factories: list[tuple[str, Any]] = []
-        self.fallback_fields: set[str] = set()
         self.private = {
             name: attr.get_default() for name, attr in cls.__private_attributes__.items()
         } or None
+
+    def finish(self) -> None:
+        self.known = frozenset(self.converters)
+        self.converted = frozenset(k for k, c in self.converters.items() if c is not None)
+
+
+_new = object.__new__
+_setattr = object.__setattr__
 
 
 class EventDecoder:
@@ -194,30 +205,28 @@ class EventDecoder:
         return plan
 
     def _build(self, cls: type[BaseModel], data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise _Fallback
-        plan = self._plan(cls)
+        plan = self._plans.get(cls)
         if plan is None:
-            raise _Fallback
+            plan = self._plan(cls)
+            if plan is None:
+                raise _Fallback
+        if type(data) is not dict or not data.keys() <= plan.known:
+            raise _Fallback  # not an object, or a key the model does not have: ask pydantic
         converters = plan.converters
+        for name in data.keys() & plan.converted:
+            value = data[name]
+            if value is not None:
+                data[name] = converters[name](value)
         values = plan.defaults.copy()
-        for key, value in data.items():
-            if key not in converters:
-                raise _Fallback  # unknown key (or an alias): let pydantic decide
-            conv = converters[key]
-            if conv is not None and value is not None:
-                value = conv(value)
-            values[key] = value
+        values.update(data)
         for name, factory in plan.factories:
             if name not in data:
                 values[name] = factory()
-        obj = object.__new__(cls)
-        object.__setattr__(obj, "__dict__", values)
-        object.__setattr__(obj, "__pydantic_fields_set__", set(data))
-        object.__setattr__(obj, "__pydantic_extra__", None)
-        object.__setattr__(
-            obj, "__pydantic_private__", copy.copy(plan.private) if plan.private else None
-        )
+        obj = _new(cls)
+        _setattr(obj, "__dict__", values)
+        _setattr(obj, "__pydantic_fields_set__", set(data))
+        _setattr(obj, "__pydantic_extra__", None)
+        _setattr(obj, "__pydantic_private__", copy.copy(plan.private) if plan.private else None)
         return obj
 
 
@@ -225,21 +234,31 @@ def _fallback(_value: Any) -> Any:
     raise _Fallback
 
 
+def _empty_or_fallback(value: Any) -> Any:
+    """For a field with a validator: an empty value needs none; anything else goes to pydantic."""
+    if value:
+        raise _Fallback
+    return value
+
+
 def _compile_plan(cls: type[BaseModel], decoder: EventDecoder) -> _ModelPlan | None:
     decorators = cls.__pydantic_decorators__
-    names = (
-        set(decorators.model_validators)
-        | set(decorators.field_validators)
-        | set(decorators.root_validators)
-    )
-    if names - _BENIGN_VALIDATORS:
+    model_level = set(decorators.model_validators) | set(decorators.root_validators)
+    if model_level - _BENIGN_VALIDATORS:
         return None
     if cls.model_config.get("extra") == "allow":
         return None
+    validated_fields: set[str] = set()
+    for name, dec in decorators.field_validators.items():
+        if name not in _BENIGN_VALIDATORS:
+            validated_fields.update(dec.info.fields)
     plan = _ModelPlan(cls)
     hints = typing.get_type_hints(cls, include_extras=True)
     for name, field in cls.model_fields.items():
-        plan.converters[name] = _compile_type(hints.get(name, field.annotation), decoder)
+        if name in validated_fields or "*" in validated_fields:
+            plan.converters[name] = _empty_or_fallback
+        else:
+            plan.converters[name] = _compile_type(hints.get(name, field.annotation), decoder)
         if field.default_factory is not None:
             plan.factories.append((name, field.default_factory))
         else:
@@ -248,6 +267,7 @@ def _compile_plan(cls: type[BaseModel], decoder: EventDecoder) -> _ModelPlan | N
                 plan.factories.append((name, lambda d=default: copy.copy(d)))
             else:
                 plan.defaults[name] = default
+    plan.finish()
     return plan
 
 
@@ -278,7 +298,7 @@ def _compile_type(tp: Any, decoder: EventDecoder) -> _Converter:
         (item,) = typing.get_args(tp) or (Any,)
         conv = _compile_type(item, decoder)
         if conv is None:
-            return lambda v: list(v) if isinstance(v, list) else _fallback(v)
+            return lambda v: v if type(v) is list else _fallback(v)
         return lambda v: [conv(x) for x in v] if isinstance(v, list) else _fallback(v)
     if origin is dict:
         key_t, val_t = typing.get_args(tp) or (str, Any)

@@ -1,0 +1,237 @@
+"""Who said what to whom: a query API over the stored events.
+
+Every stored event is a message with a source (its author), a target (whom it addresses), an
+agent path (``branch``, dot notation such as ``coordinator.worker``), a message type (see
+``facts.py``), the run it belongs to and its plain text. :func:`query_messages` filters them
+by user (required), session, run, source, target, type, time range and text.
+
+Example:
+    >>> rows = await service.query_messages(
+    ...     app_name="multi_agent", user_id="ann", source="coordinator", target="worker")
+    >>> [(m.message_type, m.text) for m in rows]
+
+Semantics worth knowing:
+
+* Results come oldest first: by sequence number within a session, by time across sessions.
+  ``limit`` keeps the *first* matches in that order.
+* ``run_id`` names a top-level run (invocation or rewind: its own events) or a delegation
+  sub-run (the events its agent wrote in the parent invocation from the transfer on, up to the
+  next delegation of that invocation: the same events ``list_runs`` counts for it). Rows carry
+  the run id stored with the event, i.e. the invocation's, also for a sub-run's events.
+* ``since`` is inclusive, ``until`` exclusive (epoch seconds).
+* ``text`` is a case-insensitive substring match (``%`` and ``_`` match themselves). On SQLite
+  case folding covers ASCII letters only (SQLite's ``lower()``); PostgreSQL folds all letters.
+  Events without text (tool calls, state-only events) never match a text filter.
+* ``on_path_only`` (default) keeps the events of the session's current history; off it, the
+  events of sibling branches left by ``branch`` are included too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy.engine import Connection
+
+from ..errors import InvalidValueError, RunNotFound
+from . import schema as s
+from .facts import MESSAGE_TYPES
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Message", "query_messages"]
+
+DEFAULT_LIMIT = 100
+"""How many messages a query returns when no limit is given."""
+
+MAX_LIMIT = 100_000
+"""The largest ``limit`` a query accepts."""
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    """One stored event seen as a message.
+
+    Attributes:
+        session_id: the session it belongs to.
+        seq: its position in the session (1, 2, ...; dense across branches).
+        event_id: the ADK event id.
+        run_id: the run (invocation) it was stored under.
+        timestamp: epoch seconds.
+        source: who said it: ``user`` or the authoring agent's name.
+        target: whom it addresses: an agent, ``user``, a tool name, or ``None``.
+        branch: the author's agent path in dot notation (``coordinator.worker``).
+        message_type: ``human``, ``agent``, ``tool_call``, ``tool_result`` or ``system``.
+        text: its plain text (``None`` for tool calls and state-only events).
+        total_tokens: the tokens the model reported for it, if any.
+    """
+
+    session_id: str
+    seq: int
+    event_id: str
+    run_id: str
+    timestamp: float
+    source: str
+    target: str | None
+    branch: str | None
+    message_type: str
+    text: str | None
+    total_tokens: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The message as a JSON-ready dict."""
+        return asdict(self)
+
+
+def check_filters(
+    *, message_type: str | None, since: float | None, until: float | None, limit: int
+) -> None:
+    """Validates the filters that are not ids.
+
+    Raises:
+        InvalidValueError: an unknown message type, a non-numeric time, or a bad limit.
+    """
+    if message_type is not None and message_type not in MESSAGE_TYPES:
+        raise InvalidValueError(
+            f"Unknown message type {message_type!r}; use one of {', '.join(MESSAGE_TYPES)}."
+        )
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InvalidValueError(f"{name} must be epoch seconds (a number), got {value!r}.")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidValueError(f"limit must be an integer from 1 to {MAX_LIMIT}, got {limit!r}.")
+
+
+def _run_condition(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str | None, run_id: str
+) -> ColumnElement[bool]:
+    """The events of a top-level run or a delegation sub-run, in every session that has it.
+
+    Raises:
+        RunNotFound: no session of the user (or the given session) has that run.
+    """
+    r, e = s.runs.c, s.events.c
+    where = [r.app_name == app_name, r.user_id == user_id, r.run_id == run_id]
+    if session_id is not None:
+        where.append(r.session_id == session_id)
+    found = conn.execute(
+        select(r.session_id, r.kind, r.agent, r.parent_run_id, r.first_seq).where(*where)
+    ).all()
+    if not found:
+        scope = f"session {session_id!r}" if session_id is not None else "any session"
+        raise RunNotFound(
+            f"Run {run_id!r} is not in {scope} of user {user_id!r} in app {app_name!r}. "
+            "`multi-agent runs --user U --session S` lists a session's runs."
+        )
+    parts: list[ColumnElement[bool]] = []
+    for run in found:
+        if run.kind != "delegation":
+            parts.append(and_(e.session_id == run.session_id, e.run_id == run_id))
+            continue
+        # A sub-run ends where the next delegation of the same invocation starts (runs.py).
+        end = conn.execute(
+            select(r.first_seq)
+            .where(
+                r.app_name == app_name, r.user_id == user_id, r.session_id == run.session_id,
+                r.parent_run_id == run.parent_run_id, r.kind == "delegation",
+                r.first_seq > run.first_seq,
+            )
+            .order_by(r.first_seq)
+            .limit(1)
+        ).scalar()
+        cond = and_(
+            e.session_id == run.session_id,
+            e.run_id == run.parent_run_id,
+            e.seq >= run.first_seq,
+            e.source == run.agent if run.agent is not None else false(),
+        )
+        if end is not None:
+            cond = and_(cond, e.seq < end)
+        parts.append(cond)
+    return or_(*parts)
+
+
+def query_messages(
+    conn: Connection,
+    *,
+    app_name: str,
+    user_id: str,
+    session_id: str | None = None,
+    run_id: str | None = None,
+    source: str | None = None,
+    target: str | None = None,
+    message_type: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    text: str | None = None,
+    on_path_only: bool = True,
+    limit: int = DEFAULT_LIMIT,
+) -> list[Message]:
+    """The stored messages matching every given filter, oldest first.
+
+    Args:
+        conn: a connection inside a transaction (``Backend.run``).
+        app_name: the app.
+        user_id: the user whose sessions are searched.
+        session_id: one session; all the user's sessions when ``None``.
+        run_id: a top-level run or a delegation sub-run (see the module docstring).
+        source: exact author (``user`` or an agent name).
+        target: exact addressee.
+        message_type: ``human``, ``agent``, ``tool_call``, ``tool_result`` or ``system``.
+        since: earliest timestamp (inclusive, epoch seconds).
+        until: latest timestamp (exclusive, epoch seconds).
+        text: case-insensitive substring of the message text.
+        on_path_only: only the current history of each session (default), not the events of
+            sibling branches.
+        limit: at most this many messages (the first ones in order).
+
+    Returns:
+        The matching messages; empty when nothing matches or the session does not exist.
+
+    Raises:
+        RunNotFound: ``run_id`` names a run that no searched session has.
+        InvalidValueError: a filter value that cannot be used (see :func:`check_filters`).
+    """
+    check_filters(message_type=message_type, since=since, until=until, limit=limit)
+    e = s.events.c
+    where: list[ColumnElement[bool]] = [e.app_name == app_name, e.user_id == user_id]
+    if session_id is not None:
+        where.append(e.session_id == session_id)
+    if run_id is not None:
+        where.append(
+            _run_condition(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id, run_id=run_id
+            )
+        )
+    if source is not None:
+        where.append(e.source == source)
+    if target is not None:
+        where.append(e.target == target)
+    if message_type is not None:
+        where.append(e.message_type == message_type)
+    if since is not None:
+        where.append(e.timestamp >= float(since))
+    if until is not None:
+        where.append(e.timestamp < float(until))
+    if text:
+        where.append(e.text.icontains(text, autoescape=True))
+    if on_path_only:
+        where.append(e.on_path.is_(True))
+    order = [e.seq] if session_id is not None else [e.timestamp, e.session_id, e.seq]
+    stmt = (
+        select(
+            e.session_id, e.seq, e.id, e.run_id, e.timestamp, e.source, e.target, e.branch,
+            e.message_type, e.text, e.total_tokens,
+        )
+        .where(*where)
+        .order_by(*order)
+        .limit(limit)
+    )
+    return [
+        Message(
+            session_id=row.session_id, seq=int(row.seq), event_id=row.id, run_id=row.run_id,
+            timestamp=float(row.timestamp), source=row.source, target=row.target,
+            branch=row.branch, message_type=row.message_type, text=row.text,
+            total_tokens=row.total_tokens,
+        )
+        for row in conn.execute(stmt)
+    ]
