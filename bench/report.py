@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-ORDER = ["adk-db", "adk-sqlite", "adk-memory", "ours-sqlite", "adk-db-pg", "ours-pg", "raw-sqlite3"]
+ORDER = ["adk-db", "adk-sqlite", "adk-memory", "ours-sqlite", "raw-sqlite3", "adk-db-pg", "ours-pg", "raw-pg"]
 SHORT = {
     "adk-db": "ADK Database (sqlite)",
     "adk-sqlite": "ADK Sqlite",
@@ -15,6 +15,7 @@ SHORT = {
     "adk-db-pg": "ADK Database (pg)",
     "ours-pg": "**ours (pg)**",
     "raw-sqlite3": "raw sqlite3 (limit)",
+    "raw-pg": "raw asyncpg (pg limit)",
 }
 
 
@@ -121,12 +122,12 @@ def build(results: dict[str, dict], meta: dict, skipped: dict[str, str]) -> tupl
     for ours in ("ours-sqlite", "ours-pg"):
         if ours not in results:
             continue
-        refs = [r for r in ("adk-db", "adk-sqlite", "adk-db-pg", "raw-sqlite3") if r in results]
-        if ours == "ours-sqlite":
-            refs = [r for r in refs if r != "adk-db-pg"]
+        refs = [r for r in ("adk-db", "adk-sqlite", "raw-sqlite3") if r in results]
+        if ours == "ours-pg":
+            refs = [r for r in ("adk-db-pg", "raw-pg", "adk-db") if r in results]
         w(f"**Ratios for {SHORT[ours].strip('*')}** — how many times faster ours is "
-          "(ours/other for rates, other/ours for times; >1 = ours faster; vs raw sqlite3 it is the "
-          "fraction of the physical limit reached):")
+          "(ours/other for rates, other/ours for times; >1 = ours faster; vs raw sqlite3 / raw asyncpg "
+          "it is the fraction of the physical limit reached):")
         w("")
         w("| metric | " + " | ".join(f"vs {SHORT[r]}" for r in refs) + " |")
         w("|---|" + "---:|" * len(refs))

@@ -8,7 +8,8 @@
 Services: adk-db (ADK DatabaseSessionService on sqlite+aiosqlite), adk-sqlite (ADK
 SqliteSessionService), adk-memory (ADK InMemorySessionService), ours-sqlite
 (multi_agent.DatabaseSessionService on a SQLite file), raw-sqlite3 (the physical limit), and with
-MULTI_AGENT_BENCH_PG_URL=postgresql+asyncpg://... also ours-pg and adk-db-pg. Each runs in its own
+MULTI_AGENT_BENCH_PG_URL=postgresql+asyncpg://... also ours-pg, adk-db-pg and raw-pg (the
+PostgreSQL limit: one INSERT = one transaction per event). Each runs in its own
 child process (``python -m bench.worker``) on a fresh temporary database.
 """
 
@@ -31,7 +32,7 @@ from . import report
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ENV = "MULTI_AGENT_BENCH_PG_URL"
-ALL = ["raw-sqlite3", "adk-memory", "adk-sqlite", "adk-db", "ours-sqlite", "adk-db-pg", "ours-pg"]
+ALL = ["raw-sqlite3", "adk-memory", "adk-sqlite", "adk-db", "ours-sqlite", "raw-pg", "adk-db-pg", "ours-pg"]
 
 
 def _env() -> dict[str, str]:
@@ -125,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             plan.append(n)
     if not os.environ.get(PG_ENV) and not args.only:
-        skipped["ours-pg, adk-db-pg"] = f"{PG_ENV} is not set"
+        skipped["ours-pg, adk-db-pg, raw-pg"] = f"{PG_ENV} is not set"
 
     meta = meta_info()
     print(f"bench: {sizes} sizes; services: {', '.join(plan)}", file=sys.stderr)

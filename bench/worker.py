@@ -419,6 +419,88 @@ def run_raw_sqlite(sz: Sizes, tmpdir: str) -> dict:
     return res
 
 
+async def run_raw_pg(sz: Sizes) -> dict:
+    """The PostgreSQL limit: asyncpg, one prepared INSERT per event in its own (autocommit)
+    transaction, default server settings (synchronous_commit=on, so one WAL flush per event)."""
+    import asyncpg
+
+    from .adapters import PG_ENV, PgScratch
+
+    pg = PgScratch(os.environ[PG_ENV])
+    await pg.create()
+    dsn = pg._dsn(pg.name if pg.created else None)
+    con = await asyncpg.connect(**dsn)
+    res: dict[str, Any] = {"service": "raw-pg", "is_ours": False, "notes": [], "errors": {},
+                           "label": "raw asyncpg (1 INSERT = 1 transaction per event)"}
+    if pg.note:
+        res["notes"].append(pg.note)
+    t_start = time.perf_counter()
+    try:
+        await con.execute("""
+            CREATE TABLE raw_sessions (user_id TEXT, id TEXT, state JSONB, update_time DOUBLE PRECISION,
+                                       PRIMARY KEY (user_id, id));
+            CREATE TABLE raw_events (session_id TEXT, seq INTEGER, data TEXT, PRIMARY KEY (session_id, seq));
+        """)
+        rows = [e.model_dump_json(exclude_none=True) for e in (workload.make_event(i) for i in range(sz.n_append))]
+        ins_s = await con.prepare("INSERT INTO raw_sessions VALUES ($1, $2, '{}', $3)")
+        lat = []
+        t0 = time.perf_counter()
+        for _ in range(sz.n_create):
+            t1 = time.perf_counter()
+            await ins_s.fetch("creator", workload.new_id(), time.time())
+            lat.append(time.perf_counter() - t1)
+        res["create_per_s"] = sz.n_create / (time.perf_counter() - t0)
+        res["create_p50_ms"] = ms(pct(lat, 0.5))
+        ins_e = await con.prepare("INSERT INTO raw_events VALUES ($1, $2, $3)")
+        lat = []
+        for i, data in enumerate(rows):
+            t1 = time.perf_counter()
+            await ins_e.fetch("appender", i, data)
+            lat.append(time.perf_counter() - t1)
+        res["append_per_s"] = len(rows) / sum(lat)
+        res["append_p50_ms"] = ms(pct(lat, 0.5))
+        res["append_p99_ms"] = ms(pct(lat, 0.99))
+
+        async def fill(sid: str, n: int) -> None:
+            await con.copy_records_to_table(
+                "raw_events", records=[(sid, i, json.dumps(d, separators=(",", ":")))
+                                       for i, d in enumerate(workload.bulk_event_dicts(n, start_ts=1e9))])
+
+        async def reads(sql: str, arg: str, reps: int, expect: int) -> float:
+            times = []
+            for _ in range(reps):
+                t1 = time.perf_counter()
+                evs = [json.loads(r[0]) for r in await con.fetch(sql, arg)]
+                times.append(time.perf_counter() - t1)
+                assert len(evs) == expect
+            return ms(statistics.median(times))
+
+        await fill("reader", sz.n_get)
+        res["get_n"] = sz.n_get
+        res["get_full_ms"] = await reads("SELECT data FROM raw_events WHERE session_id=$1 ORDER BY seq",
+                                         "reader", sz.get_reps, sz.n_get)
+        last20 = "SELECT data FROM raw_events WHERE session_id=$1 ORDER BY seq DESC LIMIT 20"
+        res["get_recent20_ms"] = await reads(last20, "reader", sz.recent_reps, 20)
+        await fill("big", sz.n_big)
+        await con.execute("ANALYZE raw_events")
+        res["big_n"] = sz.n_big
+        res["big_recent20_ms"] = await reads(last20, "big", sz.recent_reps, 20)
+        await con.copy_records_to_table("raw_sessions", records=[
+            ("lister", workload.new_id(), "{}", float(i)) for i in range(sz.n_list)])
+        res["list_ms"] = await reads(
+            "SELECT state::text, id FROM raw_sessions WHERE user_id=$1 ORDER BY update_time",
+            "lister", sz.list_reps, sz.n_list)
+        res["list_n"] = sz.n_list
+        res["list_events_loaded"] = 0
+    finally:
+        await con.close()
+        await pg.drop()
+    res["db_mb"] = (pg.size or 0) / 1e6 or None
+    res["peak_rss_mb"] = peak_rss_mb()
+    res["total_s"] = time.perf_counter() - t_start
+    return res
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -436,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix=f"bench-{args.service}-") as tmpdir:
         if args.service == "raw-sqlite3":
             res = run_raw_sqlite(sz, tmpdir)
+        elif args.service == "raw-pg":
+            res = asyncio.run(run_raw_pg(sz))
         else:
             COUNTER.install()
             res = asyncio.run(run_service(args.service, sz, tmpdir))
