@@ -1,0 +1,78 @@
+"""The manager: the root agent. It understands the request and delegates to a sub-agent.
+
+``build_agent_tree(model)`` builds a fresh manager with fresh sub-agents (an ADK agent can
+have only one parent, so every Runner gets its own tree). ``root_agent`` is that tree on the
+configured model (``$MULTI_AGENT_MODEL``, else the offline model), built on first access,
+for ``adk web`` / ``adk run``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.adk.agents.llm_agent import LlmAgent
+from google.adk.models.base_llm import BaseLlm
+
+from state_tools import ALL_STATE_TOOLS, record_turn, wrap
+from state_tools.context import instruction_with_user_context
+from subagents import build_funny_nerd, build_historian, build_stock_analyst
+
+__all__ = ["DESCRIPTION", "NAME", "build_agent_tree", "root_agent"]
+
+NAME = "manager"
+DESCRIPTION = "Understands the user's request and delegates it to the right team member."
+INSTRUCTION = """
+You are the manager of a small team of assistant agents talking with one user. Work out what
+the user wants, then either delegate it or handle it yourself.
+
+Delegate:
+- jokes on any topic -> funny_nerd
+- the stock watch list and stock prices -> stock_analyst
+- questions about earlier conversations ("what did we talk about?",
+  "what did I ask about stocks?") -> historian
+
+To delegate, ALWAYS take two steps: first call track_agent_delegation with the agent's name
+and a short description of the task, then call transfer_to_agent with the same agent name.
+Do not answer delegated requests yourself.
+
+Handle yourself, with your tools: the user's name (set_user_name), their profile
+(get_user_profile), favourite agent (set_favorite_agent), preferences
+(update_user_preferences, add_joke_preference) and usage statistics
+(get_agent_performance_stats). Greet the user by name when you know it and introduce the
+team briefly when asked what you can do. When the user mentions a preference in passing
+("I love chemistry"), record it.
+
+If a tool returns status "error", tell the user what was wrong in plain words. Never invent
+facts, and never state a stock price yourself.
+"""
+
+
+def build_agent_tree(model: str | BaseLlm) -> LlmAgent:
+    """A new manager agent with new funny_nerd, stock_analyst and historian sub-agents.
+
+    Args:
+        model: the model every agent runs on: a ``BaseLlm`` instance or a model name ADK
+            resolves (see ``multi_agent.models.resolve_model``).
+
+    Returns:
+        The manager (root) agent.
+    """
+    return LlmAgent(
+        name=NAME,
+        model=model,
+        description=DESCRIPTION,
+        instruction=instruction_with_user_context(INSTRUCTION),
+        tools=wrap(*ALL_STATE_TOOLS),
+        sub_agents=[build_funny_nerd(model), build_stock_analyst(model), build_historian(model)],
+        after_agent_callback=record_turn,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "root_agent":
+        from multi_agent.models import resolve_model
+
+        agent = build_agent_tree(resolve_model())
+        globals()["root_agent"] = agent
+        return agent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,159 @@
+"""Reads an ADK ``LlmRequest`` the way the offline model needs it.
+
+What the model gets from ADK, and what this module makes of it:
+
+* the system instruction carries the agent's name (``Your internal name is "X"``) and, for a
+  sub-agent, its parent (``transfer to your parent agent X``);
+* ``tools_dict`` and the ``transfer_to_agent`` declaration name the tools and transfer targets;
+* ``contents`` is the whole conversation. The human's messages are ``role='user'`` text, but so
+  are other agents' events after a transfer (``For context: ... [manager] called tool ...``),
+  so the human's latest message is the last user text that is *not* such a relay. The agent's
+  own progress in this turn is the run of its own function calls and responses at the end.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.adk.models.llm_request import LlmRequest
+from google.genai import types
+
+__all__ = ["RequestView", "Step", "read_request"]
+
+_NAME = re.compile(r'Your internal name is "([^"]+)"')
+_PARENT = re.compile(r"transfer to your parent agent (\w+)")
+_RELAY_PREFIX = "For context:"
+_INSTRUCTION_MARK = "<<<BEGIN_SYSTEM_INSTRUCTION>>>"
+_RELAYED_TRANSFER = "called tool `transfer_to_agent`"
+
+
+@dataclass(slots=True)
+class Step:
+    """One tool call this agent made in the current turn, with its result once it has one."""
+
+    name: str
+    args: dict[str, Any]
+    result: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class RequestView:
+    """The parts of a request the offline model decides on."""
+
+    agent_name: str
+    human_text: str | None
+    steps: list[Step] = field(default_factory=list)
+    tools: frozenset[str] = frozenset()
+    transfer_targets: tuple[str, ...] = ()
+    parent: str | None = None
+    transfers_this_turn: int = 0
+    prompt_chars: int = 0
+
+
+def _instruction_text(config: types.GenerateContentConfig | None) -> str:
+    si = config.system_instruction if config else None
+    if si is None:
+        return ""
+    if isinstance(si, str):
+        return si
+    if isinstance(si, types.Content):
+        return "\n".join(p.text or "" for p in si.parts or [])
+    if isinstance(si, list):
+        return "\n".join(x if isinstance(x, str) else getattr(x, "text", "") or "" for x in si)
+    return str(si)
+
+
+def _texts(content: types.Content) -> list[str]:
+    return [p.text for p in content.parts or [] if p.text and not p.thought]
+
+
+def _is_tool_traffic(content: types.Content) -> bool:
+    parts = content.parts or []
+    return bool(parts) and all(p.function_call or p.function_response for p in parts)
+
+
+def _is_human(content: types.Content) -> bool:
+    if content.role != "user" or _is_tool_traffic(content):
+        return False
+    texts = _texts(content)
+    if not texts:
+        return False
+    first = texts[0].lstrip()
+    return not first.startswith(_RELAY_PREFIX) and _INSTRUCTION_MARK not in first
+
+
+def _transfer_targets(llm_request: LlmRequest) -> tuple[str, ...]:
+    tools = (llm_request.config.tools if llm_request.config else None) or []
+    for tool in tools:
+        for decl in getattr(tool, "function_declarations", None) or []:
+            if decl.name != "transfer_to_agent":
+                continue
+            schema = decl.parameters_json_schema
+            if isinstance(schema, dict):
+                enum = schema.get("properties", {}).get("agent_name", {}).get("enum")
+                if enum:
+                    return tuple(str(x) for x in enum)
+            params = decl.parameters
+            if params is not None and params.properties and "agent_name" in params.properties:
+                enum = params.properties["agent_name"].enum
+                if enum:
+                    return tuple(str(x) for x in enum)
+    return ()
+
+
+def _own_steps(tail: list[types.Content]) -> list[Step]:
+    steps: list[Step] = []
+    by_id: dict[str, Step] = {}
+    for content in tail:
+        for part in content.parts or []:
+            if part.function_call:
+                call = part.function_call
+                step = Step(name=call.name or "", args=dict(call.args or {}))
+                steps.append(step)
+                if call.id:
+                    by_id[call.id] = step
+            elif part.function_response:
+                resp = part.function_response
+                step = by_id.get(resp.id or "") or next(
+                    (s for s in steps if s.name == resp.name and s.result is None), None
+                )
+                if step is not None:
+                    result = resp.response or {}
+                    step.result = result if isinstance(result, dict) else {"result": result}
+    return steps
+
+
+def read_request(llm_request: LlmRequest) -> RequestView:
+    """Builds the :class:`RequestView` of ``llm_request``."""
+    instruction = _instruction_text(llm_request.config)
+    name_match = _NAME.search(instruction)
+    parent_match = _PARENT.search(instruction)
+    contents = list(llm_request.contents or [])
+    human_at = next((i for i in range(len(contents) - 1, -1, -1) if _is_human(contents[i])), None)
+    after = contents[human_at + 1:] if human_at is not None else contents
+    tail_start = len(after)
+    while tail_start > 0 and _is_tool_traffic(after[tail_start - 1]):
+        tail_start -= 1
+    tail = after[tail_start:]
+    relayed = sum(t.count(_RELAYED_TRANSFER) for c in after for t in _texts(c))
+    own = sum(
+        1 for c in after for p in c.parts or []
+        if p.function_call and p.function_call.name == "transfer_to_agent"
+    )
+    chars = len(instruction) + sum(
+        len(p.text or "") + len(str(p.function_response.response) if p.function_response else "")
+        + len(str(p.function_call.args) if p.function_call else "")
+        for c in contents for p in c.parts or []
+    )
+    return RequestView(
+        agent_name=name_match.group(1) if name_match else "",
+        human_text=" ".join(_texts(contents[human_at])).strip() if human_at is not None else None,
+        steps=_own_steps(tail),
+        tools=frozenset(llm_request.tools_dict or {}),
+        transfer_targets=_transfer_targets(llm_request),
+        parent=parent_match.group(1) if parent_match else None,
+        transfers_this_turn=relayed + own,
+        prompt_chars=chars,
+    )

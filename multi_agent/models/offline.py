@@ -1,0 +1,153 @@
+"""The built-in offline model: ADK ``BaseLlm`` that follows rules instead of a neural network.
+
+It is registered in ADK's ``LLMRegistry`` for names matching ``offline-.*`` (the default is
+``offline-rules``), so ``LlmAgent(model="offline-rules")`` works like any other model name.
+It answers through ADK's normal flow: it emits real ``transfer_to_agent`` and tool function
+calls, ADK runs them, stores their events and state changes, and calls the model again with
+the results, exactly as with an LLM. Only the decisions are rules:
+
+1. read the request (``_request.read_request``): agent name, the human's latest message,
+   this agent's tool calls so far in the turn, its tools and transfer targets;
+2. classify the message (``intents.classify``), which names the agent that handles it;
+3. if this agent handles it, run the intent's plan (``plans.PLANS``) one step at a time;
+   if a sub-agent handles it, the manager first records the delegation with
+   ``track_agent_delegation`` and then transfers; any other agent hands back to its parent;
+4. say plainly when the message is not understood.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import AsyncGenerator
+
+from google.adk.models import LlmCapabilities
+from google.adk.models.base_llm import BaseLlm
+from google.adk.models.llm_request import LlmRequest
+from google.adk.models.llm_response import LlmResponse
+from google.adk.models.registry import LLMRegistry
+from google.genai import types
+from typing_extensions import override
+
+from ._request import RequestView, read_request
+from .intents import classify
+from .plans import PLANS, Call, Done, Say
+from .replies import EXAMPLES, IDENTITY, NOT_UNDERSTOOD
+
+__all__ = ["OFFLINE_MODEL_NAME", "OfflineRulesModel", "decide"]
+
+OFFLINE_MODEL_NAME = "offline-rules"
+DELEGATION_TOOL = "track_agent_delegation"
+TRANSFER_TOOL = "transfer_to_agent"
+# A turn that has bounced between agents this often is stuck; stop and say so.
+MAX_TRANSFERS_PER_TURN = 4
+# Rough size of one token in characters, used only to fill in usage_metadata (see below).
+CHARS_PER_TOKEN = 4
+
+
+def _transfer(target: str) -> Call:
+    return Call(TRANSFER_TOOL, {"agent_name": target})
+
+
+def _delegate(view: RequestView, owner: str) -> Call:
+    """Manager: record the delegation first, then transfer."""
+    done = Done(view.steps)
+    if DELEGATION_TOOL in view.tools and not done.has(DELEGATION_TOOL):
+        task = " ".join((view.human_text or "").split())[:300]
+        return Call(DELEGATION_TOOL, {"agent_name": owner, "task": task})
+    return _transfer(owner)
+
+
+def _not_understood(view: RequestView) -> Say:
+    return Say(NOT_UNDERSTOOD.format(
+        text=(view.human_text or "")[:200], identity=IDENTITY, examples=EXAMPLES
+    ))
+
+
+def decide(view: RequestView) -> Call | Say:
+    """The next action of the agent ``view`` describes: one tool call or the answer text."""
+    if view.human_text is None:
+        return Say("I didn't receive a message. Type 'help' to see what I can do.")
+    if view.transfers_this_turn >= MAX_TRANSFERS_PER_TURN:
+        return Say(
+            "Sorry, I couldn't work out which agent should handle that. "
+            "Type 'help' for examples of what I understand."
+        )
+    match = classify(view.human_text)
+    if match is None:
+        return _transfer(view.parent) if view.parent in view.transfer_targets else (
+            _not_understood(view)
+        )
+    owner = match.intent.owner
+    plan = PLANS[match.intent.name]
+    can_run = plan.tools <= view.tools
+    if can_run and (owner == view.agent_name or owner not in view.transfer_targets):
+        return plan.run(match.args, Done(view.steps))
+    if owner in view.transfer_targets and owner != view.parent:
+        return _delegate(view, owner)
+    if view.parent and view.parent in view.transfer_targets:
+        return _transfer(view.parent)
+    return Say(
+        f"I'm {view.agent_name or 'this agent'}, and that is a job for {owner}, which I can't "
+        "reach from here. Ask the manager agent instead."
+    )
+
+
+def _estimate_tokens(chars: int) -> int:
+    # An offline rules model has no tokenizer: these counts are ESTIMATES from character
+    # counts (about 4 characters per token), filled in so that ADK's usage accounting and
+    # the store's token columns have numbers and ADK does not warn about missing usage.
+    return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+
+
+class OfflineRulesModel(BaseLlm):
+    """Offline rules model for the agent team (no network, no API key, not an LLM).
+
+    Example:
+        >>> LlmAgent(name="manager", model=OfflineRulesModel(), ...)
+        >>> LlmAgent(name="manager", model="offline-rules", ...)  # via ADK's registry
+    """
+
+    model: str = OFFLINE_MODEL_NAME
+
+    @classmethod
+    @override
+    def supported_models(cls) -> list[str]:
+        return [r"offline-.*"]
+
+    @property
+    @override
+    def capabilities(self) -> LlmCapabilities:
+        return LlmCapabilities(output_schema_and_tools=False)
+
+    @override
+    async def generate_content_async(
+        self, llm_request: LlmRequest, stream: bool = False
+    ) -> AsyncGenerator[LlmResponse, None]:
+        view = read_request(llm_request)
+        action = decide(view)
+        if isinstance(action, Call):
+            part = types.Part(
+                function_call=types.FunctionCall(name=action.name, args=dict(action.args))
+            )
+            out_chars = len(action.name) + len(json.dumps(action.args, default=str))
+        else:
+            part = types.Part(text=action.text)
+            out_chars = len(action.text)
+        prompt = _estimate_tokens(view.prompt_chars)
+        output = _estimate_tokens(out_chars)
+        yield LlmResponse(
+            content=types.Content(role="model", parts=[part]),
+            partial=False,
+            turn_complete=True,
+            finish_reason=types.FinishReason.STOP,
+            model_version=self.model,
+            usage_metadata=types.GenerateContentResponseUsageMetadata(
+                prompt_token_count=prompt,
+                candidates_token_count=output,
+                total_token_count=prompt + output,
+            ),
+        )
+
+
+LLMRegistry.register(OfflineRulesModel)

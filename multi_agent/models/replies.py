@@ -1,0 +1,230 @@
+"""How the offline model words its answers. Every fact in a reply comes from a tool result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "HELP",
+    "NOT_UNDERSTOOD",
+    "describe_joke",
+    "describe_profile",
+    "describe_quote",
+    "describe_search",
+    "describe_sessions",
+    "describe_stats",
+    "describe_summary",
+    "describe_watchlist_change",
+    "describe_watchlist_quotes",
+]
+
+IDENTITY = (
+    "I'm running on the built-in offline rules model: simple pattern rules, not an LLM, so "
+    "I understand requests phrased like the examples below."
+)
+
+EXAMPLES = (
+    "  - jokes: 'tell me a joke about python', 'another one', 'what joke topics are there?'\n"
+    "  - stocks: 'add AAPL to my watchlist', 'remove AAPL from my watchlist', "
+    "'show my watchlist', 'price of AAPL', 'prices for my watchlist'\n"
+    "  - history: 'what did we talk about?', 'what did I ask about stocks last week?'\n"
+    "  - you: 'my name is Ada', 'set my favourite agent to historian', 'show my profile', "
+    "'show my stats'"
+)
+
+HELP = (
+    "I'm the manager of a small team: funny_nerd tells nerdy jokes, stock_analyst keeps your "
+    "watch list and looks up live prices, historian remembers what we talked about. "
+    f"{IDENTITY}\n{EXAMPLES}\nEverything is saved, so I remember it in your next session too."
+)
+
+NOT_UNDERSTOOD = (
+    "Sorry, I didn't understand {text!r}. {identity}\n{examples}"
+)
+
+_AREAS = {
+    "funny_nerd": "jokes",
+    "stock_analyst": "stocks and your watch list",
+    "historian": "our conversation history",
+    "manager": "you and your settings",
+}
+
+
+def _day(stamp: Any) -> str:
+    text = str(stamp or "")
+    return text[:16].replace("T", " ") if text else "?"
+
+
+def _quote(text: Any, limit: int = 90) -> str:
+    value = " ".join(str(text or "").split())
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def describe_joke(told: dict[str, Any], liked: dict[str, Any]) -> str:
+    """The joke, with what the user should know about the collection."""
+    topic = told.get("topic")
+    body = [str(told.get("joke"))]
+    if not told.get("exhausted") and told.get("remaining") == 0:
+        body.append(f"(That was the last {topic} joke you hadn't heard.)")
+    if liked.get("status") == "ok" and liked.get("changed"):
+        body.append(f"I'll remember that you like {topic} jokes.")
+    text = " ".join(body)
+    if told.get("exhausted"):
+        return (
+            f"You've now heard all {told.get('total')} of my {topic} jokes, so I'm starting "
+            f"over:\n{text}"
+        )
+    if told.get("chosen_because") == "liked":
+        return f"Since you like {topic} jokes: {text}"
+    return text
+
+
+def describe_watchlist_change(verb: str, tickers: list[str], results: list[dict[str, Any]]) -> str:
+    """One line per ticker, then the whole watch list."""
+    lines = []
+    watchlist: list[str] | None = None
+    for asked, result in zip(tickers, results, strict=False):
+        ticker = result.get("ticker") or asked
+        if result.get("status") != "ok":
+            lines.append(f"Couldn't {verb} {asked}: {result.get('error')}")
+            continue
+        watchlist = result.get("stock_watchlist", watchlist)
+        if verb == "add":
+            lines.append(
+                f"Added {ticker} to your watch list." if result.get("changed")
+                else f"{ticker} was already on your watch list."
+            )
+        else:
+            lines.append(f"Removed {ticker} from your watch list.")
+    if watchlist is not None:
+        lines.append(
+            f"Your watch list: {', '.join(watchlist)}." if watchlist
+            else "Your watch list is now empty."
+        )
+    return "\n".join(lines)
+
+
+def describe_quote(result: dict[str, Any]) -> str:
+    """A fetched price with its source, or why there is none."""
+    ticker = result.get("ticker", "that stock")
+    if result.get("status") == "ok":
+        currency = f" {result['currency']}" if result.get("currency") else ""
+        return (
+            f"{ticker} last traded at {result['price']}{currency} "
+            f"(source: {result.get('source')}, fetched {_day(result.get('fetched_at'))} UTC)."
+        )
+    if result.get("status") == "unavailable":
+        return (
+            f"I can't give you a price for {ticker} right now: {result.get('error')} "
+            "I won't guess or make up a price."
+        )
+    return f"Sorry: {result.get('error')}"
+
+
+def describe_watchlist_quotes(result: dict[str, Any]) -> str:
+    """Prices for the watch list; failures reported once when they share a reason."""
+    quotes = result.get("quotes") or []
+    good = [q for q in quotes if q.get("status") == "ok"]
+    bad = [q for q in quotes if q.get("status") != "ok"]
+    lines = [describe_quote(q) for q in good]
+    reasons = {q.get("error") for q in bad}
+    if bad and len(reasons) == 1:
+        names = ", ".join(str(q.get("ticker")) for q in bad)
+        lines.append(
+            f"I can't give you prices for {names} right now: {reasons.pop()} "
+            "I won't guess or make up prices."
+        )
+    else:
+        lines.extend(describe_quote(q) for q in bad)
+    return "\n".join(lines)
+
+
+def _exchange(entry: dict[str, Any]) -> str:
+    return (
+        f"  - {_day(entry.get('timestamp'))}: you said \"{_quote(entry.get('user_input'))}\" "
+        f"and {entry.get('agent')} answered \"{_quote(entry.get('agent_response'))}\""
+    )
+
+
+def describe_summary(result: dict[str, Any]) -> str:
+    """Turns per area and the latest exchanges."""
+    total = result.get("total_turns") or 0
+    if not total:
+        return "I have no earlier conversation with you on record yet."
+    sessions = result.get("sessions")
+    where = f" across {sessions} session{'s' if sessions != 1 else ''}" if sessions else ""
+    lines = [
+        f"We've had {total} exchange{'s' if total != 1 else ''}{where} since "
+        f"{_day(result.get('first_at'))} UTC:"
+    ]
+    for agent, count in sorted((result.get("by_agent") or {}).items(), key=lambda kv: -kv[1]):
+        lines.append(f"  - {_AREAS.get(agent, agent)} ({agent}): {count}")
+    recent = result.get("recent") or []
+    if recent:
+        lines.append("Most recently:")
+        lines.extend(_exchange(e) for e in recent[-5:])
+    return "\n".join(lines)
+
+
+def describe_search(result: dict[str, Any]) -> str:
+    """What was found about the query, newest last."""
+    query = result.get("query")
+    days = result.get("days") or 0
+    window = f" in the last {days} day{'s' if days != 1 else ''}" if days else ""
+    matches = result.get("matches") or []
+    if not matches:
+        return f"I found nothing about {query!r}{window} in our conversations."
+    total = result.get("total_matches") or len(matches)
+    lines = [f"I found {total} exchange{'s' if total != 1 else ''} about {query!r}{window}:"]
+    lines.extend(_exchange(e) for e in matches[-10:])
+    return "\n".join(lines)
+
+
+def describe_sessions(result: dict[str, Any]) -> str:
+    """The user's sessions, oldest first."""
+    sessions = result.get("sessions") or []
+    lines = [f"We've had {len(sessions)} session{'s' if len(sessions) != 1 else ''}:"]
+    for s in sessions:
+        mark = " (this one)" if s.get("current") else ""
+        lines.append(
+            f"  - started {_day(s.get('created_at'))}, {s.get('total_interactions', 0)} "
+            f"exchanges, last active {_day(s.get('last_activity'))}{mark}"
+        )
+    return "\n".join(lines)
+
+
+def describe_stats(result: dict[str, Any]) -> str:
+    """Delegations per agent over all sessions."""
+    agents = result.get("agents") or {}
+    if not agents:
+        return "I haven't delegated anything to the team for you yet."
+    lines = [f"Delegations over all your sessions ({result.get('total_delegations')} in total):"]
+    for name, stats in sorted(agents.items(), key=lambda kv: -kv[1].get("delegations", 0)):
+        lines.append(
+            f"  - {name}: {stats.get('delegations')} (last used {_day(stats.get('last_used'))})"
+        )
+    if result.get("most_used"):
+        lines.append(f"Most used: {result['most_used']}.")
+    if result.get("favorite_agent"):
+        lines.append(f"Your favourite: {result['favorite_agent']}.")
+    return "\n".join(lines)
+
+
+def describe_profile(result: dict[str, Any]) -> str:
+    """Everything remembered about the user."""
+    prefs = result.get("preferences") or {}
+
+    def listed(key: str) -> str:
+        return ", ".join(prefs.get(key) or []) or "none yet"
+
+    stats = result.get("agent_stats") or {}
+    used = ", ".join(f"{k} {v.get('delegations', 0)}x" for k, v in sorted(stats.items()))
+    return "\n".join([
+        f"Name: {result.get('user_name') or 'not set (say: my name is ...)'}",
+        f"Favourite agent: {prefs.get('favorite_agent') or 'none yet'}",
+        f"Joke topics you like: {listed('joke_preferences')}",
+        f"Stock watch list: {listed('stock_watchlist')}",
+        f"Nerd topics: {listed('nerd_topics')}",
+        f"Agents used: {used or 'none yet'}",
+        f"Exchanges remembered: {result.get('remembered_turns', 0)}",
+    ])

@@ -1,0 +1,216 @@
+"""Tools that read the conversation history: this session's and the user's across sessions.
+
+The per-session history is ``conversation_history``; the cross-session one is the bounded
+``user:conversation_log`` that the turn recorder (``state_tools.recorder``) keeps next to it.
+Sessions themselves are listed through the session service, so the count of past sessions is
+exact even when the log has dropped its oldest turns.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.adk.tools.tool_context import ToolContext
+
+from ._common import (
+    CONVERSATION_HISTORY,
+    CONVERSATION_LOG,
+    SESSION_METADATA,
+    error,
+    ok,
+    read_list,
+)
+
+__all__ = ["get_conversation_summary", "list_my_sessions", "search_conversation_history"]
+
+logger = logging.getLogger(__name__)
+
+_EXCERPT = 200
+_MAX_MATCHES = 20
+_MAX_DAYS = 3650
+
+# Words that stand for a whole area of conversation, mapped to the agent that handles it.
+_AREA_WORDS = {
+    "stock_analyst": {
+        "stock", "stocks", "share", "shares", "market", "markets", "price", "prices",
+        "ticker", "tickers", "watchlist", "portfolio", "quote", "quotes",
+    },
+    "funny_nerd": {"joke", "jokes", "funny", "humor", "humour", "pun", "puns", "laugh"},
+    "historian": {"history", "summary", "recap"},
+}
+
+
+def _excerpt(text: Any) -> str:
+    value = " ".join(str(text or "").split())
+    return value if len(value) <= _EXCERPT else value[: _EXCERPT - 1] + "…"
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "timestamp": entry.get("timestamp"),
+        "session_id": entry.get("session_id"),
+        "agent": entry.get("agent"),
+        "user_input": _excerpt(entry.get("user_input")),
+        "agent_response": _excerpt(entry.get("agent_response")),
+    }
+
+
+def _entries(tool_context: ToolContext, scope: str) -> list[dict[str, Any]]:
+    state = tool_context.state
+    if scope == "session":
+        items = read_list(state, CONVERSATION_HISTORY)
+        sid = tool_context.session.id
+        return [{**e, "session_id": sid} for e in items if isinstance(e, dict)]
+    return [e for e in read_list(state, CONVERSATION_LOG) if isinstance(e, dict)]
+
+
+async def _session_count(tool_context: ToolContext) -> int | None:
+    try:
+        service = tool_context.get_invocation_context().session_service
+        listed = await service.list_sessions(
+            app_name=tool_context.session.app_name, user_id=tool_context.user_id
+        )
+    except Exception:  # a summary without the count is still useful
+        logger.debug("list_sessions failed", exc_info=True)
+        return None
+    return len(listed.sessions)
+
+
+async def get_conversation_summary(
+    tool_context: ToolContext, scope: str = "all", max_entries: int = 10
+) -> dict[str, Any]:
+    """Summarises what the user and the agents talked about.
+
+    Use for "what did we talk about?", "summarise our conversation", "recap".
+
+    Args:
+        scope: "all" (default) for every session of this user, or "session" for the current
+            session only.
+        max_entries: how many of the most recent exchanges to include (1-50, default 10).
+
+    Returns:
+        status "ok" with ``total_turns``, ``by_agent`` (turns per agent), ``first_at`` and
+        ``last_at`` timestamps, ``sessions`` (how many sessions the user has), and ``recent``
+        (the latest exchanges, oldest first, each with timestamp, agent, user_input and
+        agent_response excerpts). The current question is not included yet.
+    """
+    where = (scope or "all").strip().lower() if isinstance(scope, str) else ""
+    if where not in ("all", "session"):
+        return error(f"Unknown scope {scope!r}; use 'all' or 'session'.")
+    if isinstance(max_entries, bool) or not isinstance(max_entries, int | float):
+        return error("max_entries must be a number from 1 to 50.")
+    count = int(max_entries)
+    if not 1 <= count <= 50:
+        return error("max_entries must be a number from 1 to 50.")
+    entries = _entries(tool_context, where)
+    by_agent: dict[str, int] = {}
+    for entry in entries:
+        agent = str(entry.get("agent") or "unknown")
+        by_agent[agent] = by_agent.get(agent, 0) + 1
+    meta = tool_context.state.get(SESSION_METADATA)
+    return ok(
+        scope=where,
+        total_turns=len(entries),
+        by_agent=by_agent,
+        first_at=entries[0].get("timestamp") if entries else None,
+        last_at=entries[-1].get("timestamp") if entries else None,
+        sessions=await _session_count(tool_context) if where == "all" else 1,
+        current_session=dict(meta) if isinstance(meta, dict) else None,
+        recent=[_public(e) for e in entries[-count:]],
+    )
+
+
+def _matches(entry: dict[str, Any], words: set[str], agents: set[str]) -> bool:
+    if entry.get("agent") in agents:
+        return True
+    text = f"{entry.get('user_input') or ''} {entry.get('agent_response') or ''}".lower()
+    return any(word in text for word in words)
+
+
+def search_conversation_history(
+    query: str, tool_context: ToolContext, days: int = 0
+) -> dict[str, Any]:
+    """Finds earlier exchanges about a subject, across all of the user's sessions.
+
+    Use for "what did I ask about stocks?", "did we talk about python?", "what jokes did you
+    tell me last week?". Area words match the whole area: "stocks"/"prices"/"watchlist" find
+    every stock_analyst exchange, "jokes" every funny_nerd one.
+
+    Args:
+        query: the subject to look for, e.g. "stocks", "AAPL", "python".
+        days: only look at the last N days (0, the default, means no time limit);
+            "last week" is 7, "yesterday" 2, "today" 1.
+
+    Returns:
+        status "ok" with ``matches`` (up to 20, oldest first, each with timestamp,
+        session_id, agent, user_input and agent_response excerpts) and ``total_matches``,
+        or status "error" for an empty query or an invalid number of days.
+    """
+    if not isinstance(query, str) or not query.strip():
+        return error("A search query is required, for example 'stocks' or 'python'.")
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days <= _MAX_DAYS:
+        return error(f"days must be a number from 0 (no limit) to {_MAX_DAYS}.")
+    words = {w.strip(".,!?;:'\"()") for w in query.lower().split()}
+    words = {w for w in words if len(w) >= 2}
+    if not words:
+        return error("The search query has no usable words.")
+    agents = {agent for agent, area in _AREA_WORDS.items() if words & area}
+    since = datetime.now(UTC) - timedelta(days=float(days)) if days else None
+    found = []
+    for entry in _entries(tool_context, "all"):
+        if since is not None and not _after(entry.get("timestamp"), since):
+            continue
+        if _matches(entry, words, agents):
+            found.append(entry)
+    return ok(
+        query=query.strip(),
+        days=int(days),
+        total_matches=len(found),
+        matches=[_public(e) for e in found[-_MAX_MATCHES:]],
+    )
+
+
+def _after(stamp: Any, since: datetime) -> bool:
+    try:
+        when = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return False
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when >= since
+
+
+async def list_my_sessions(tool_context: ToolContext) -> dict[str, Any]:
+    """Lists the user's conversation sessions, oldest first.
+
+    Use for "how many times have we talked?" or "list my sessions".
+
+    Returns:
+        status "ok" with ``sessions`` (each with session_id, created_at, last_activity,
+        total_interactions and whether it is the current one), or status "error" when the
+        session store cannot be read.
+    """
+    try:
+        service = tool_context.get_invocation_context().session_service
+        listed = await service.list_sessions(
+            app_name=tool_context.session.app_name, user_id=tool_context.user_id
+        )
+    except Exception as exc:  # report, never raise into the model
+        return error(f"Could not list sessions: {exc}")
+    sessions = []
+    for s in listed.sessions:
+        meta = s.state.get(SESSION_METADATA)
+        meta = meta if isinstance(meta, dict) else {}
+        sessions.append(
+            {
+                "session_id": s.id,
+                "created_at": meta.get("created_at"),
+                "last_activity": meta.get("last_activity")
+                or datetime.fromtimestamp(s.last_update_time, UTC).isoformat(timespec="seconds"),
+                "total_interactions": meta.get("total_interactions", 0),
+                "current": s.id == tool_context.session.id,
+            }
+        )
+    return ok(sessions=sessions, count=len(sessions))

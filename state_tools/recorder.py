@@ -1,0 +1,116 @@
+"""Records every turn in the conversation history: an ``after_agent_callback`` for each agent.
+
+ADK runs a transferred-to agent *inside* the agent that transferred, so after one user turn the
+``after_agent_callback`` of every agent on the path fires, innermost first. The agent that wrote
+the turn's final text records the turn; the others see that it was recorded (a ``temp:`` key,
+which lives for the invocation and is never stored) and do nothing.
+
+Per turn it writes, by reassignment:
+
+* ``conversation_history`` (session): ``{timestamp, user_input, agent_response, agent}``,
+  the newest ``HISTORY_LIMIT`` kept;
+* ``user:conversation_log`` (user, across sessions): the same plus ``session_id``, the newest
+  ``USER_LOG_LIMIT`` kept, responses cut to ``LOG_TEXT_LIMIT`` characters;
+* ``session_metadata``: ``last_activity`` and ``total_interactions`` + 1;
+* the newest ``agent_delegations`` entry of the answering agent: status ``completed``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.adk.agents.callback_context import CallbackContext
+from google.adk.events.event import Event
+from google.genai import types
+
+from ._common import (
+    AGENT_DELEGATIONS,
+    CONVERSATION_HISTORY,
+    CONVERSATION_LOG,
+    HISTORY_LIMIT,
+    USER_LOG_LIMIT,
+    append_bounded,
+    now_iso,
+    read_list,
+    touch_session,
+)
+
+__all__ = ["LOG_TEXT_LIMIT", "record_turn"]
+
+LOG_TEXT_LIMIT = 1000
+_RECORDED = "temp:turn_recorded"
+
+
+def _text(content: types.Content | None) -> str:
+    if content is None or not content.parts:
+        return ""
+    return "".join(p.text for p in content.parts if p.text and not p.thought).strip()
+
+
+def _final_reply(events: list[Event], invocation_id: str) -> Event | None:
+    """The last event of this invocation that is an agent's plain text answer."""
+    for event in reversed(events):
+        if event.invocation_id != invocation_id:
+            break
+        if event.author == "user" or event.partial:
+            continue
+        if event.get_function_calls() or event.get_function_responses():
+            continue
+        if _text(event.content):
+            return event
+    return None
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _complete_delegation(state: Any, agent: str) -> None:
+    delegations = read_list(state, AGENT_DELEGATIONS)
+    for entry in reversed(delegations):
+        if isinstance(entry, dict) and entry.get("agent_name") == agent:
+            if entry.get("status") == "delegated":
+                entry["status"] = "completed"
+                state[AGENT_DELEGATIONS] = delegations
+            return
+
+
+def record_turn(callback_context: CallbackContext) -> types.Content | None:
+    """``after_agent_callback``: stores the finished turn in the conversation history.
+
+    Args:
+        callback_context: ADK's context of the agent that just finished.
+
+    Returns:
+        None: the agent's reply is left unchanged.
+    """
+    state = callback_context.state
+    invocation_id = callback_context.invocation_id
+    if state.get(_RECORDED) == invocation_id:
+        return None
+    reply = _final_reply(callback_context.session.events, invocation_id)
+    if reply is None or reply.author != callback_context.agent_name:
+        return None
+    stamp = now_iso()
+    entry = {
+        "timestamp": stamp,
+        "user_input": _text(callback_context.user_content),
+        "agent_response": _text(reply.content),
+        "agent": reply.author,
+    }
+    state[CONVERSATION_HISTORY] = append_bounded(
+        read_list(state, CONVERSATION_HISTORY), entry, HISTORY_LIMIT
+    )
+    logged = {
+        **entry,
+        "agent_response": _cut(entry["agent_response"], LOG_TEXT_LIMIT),
+        "user_input": _cut(entry["user_input"], LOG_TEXT_LIMIT),
+        "session_id": callback_context.session.id,
+    }
+    state[CONVERSATION_LOG] = append_bounded(
+        read_list(state, CONVERSATION_LOG), logged, USER_LOG_LIMIT
+    )
+    touch_session(state, interaction=True)
+    _complete_delegation(state, reply.author)
+    state[_RECORDED] = invocation_id
+    return None
