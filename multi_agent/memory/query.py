@@ -1,0 +1,123 @@
+"""Turning what a person types into a safe full-text query.
+
+A memory query is natural language ("what did I say about Nvidia?"), not search syntax. Passed
+to SQLite FTS5 as is, its ``?``, quotes, ``-``, ``*``, ``AND``/``NOT`` or an unbalanced
+parenthesis raise a syntax error; and its words "what", "did", "I", "say", "about" would make
+every message that contains them a match. So the query is reduced to its content words:
+
+1. split into words (letters and digits of any script; everything else separates words),
+2. lower-cased, de-duplicated, words of English grammar and of "asking about memory"
+   (say, said, remember, mention...) dropped,
+3. each remaining word is quoted for FTS5 (so no word can act as an operator) and the words are
+   OR-ed: a message that mentions any of them is a candidate, and the ranking (bm25 on SQLite,
+   ``ts_rank_cd`` on PostgreSQL) puts the messages matching more and rarer words first.
+
+A query with no content word left ("what did I say?", "", "???") has no terms, and the memory
+service answers it with no memories instead of an error.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+__all__ = ["MAX_TERMS", "STOP_WORDS", "fts5_match", "query_terms", "tsquery_text"]
+
+MAX_TERMS = 24
+"""The most content words of one query that are searched for (the first ones are kept)."""
+
+_GRAMMAR = """
+a about above after again against all also am an and any are aren as at be because been before
+being below between both but by can cannot could couldn did didn do does doesn doing don down
+during each either else ever every few for from further get gets got had hadn has hasn have
+haven having he her here hers herself him himself his how i if in into is isn it its itself
+just let lets ll me might mine more most must mustn my myself neither no nor not now of off on
+once only or other ought our ours ourselves out over own per quite re rather s same shall shan
+she should shouldn so some such t than that the their theirs them themselves then there these
+they this those through to too under until up upon us ve very via was wasn we were weren what
+whatever when whenever where wherever whether which while who whoever whom whose why will with
+within without won would wouldn yes yet you your yours yourself yourselves d m o y
+"""
+
+_ASKING = """
+say says said saying tell tells told telling mention mentions mentioned mentioning talk talks
+talked talking discuss discussed discussing speak spoke spoken remember remembered recall
+recalled recollect ask asked asking earlier previously previous ago before last time times
+once thing things something anything everything stuff please could would hey hi hello thanks
+thank ok okay
+"""
+
+STOP_WORDS = frozenset((_GRAMMAR + _ASKING).split())
+"""Words that never become search terms: English function words and the vocabulary of asking
+about past conversations."""
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
+    """The content words of a query: lower-cased, de-duplicated, in order of appearance.
+
+    Args:
+        query: what the person asked, any text (``None`` and ``""`` give no terms).
+        max_terms: how many words to keep at most.
+
+    Returns:
+        Words made of letters and digits only (safe to quote in any search syntax); empty when
+        the query has no content word.
+
+    Example:
+        >>> query_terms("What did I say about Nvidia's earnings?")
+        ['nvidia', 'earnings']
+    """
+    if not query:
+        return []
+    text = unicodedata.normalize("NFKC", str(query)).lower()
+    terms: list[str] = []
+    seen: set[str] = set()
+    for word in _WORD.findall(text):
+        if word in STOP_WORDS or word in seen:
+            continue
+        if len(word) == 1 and word.isascii() and not word.isdigit():
+            continue  # stray letters ("s" of "Nvidia's" is already a stop word; "x", "q")
+        seen.add(word)
+        terms.append(word)
+        if len(terms) >= max_terms:
+            break
+    return terms
+
+
+def fts5_match(terms: list[str], *, scope_token: str | None = None) -> str:
+    """An FTS5 ``MATCH`` expression that OR-s the terms, optionally within one scope token.
+
+    Every term is a double-quoted FTS5 string, so none can act as an operator or column filter.
+    With ``scope_token`` the expression is ``scope : "<token>" AND {text context} : (...)``:
+    FTS5 itself intersects the scope's rows with the matches, so other users' rows are never
+    ranked, and the terms are looked for in the message and its context only.
+
+    Args:
+        terms: output of :func:`query_terms` (must not be empty).
+        scope_token: the app/user token indexed in the ``scope`` column, if any.
+
+    Raises:
+        ValueError: ``terms`` is empty.
+    """
+    if not terms:
+        raise ValueError("A full-text query needs at least one term.")
+    ored = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    if scope_token is None:
+        return ored
+    return f'scope : "{scope_token}" AND {{text context}} : ({ored})'
+
+
+def tsquery_text(terms: list[str]) -> str:
+    """Text for PostgreSQL ``websearch_to_tsquery`` that OR-s the terms.
+
+    ``websearch_to_tsquery`` never raises on its input; the terms are plain words already, so
+    ``or`` between them is the only operator in the text.
+
+    Raises:
+        ValueError: ``terms`` is empty.
+    """
+    if not terms:
+        raise ValueError("A full-text query needs at least one term.")
+    return " or ".join(terms)

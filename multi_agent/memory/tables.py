@@ -1,0 +1,214 @@
+"""The memory tables (prefix ``ma_memory_``) and the SQL that reads and writes them.
+
+Both dialects share the row layout of ``ma_memory_entries`` (one row per remembered human or
+agent message, unique by app, user, session and event id) and ``ma_memory_sessions`` (per
+session, the sequence number up to which the session's stored events have been indexed). The
+full-text index differs. An agent's reply is indexed with the human message it answers as
+``context`` (weighted lower than its own text), so "which wine did you suggest?" finds the reply
+that names the wines, not only the question that named "wine".
+
+The full-text index per dialect:
+
+* **SQLite**: ``ma_memory_fts``, an FTS5 table over ``ma_memory_entries`` (external content,
+  kept in step by triggers) with the ``porter unicode61`` tokenizer, ranked with ``bm25``. Its
+  ``scope`` column holds one token per app and user, so the ``MATCH`` itself is scoped.
+* **PostgreSQL**: a ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text))
+  STORED`` with a GIN index, queried with ``websearch_to_tsquery`` and ranked with
+  ``ts_rank_cd``.
+
+Every statement here is created with ``IF NOT EXISTS``, so setting up is idempotent; it runs in
+one write transaction (on PostgreSQL under an advisory lock, so two processes starting at once
+do not race on the catalog).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import text
+
+__all__ = [
+    "ADVISORY_LOCK",
+    "MAX_CONTEXT_CHARS",
+    "MAX_TEXT_CHARS",
+    "ddl",
+    "scope_token",
+]
+
+MAX_TEXT_CHARS = 20_000
+"""Longest text indexed for one message (PostgreSQL caps a tsvector at 1 MB)."""
+
+MAX_CONTEXT_CHARS = 2_000
+"""Longest context indexed with an agent reply: the start of the human message it answers."""
+
+ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(7308117251911)"
+"""Serialises the memory schema set-up across PostgreSQL sessions."""
+
+_COMMON_COLUMNS = """
+    app_name VARCHAR(256) NOT NULL,
+    user_id VARCHAR(256) NOT NULL,
+    session_id VARCHAR(256) NOT NULL,
+    event_id VARCHAR(256) NOT NULL,
+    scope VARCHAR(64) NOT NULL,
+    timestamp DOUBLE PRECISION NOT NULL,
+    author VARCHAR(256) NOT NULL,
+    text TEXT NOT NULL,
+    context TEXT NOT NULL DEFAULT '',
+"""
+
+_SESSIONS = """
+CREATE TABLE IF NOT EXISTS ma_memory_sessions (
+    app_name VARCHAR(256) NOT NULL,
+    user_id VARCHAR(256) NOT NULL,
+    session_id VARCHAR(256) NOT NULL,
+    indexed_seq BIGINT NOT NULL,
+    PRIMARY KEY (app_name, user_id, session_id)
+)
+"""
+
+_SQLITE = [
+    f"""
+    CREATE TABLE IF NOT EXISTS ma_memory_entries (
+        id INTEGER PRIMARY KEY,
+        {_COMMON_COLUMNS}
+        UNIQUE (app_name, user_id, session_id, event_id)
+    )
+    """,
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS ma_memory_fts USING fts5(
+        scope, text, context,
+        content='ma_memory_entries', content_rowid='id',
+        tokenize='porter unicode61'
+    )
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ai AFTER INSERT ON ma_memory_entries BEGIN
+        INSERT INTO ma_memory_fts(rowid, scope, text, context)
+        VALUES (new.id, new.scope, new.text, new.context);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ad AFTER DELETE ON ma_memory_entries BEGIN
+        INSERT INTO ma_memory_fts(ma_memory_fts, rowid, scope, text, context)
+        VALUES ('delete', old.id, old.scope, old.text, old.context);
+    END
+    """,
+    _SESSIONS,
+]
+
+_POSTGRESQL = [
+    f"""
+    CREATE TABLE IF NOT EXISTS ma_memory_entries (
+        id BIGSERIAL PRIMARY KEY,
+        {_COMMON_COLUMNS}
+        tsv tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('english', text), 'A')
+            || setweight(to_tsvector('english', context), 'D')
+        ) STORED,
+        UNIQUE (app_name, user_id, session_id, event_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)",
+    _SESSIONS,
+]
+
+
+def ddl(dialect: str) -> list[str]:
+    """The statements that create the memory tables on ``dialect`` (idempotent).
+
+    Raises:
+        ValueError: a dialect other than ``sqlite`` or ``postgresql``.
+    """
+    if dialect == "sqlite":
+        return list(_SQLITE)
+    if dialect == "postgresql":
+        return list(_POSTGRESQL)
+    raise ValueError(f"The memory service supports SQLite and PostgreSQL, not {dialect!r}.")
+
+
+def scope_token(app_name: str, user_id: str) -> str:
+    """One FTS5 token per (app, user): hex digits between letters no stemmer alters."""
+    digest = hashlib.sha256(f"{app_name}\x00{user_id}".encode()).hexdigest()[:32]
+    return f"z{digest}0"
+
+
+# -- statements (text SQL valid on both dialects unless named otherwise) ---------------------
+
+INSERT_ENTRY = text(
+    """
+    INSERT INTO ma_memory_entries
+        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context)
+    VALUES (:app_name, :user_id, :session_id, :event_id, :scope, :timestamp, :author, :text,
+            :context)
+    ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
+    """
+)
+
+SESSION_LAST_SEQ = text(
+    "SELECT last_seq FROM ma_sessions WHERE app_name = :app_name AND user_id = :user_id "
+    "AND id = :session_id"
+)
+
+INDEXED_SEQ = text(
+    "SELECT indexed_seq FROM ma_memory_sessions WHERE app_name = :app_name "
+    "AND user_id = :user_id AND session_id = :session_id"
+)
+
+# The session's stored human/agent messages since the watermark, in one statement.
+COPY_FROM_EVENTS = text(
+    f"""
+    INSERT INTO ma_memory_entries
+        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context)
+    SELECT e.app_name, e.user_id, e.session_id, e.id, :scope, e.timestamp, e.source,
+           substr(e.text, 1, {MAX_TEXT_CHARS}),
+           CASE WHEN e.message_type = 'agent' THEN coalesce((
+               SELECT substr(h.text, 1, {MAX_CONTEXT_CHARS}) FROM ma_events AS h
+               WHERE h.app_name = e.app_name AND h.user_id = e.user_id
+                 AND h.session_id = e.session_id AND h.seq < e.seq
+                 AND h.message_type = 'human' AND h.on_path
+               ORDER BY h.seq DESC LIMIT 1), '') ELSE '' END
+    FROM ma_events AS e
+    WHERE e.app_name = :app_name AND e.user_id = :user_id AND e.session_id = :session_id
+      AND e.seq > :after_seq AND e.seq <= :upto_seq
+      AND e.message_type IN ('human', 'agent') AND e.on_path
+      AND e.text IS NOT NULL AND e.text <> ''
+    ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
+    """
+)
+
+SET_INDEXED_SEQ = text(
+    """
+    INSERT INTO ma_memory_sessions (app_name, user_id, session_id, indexed_seq)
+    VALUES (:app_name, :user_id, :session_id, :seq)
+    ON CONFLICT (app_name, user_id, session_id) DO UPDATE SET indexed_seq =
+        CASE WHEN excluded.indexed_seq > ma_memory_sessions.indexed_seq
+             THEN excluded.indexed_seq ELSE ma_memory_sessions.indexed_seq END
+    """
+)
+
+SEARCH_SQLITE = text(
+    """
+    SELECT e.id, e.session_id, e.event_id, e.author, e.timestamp, e.text,
+           -bm25(ma_memory_fts, 0.0, 1.0, 0.3) AS score
+    FROM ma_memory_fts JOIN ma_memory_entries AS e ON e.id = ma_memory_fts.rowid
+    WHERE ma_memory_fts MATCH :match AND e.app_name = :app_name AND e.user_id = :user_id
+    ORDER BY bm25(ma_memory_fts, 0.0, 1.0, 0.3), e.timestamp DESC, e.id DESC
+    LIMIT :limit
+    """
+)
+
+SEARCH_POSTGRESQL = text(
+    """
+    SELECT e.id, e.session_id, e.event_id, e.author, e.timestamp, e.text,
+           ts_rank_cd(e.tsv, q, 1) AS score
+    FROM ma_memory_entries AS e, websearch_to_tsquery('english', :query) AS q
+    WHERE e.app_name = :app_name AND e.user_id = :user_id AND e.tsv @@ q
+    ORDER BY score DESC, e.timestamp DESC, e.id DESC
+    LIMIT :limit
+    """
+)
+
+DELETE_ENTRY = text(
+    "DELETE FROM ma_memory_entries WHERE app_name = :app_name AND user_id = :user_id "
+    "AND id = :id"
+)
