@@ -6,7 +6,7 @@ Example:
     >>> async for event in runner.run_async(user_id="ann", session_id=session.id,
     ...                                     new_message=user_message("Tell me a joke")):
     ...     ...
-    >>> await close_runner(runner)
+    >>> await runner.close()                          # also closes the store it opened
 
 Or, closing everything it opened: ``async with open_runner() as runner: ...``.
 """
@@ -31,10 +31,12 @@ __all__ = [
     "APP_NAME",
     "DB_ENV",
     "DEFAULT_DB_URL",
+    "TeamRunner",
     "build_runner",
     "close_runner",
     "get_or_create_session",
     "initial_state",
+    "new_session_state",
     "open_runner",
     "user_message",
 ]
@@ -43,8 +45,23 @@ APP_NAME = "multi_agent"
 DB_ENV = "MULTI_AGENT_DB"
 DEFAULT_DB_URL = "sqlite+aiosqlite:///./multi_agent_data.db"
 
-# Runners whose session service build_runner created (and close_runner must close).
-_OWNED_SERVICE = "_multi_agent_owns_session_service"
+
+
+class TeamRunner(Runner):
+    """ADK's Runner that also closes the session service :func:`build_runner` opened for it."""
+
+    owns_session_service: bool = False
+
+    async def close(self) -> None:
+        """Closes the runner, then the session service if this runner opened it."""
+        try:
+            await super().close()
+        finally:
+            if self.owns_session_service:
+                self.owns_session_service = False
+                close = getattr(self.session_service, "close", None)
+                if close is not None:
+                    await close()
 
 
 def default_db_url() -> str:
@@ -73,8 +90,8 @@ def build_runner(
         memory_service: an optional ADK memory service, passed to the Runner.
 
     Returns:
-        A new Runner with a new agent tree. Close it with :func:`close_runner`, which also
-        closes the session service this function opened.
+        A new :class:`TeamRunner` (an ADK ``Runner``) with a new agent tree. ``await
+        runner.close()`` also closes the session service this function opened.
 
     Raises:
         ModelConfigError: the model cannot be used as configured.
@@ -98,20 +115,14 @@ def build_runner(
         context_cache_config=ContextCacheConfig() if isinstance(chosen, OfflineRulesModel)
         else None,
     )
-    runner = Runner(app=app, session_service=session_service, memory_service=memory_service)
-    setattr(runner, _OWNED_SERVICE, owned)
+    runner = TeamRunner(app=app, session_service=session_service, memory_service=memory_service)
+    runner.owns_session_service = owned
     return runner
 
 
 async def close_runner(runner: Runner) -> None:
-    """Closes ``runner`` and the session service :func:`build_runner` opened for it."""
-    try:
-        await runner.close()
-    finally:
-        if getattr(runner, _OWNED_SERVICE, False):
-            close = getattr(runner.session_service, "close", None)
-            if close is not None:
-                await close()
+    """Closes ``runner`` (a :class:`TeamRunner` also closes the store it opened)."""
+    await runner.close()
 
 
 @asynccontextmanager
@@ -124,32 +135,45 @@ async def open_runner(**kwargs: Any) -> AsyncIterator[Runner]:
         await close_runner(runner)
 
 
-def initial_state(*, user_name: str | None = None, stored_user_state: dict[str, Any]) -> dict[
-    str, Any
-]:
-    """The state a new session starts with (the seed's layout).
+def new_session_state(*, user_name: str | None = None) -> dict[str, Any]:
+    """The session-scoped state a new session starts with (the seed's layout).
 
-    Session keys always start fresh; ``user:`` keys are only filled in where the user has
-    nothing stored yet, so a new session never resets their preferences. ``user_name``,
-    when given, is stored as ``user:user_name``.
+    Only session keys: passing ``user:`` defaults to ``create_session`` would overwrite what
+    the user already has stored. Tools treat missing ``user:`` keys as empty. ``user_name``,
+    when given, is added as ``user:user_name``.
     """
-    from state_tools import default_preferences, default_session_metadata
+    from state_tools import default_session_metadata
 
     state: dict[str, Any] = {
         "conversation_history": [],
         "agent_delegations": [],
         "session_metadata": default_session_metadata(),
     }
+    if user_name:
+        state["user:user_name"] = user_name
+    return state
+
+
+def initial_state(*, user_name: str | None = None, stored_user_state: dict[str, Any]) -> dict[
+    str, Any
+]:
+    """:func:`new_session_state` plus the ``user:`` keys the user has nothing stored for yet.
+
+    Args:
+        user_name: stored as ``user:user_name`` when given.
+        stored_user_state: the user's stored state (keys without the ``user:`` prefix).
+    """
+    from state_tools import default_preferences
+
+    state = new_session_state(user_name=user_name)
     defaults: dict[str, Any] = {
         "user_name": None,
         "preferences": default_preferences(),
         "agent_stats": {},
     }
     for key, value in defaults.items():
-        if key not in stored_user_state:
+        if key not in stored_user_state and f"user:{key}" not in state:
             state[f"user:{key}"] = value
-    if user_name:
-        state["user:user_name"] = user_name
     return state
 
 

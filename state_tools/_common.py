@@ -41,6 +41,7 @@ __all__ = [
     "USER_NAME",
     "WATCHLIST_LIMIT",
     "append_bounded",
+    "as_int",
     "change_preference_list",
     "default_preferences",
     "default_session_metadata",
@@ -235,3 +236,18 @@ def change_preference_list(state: Any, key: str, item: str, *, add: bool) -> dic
     prefs[key] = items
     state[PREFERENCES] = prefs
     return ok(changed=add != present, **{key: items})
+
+
+def as_int(value: Any, *, low: int, high: int) -> int | None:
+    """``value`` as an int in ``[low, high]`` (numeric strings accepted), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, int | float) or value != value:  # NaN
+        return None
+    number = int(value)
+    return number if low <= number <= high else None

@@ -18,6 +18,7 @@ from ._common import (
     CONVERSATION_HISTORY,
     CONVERSATION_LOG,
     SESSION_METADATA,
+    as_int,
     error,
     ok,
     read_list,
@@ -99,10 +100,8 @@ async def get_conversation_summary(
     where = (scope or "all").strip().lower() if isinstance(scope, str) else ""
     if where not in ("all", "session"):
         return error(f"Unknown scope {scope!r}; use 'all' or 'session'.")
-    if isinstance(max_entries, bool) or not isinstance(max_entries, int | float):
-        return error("max_entries must be a number from 1 to 50.")
-    count = int(max_entries)
-    if not 1 <= count <= 50:
+    count = as_int(max_entries, low=1, high=50)
+    if count is None:
         return error("max_entries must be a number from 1 to 50.")
     entries = _entries(tool_context, where)
     by_agent: dict[str, int] = {}
@@ -136,7 +135,8 @@ def search_conversation_history(
 
     Use for "what did I ask about stocks?", "did we talk about python?", "what jokes did you
     tell me last week?". Area words match the whole area: "stocks"/"prices"/"watchlist" find
-    every stock_analyst exchange, "jokes" every funny_nerd one.
+    every stock_analyst exchange, "jokes" every funny_nerd one. The historian's own earlier
+    answers are left out unless the query is about the history itself.
 
     Args:
         query: the subject to look for, e.g. "stocks", "AAPL", "python".
@@ -150,23 +150,26 @@ def search_conversation_history(
     """
     if not isinstance(query, str) or not query.strip():
         return error("A search query is required, for example 'stocks' or 'python'.")
-    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 <= days <= _MAX_DAYS:
+    window = as_int(days, low=0, high=_MAX_DAYS)
+    if window is None:
         return error(f"days must be a number from 0 (no limit) to {_MAX_DAYS}.")
     words = {w.strip(".,!?;:'\"()") for w in query.lower().split()}
     words = {w for w in words if len(w) >= 2}
     if not words:
         return error("The search query has no usable words.")
     agents = {agent for agent, area in _AREA_WORDS.items() if words & area}
-    since = datetime.now(UTC) - timedelta(days=float(days)) if days else None
+    since = datetime.now(UTC) - timedelta(days=window) if window else None
     found = []
     for entry in _entries(tool_context, "all"):
         if since is not None and not _after(entry.get("timestamp"), since):
             continue
+        if entry.get("agent") == "historian" and "historian" not in agents:
+            continue  # earlier recaps quote everything; they are not what the user asked
         if _matches(entry, words, agents):
             found.append(entry)
     return ok(
         query=query.strip(),
-        days=int(days),
+        days=window,
         total_matches=len(found),
         matches=[_public(e) for e in found[-_MAX_MATCHES:]],
     )

@@ -31,6 +31,7 @@ _NOT_TICKERS = {
     "a", "all", "also", "and", "my", "please", "share", "shares", "stock", "stocks",
     "symbol", "the", "ticker", "tickers", "to", "watchlist", "list", "watch", "too", "on",
 }
+_SYMBOL = re.compile(r"^\$?[A-Za-z]{1,5}(?:\.[A-Za-z]{1,2})?$")
 _TIME_PHRASES: tuple[tuple[str, int], ...] = (
     (r"\b(?:in )?the (?:last|past) (\d{1,4}) days?\b", -1),
     (r"\btoday\b", 1),
@@ -70,12 +71,17 @@ def _clean_topic(args: Args) -> Args:
 
 
 def _clean_tickers(args: Args) -> Args:
-    raw = re.split(r"[,\s&]+|\band\b", str(args.get("tickers") or ""), flags=re.IGNORECASE)
+    """Tickers from "AAPL, msft and $nvda". Words split on spaces only when each looks like a
+    symbol, so "apple computers" stays one (invalid) name instead of becoming APPLE."""
+    groups = re.split(r"\s*(?:,|&|\band\b)\s*", str(args.get("tickers") or ""), flags=re.I)
     tickers: list[str] = []
-    for word in raw:
-        word = word.strip(" .!?")
-        if word and word.lower() not in _NOT_TICKERS and word not in tickers:
-            tickers.append(word)
+    for group in groups:
+        words = [w.strip(" .!?") for w in group.split()]
+        words = [w for w in words if w and w.lower() not in _NOT_TICKERS]
+        shaped = all(_SYMBOL.match(w) for w in words)
+        for item in words if shaped else [" ".join(words)] if words else []:
+            if item not in tickers:
+                tickers.append(item)
     return {**args, "tickers": tickers}
 
 

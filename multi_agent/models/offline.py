@@ -116,6 +116,11 @@ class OfflineRulesModel(BaseLlm):
         return [r"offline-.*"]
 
     @property
+    def display_label(self) -> str:
+        """How banners name this model."""
+        return f"{self.model} (built-in offline rules model, not an LLM)"
+
+    @property
     @override
     def capabilities(self) -> LlmCapabilities:
         return LlmCapabilities(output_schema_and_tools=False)

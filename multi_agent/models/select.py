@@ -99,7 +99,7 @@ def resolve_model(name: str | None = None) -> str | BaseLlm:
 def describe_model(model: str | BaseLlm) -> str:
     """A one-line description of ``model`` for banners and logs."""
     if isinstance(model, OfflineRulesModel):
-        return f"{model.model} (built-in offline rules model, not an LLM)"
+        return model.display_label
     if isinstance(model, BaseLlm):
         return f"{model.model} ({type(model).__name__})"
     return model
