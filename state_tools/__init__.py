@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from google.adk.agents.llm_agent import ToolUnion
 from google.adk.tools.function_tool import FunctionTool
 
 from ._common import KNOWN_AGENTS, SUB_AGENTS, default_preferences, default_session_metadata
@@ -67,6 +68,6 @@ ALL_STATE_TOOLS: tuple[Callable[..., Any], ...] = (
 )
 
 
-def wrap(*funcs: Callable[..., Any]) -> list[FunctionTool]:
+def wrap(*funcs: Callable[..., Any]) -> list[ToolUnion]:
     """Fresh ``FunctionTool`` instances for ``funcs`` (one set per agent instance)."""
     return [FunctionTool(func) for func in funcs]

@@ -24,7 +24,9 @@ import copy
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
+
+from google.adk.sessions.state import State
 
 __all__ = [
     "AGENT_DELEGATIONS",
@@ -37,6 +39,7 @@ __all__ = [
     "PREFERENCES",
     "SESSION_METADATA",
     "SUB_AGENTS",
+    "StateLike",
     "USER_LOG_LIMIT",
     "USER_NAME",
     "WATCHLIST_LIMIT",
@@ -81,6 +84,10 @@ _TOPIC = re.compile(r"^[a-z0-9][a-z0-9 +#.\-]*$")
 _TOPIC_MAX = 40
 
 
+# What the helpers read state through: ADK's ``State`` or a plain mapping.
+StateLike: TypeAlias = State | Mapping[str, Any]
+
+
 def now_iso() -> str:
     """The current time as an ISO-8601 string in UTC (seconds precision)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
@@ -112,19 +119,19 @@ def default_session_metadata(timestamp: str | None = None) -> dict[str, Any]:
     return {"created_at": stamp, "last_activity": stamp, "total_interactions": 0}
 
 
-def read_mapping(state: Mapping[str, Any], key: str) -> dict[str, Any]:
+def read_mapping(state: StateLike, key: str) -> dict[str, Any]:
     """A deep copy of a dict-valued state key ({} when missing or malformed)."""
     value = state.get(key)
     return copy.deepcopy(value) if isinstance(value, dict) else {}
 
 
-def read_list(state: Mapping[str, Any], key: str) -> list[Any]:
+def read_list(state: StateLike, key: str) -> list[Any]:
     """A deep copy of a list-valued state key ([] when missing or malformed)."""
     value = state.get(key)
     return copy.deepcopy(value) if isinstance(value, list) else []
 
 
-def read_preferences(state: Mapping[str, Any]) -> dict[str, Any]:
+def read_preferences(state: StateLike) -> dict[str, Any]:
     """A copy of ``user:preferences`` with every field present and of the right type."""
     prefs = default_preferences()
     stored = read_mapping(state, PREFERENCES)
@@ -227,7 +234,8 @@ def change_preference_list(state: Any, key: str, item: str, *, add: bool) -> dic
     if add:
         limit = WATCHLIST_LIMIT if key == "stock_watchlist" else TOPIC_LIMIT
         if not present and len(current) >= limit:
-            return error(f"{key} already holds {limit} entries; remove one first.", **{key: current})
+            message = f"{key} already holds {limit} entries; remove one first."
+            return error(message, **{key: current})
         items = [*rest, item]
     elif not present:
         return error(f"{item!r} is not in {key}.", **{key: current})

@@ -43,8 +43,8 @@ def track_agent_delegation(agent_name: str, task: str, tool_context: ToolContext
         "error" with a message when the agent name or task is invalid.
     """
     name, problem = normalize_agent(agent_name)
-    if problem:
-        return error(problem)
+    if problem or name is None:
+        return error(problem or "invalid agent name")
     if not isinstance(task, str) or not task.strip():
         return error("A task description is required (what should the agent do?).")
     text = " ".join(task.split())
@@ -79,8 +79,8 @@ def set_favorite_agent(agent_name: str, tool_context: ToolContext) -> dict[str, 
         status "ok" with the favourite agent, or status "error" for an unknown agent.
     """
     name, problem = normalize_agent(agent_name)
-    if problem:
-        return error(problem)
+    if problem or name is None:
+        return error(problem or "invalid agent name")
     prefs = read_preferences(tool_context.state)
     previous = prefs["favorite_agent"]
     prefs["favorite_agent"] = name
@@ -100,13 +100,15 @@ def get_agent_performance_stats(tool_context: ToolContext) -> dict[str, Any]:
     """
     state = tool_context.state
     stats = read_mapping(state, AGENT_STATS)
-    agents = {
-        name: {"delegations": int(v.get("delegations") or 0), "last_used": v.get("last_used")}
-        for name, v in sorted(stats.items())
-        if isinstance(v, dict)
+    counts: dict[str, int] = {
+        name: int(v.get("delegations") or 0) for name, v in stats.items() if isinstance(v, dict)
     }
-    total = sum(v["delegations"] for v in agents.values())
-    most_used = max(agents, key=lambda n: (agents[n]["delegations"], n)) if agents else None
+    agents = {
+        name: {"delegations": counts[name], "last_used": stats[name].get("last_used")}
+        for name in sorted(counts)
+    }
+    total = sum(counts.values())
+    most_used = max(counts, key=lambda n: (counts[n], n)) if counts else None
     return ok(
         agents=agents,
         most_used=most_used if total else None,

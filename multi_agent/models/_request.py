@@ -116,12 +116,12 @@ def _own_steps(tail: list[types.Content]) -> list[Step]:
                     by_id[call.id] = step
             elif part.function_response:
                 resp = part.function_response
-                step = by_id.get(resp.id or "") or next(
+                match = by_id.get(resp.id or "") or next(
                     (s for s in steps if s.name == resp.name and s.result is None), None
                 )
-                if step is not None:
+                if match is not None:
                     result = resp.response or {}
-                    step.result = result if isinstance(result, dict) else {"result": result}
+                    match.result = result if isinstance(result, dict) else {"result": result}
     return steps
 
 

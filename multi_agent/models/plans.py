@@ -109,6 +109,13 @@ def _no_args(_: Args) -> dict[str, Any]:
     return {}
 
 
+def _from_result(
+    describe: Callable[[dict[str, Any]], str],
+) -> Callable[[dict[str, Any], Args], str]:
+    """A describer that needs only the tool result."""
+    return lambda result, _args: describe(result)
+
+
 # -- funny_nerd ---------------------------------------------------------------------------------
 
 
@@ -128,7 +135,9 @@ def plan_joke_topics(args: Args, done: Done) -> Action:
     if not done.has("list_joke_topics"):
         return Call("list_joke_topics", {})
     topics = done.result("list_joke_topics").get("topics") or {}
-    listing = ", ".join(f"{t} ({v['unheard']} of {v['total']} new to you)" for t, v in topics.items())
+    listing = ", ".join(
+        f"{t} ({v['unheard']} of {v['total']} new to you)" for t, v in topics.items()
+    )
     return Say(f"I have jokes about: {listing}. Ask e.g. 'tell me a joke about physics'.")
 
 
@@ -209,7 +218,7 @@ def plan_history_search(args: Args, done: Done) -> Action:
 def plan_history_summary(args: Args, done: Done) -> Action:
     return _one_call(
         "get_conversation_summary", lambda a: {"scope": "all", "max_entries": 10},
-        lambda r, a: describe_summary(r),
+        _from_result(describe_summary),
     )(args, done)
 
 
@@ -255,7 +264,7 @@ PLANS: dict[str, Plan] = {
     "history_summary": Plan(plan_history_summary, frozenset({"get_conversation_summary"})),
     "history_search": Plan(plan_history_search,
                            frozenset({"search_conversation_history", "get_conversation_summary"})),
-    "list_sessions": Plan(_one_call("list_my_sessions", _no_args, lambda r, a: describe_sessions(r)),
+    "list_sessions": Plan(_one_call("list_my_sessions", _no_args, _from_result(describe_sessions)),
                           frozenset({"list_my_sessions"})),
     "set_name": Plan(
         _one_call("set_user_name", lambda a: {"name": a.get("name", "")},
@@ -269,9 +278,9 @@ PLANS: dict[str, Plan] = {
                   lambda r, a: f"Done: {r['favorite_agent']} is now your favourite agent."),
         frozenset({"set_favorite_agent"}),
     ),
-    "stats": Plan(_one_call("get_agent_performance_stats", _no_args, lambda r, a: describe_stats(r)),
+    "stats": Plan(_one_call("get_agent_performance_stats", _no_args, _from_result(describe_stats)),
                   frozenset({"get_agent_performance_stats"})),
-    "profile": Plan(_one_call("get_user_profile", _no_args, lambda r, a: describe_profile(r)),
+    "profile": Plan(_one_call("get_user_profile", _no_args, _from_result(describe_profile)),
                     frozenset({"get_user_profile"})),
     "nerd_topic": Plan(
         _one_call(

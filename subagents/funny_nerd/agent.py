@@ -55,6 +55,9 @@ def build_agent(model: str | BaseLlm) -> LlmAgent:
     )
 
 
+root_agent: LlmAgent  # built on first access, by __getattr__ below
+
+
 def __getattr__(name: str) -> Any:
     if name == "root_agent":
         from multi_agent.models import resolve_model

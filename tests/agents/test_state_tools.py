@@ -1,4 +1,4 @@
-"""Each state tool: what it writes (by reassignment, in the documented layout) and its bad inputs."""
+"""Each state tool: what it writes (by reassignment, in the documented layout), bad inputs."""
 
 from __future__ import annotations
 
