@@ -176,7 +176,11 @@ def build(results: dict[str, dict], meta: dict, skipped: dict[str, str]) -> tupl
         r = results[n]
         bits = []
         if r.get("get_fill_method"):
-            bits.append(f"sessions filled by {r['get_fill_method']}")
+            if r.get("big_fill_method") and r["big_fill_method"] != r["get_fill_method"]:
+                bits.append(f"the {sizes['n_get']:,}-event session filled by {r['get_fill_method']}, "
+                            f"the {sizes['n_big']:,}-event one by {r['big_fill_method']}")
+            else:
+                bits.append(f"sessions filled by {r['get_fill_method']}")
         if r.get("list_fill_method") and r["list_fill_method"] != "create_session":
             bits.append(f"list sessions by {r['list_fill_method']}")
         bits += r.get("notes", [])

@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--md", metavar="PATH",
                    help="markdown output (default: bench/results/latest.md for a full run of every "
                         "service, bench/results/quick.md with --quick, none with --only)")
+    p.add_argument("--fill-ours", choices=["auto", "append", "import"], default="auto",
+                   help="how OUR 100k-event session is filled: append (public append_event, capped at "
+                        "150 s), import (public export/import_session, tiled), auto (default: append on "
+                        "SQLite, import on PostgreSQL)")
     p.add_argument("--repeat", type=int, default=1, metavar="K",
                    help="run every service K times (rounds interleaved) and report per-metric medians; "
                         "use on a noisy box (default 1)")
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     proc = subprocess.run(
                         [sys.executable, "-m", "bench.worker", "--service", n, "--sizes", sizes,
-                         "--out", out], cwd=ROOT, env=_env(), timeout=args.timeout)
+                         "--out", out, "--fill-ours", args.fill_ours], cwd=ROOT, env=_env(), timeout=args.timeout)
                     rc: object = proc.returncode
                 except subprocess.TimeoutExpired:
                     rc = "timeout"

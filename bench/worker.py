@@ -184,16 +184,20 @@ async def read_phase(adapter: Any, svc: Any, user: str, n: int, sz: Sizes, res: 
 
     s = await svc.create_session(app_name=APP, user_id=user)
     sid = s.id
-    s, written, secs = await adapter.fill_events(s, n, cap_s=sz.fill_cap_s)
+    if key == "big":
+        s, written, secs, method = await adapter.fill_big(s, n, cap_s=sz.fill_cap_s)
+    else:
+        s, written, secs = await adapter.fill_events(s, n, cap_s=sz.fill_cap_s)
+        method = adapter.fill_events_method
     res[f"{key}_n"] = written
-    res[f"{key}_fill_method"] = adapter.fill_events_method
+    res[f"{key}_fill_method"] = method
     res[f"{key}_fill_s"] = secs
-    if adapter.fill_events_method == "append_event":
+    if method == "append_event":
         res[f"{key}_fill_per_s"] = written / secs
     if written < n:
         res["notes"].append(f"{key}: fill through append_event stopped at {written:,} of {n:,} events "
                             f"after {secs:.0f} s (cap {sz.fill_cap_s:.0f} s)")
-    log(f"{key}: filled {written:,} events in {secs:.1f} s ({adapter.fill_events_method})")
+    log(f"{key}: filled {written:,} events in {secs:.1f} s ({method})")
     del s
     gc.collect()
 
@@ -509,7 +513,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--service", required=True)
     p.add_argument("--sizes", default="default", choices=sorted(workload.SIZES))
     p.add_argument("--out", required=True)
+    p.add_argument("--fill-ours", choices=["auto", "append", "import"], default="auto",
+                   help="how our (d) big session is filled (auto: append on SQLite, import on PostgreSQL)")
     args = p.parse_args(argv)
+    if args.fill_ours != "auto":
+        from .adapters import OursPgAdapter, OursSqliteAdapter
+
+        OursSqliteAdapter.big_fill = OursPgAdapter.big_fill = args.fill_ours
     os.environ["BENCH_SERVICE"] = args.service
     logging.basicConfig(level=logging.ERROR)
     for name in ("google_adk", "google", "sqlalchemy", "aiosqlite", "multi_agent"):
