@@ -1,6 +1,6 @@
 """Where does our service spend its time? cProfile of append_event and get_session.
 
-    python -m bench.profile_ours [--append 2000] [--get 10000] [--top 25] [--pg]
+    python -m bench.profile_ours [--append 2000] [--get 10000] [--list 10000] [--top 25] [--pg]
 
 Our SQLite backend runs its SQL in worker threads, which a plain ``cProfile.run`` (main thread only)
 cannot see. This script also profiles every thread started while it runs (through
@@ -164,6 +164,17 @@ async def main_async(args: argparse.Namespace) -> None:
         tp.main.disable()
         print(f"get_session(num_recent_events=20) x50: {(time.perf_counter() - t0) * 20:.2f} ms each")
         print(tp.report("get_session (last 20)", args.top))
+        if args.list:
+            for _ in range(args.list):
+                await svc.create_session(app_name=APP, user_id="lister")
+            tp.reset()
+            t0 = time.perf_counter()
+            tp.main.enable()
+            got = await svc.list_sessions(app_name=APP, user_id="lister")
+            tp.main.disable()
+            print(f"list_sessions over {len(got.sessions):,} sessions: "
+                  f"{(time.perf_counter() - t0) * 1000:.0f} ms under the profiler")
+            print(tp.report("list_sessions", args.top))
         await svc.close()
     tp.stop()
     for p in tp.profiles:
@@ -175,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--append", type=int, default=2000)
     p.add_argument("--get", type=int, default=10_000)
+    p.add_argument("--list", type=int, default=0, metavar="N",
+                   help="also profile list_sessions over N sessions (created through create_session)")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--pg", action="store_true", help="profile on MULTI_AGENT_BENCH_PG_URL instead of SQLite")
     args = p.parse_args(argv)
