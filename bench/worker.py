@@ -153,13 +153,17 @@ async def phase_append(svc: Any, sz: Sizes, res: dict) -> None:
     lat = []
     ids = []
     t0 = time.perf_counter()
+    cpu = 0.0
     for i in range(sz.n_append):
         ev = workload.make_event(i)  # built outside the timed call
+        c1 = time.process_time()
         t1 = time.perf_counter()
         await svc.append_event(s, ev)
         lat.append(time.perf_counter() - t1)
+        cpu += time.process_time() - c1
         ids.append(ev.id)
     wall = time.perf_counter() - t0
+    res["append_cpu_ms"] = ms(cpu / sz.n_append)
     res["append_per_s"] = sz.n_append / sum(lat)
     res["append_wall_per_s"] = sz.n_append / wall  # includes building the events
     res["append_p50_ms"] = ms(pct(lat, 0.5))
@@ -204,8 +208,11 @@ async def read_phase(adapter: Any, svc: Any, user: str, n: int, sz: Sizes, res: 
     last_id = None
     if full_reads:
         times = []
+        cpus = []
         for _ in range(full_reads):
+            c1 = time.process_time()
             got, dt_ = await timed(svc.get_session(app_name=APP, user_id=user, session_id=sid))
+            cpus.append(time.process_time() - c1)
             times.append(dt_)
             assert len(got.events) == written, (len(got.events), written)
             last_id = got.events[-1].id
@@ -213,6 +220,7 @@ async def read_phase(adapter: Any, svc: Any, user: str, n: int, sz: Sizes, res: 
             gc.collect()
         res[f"{key}_full_ms"] = ms(statistics.median(times))
         res[f"{key}_full_min_ms"] = ms(min(times))
+        res[f"{key}_full_cpu_ms"] = ms(statistics.median(cpus))
     cfg = GetSessionConfig(num_recent_events=20)
     times = []
     for _ in range(recent_reads):
@@ -241,13 +249,17 @@ async def phase_list(adapter: Any, svc: Any, sz: Sizes, res: dict) -> None:
     res["list_fill_method"] = adapter.fill_sessions_method
     log(f"list: {sz.n_list:,} sessions ready in {secs:.1f} s")
     times = []
+    cpus = []
     for _ in range(sz.list_reps):
+        c1 = time.process_time()
         got, dt_ = await timed(svc.list_sessions(app_name=APP, user_id=user))
+        cpus.append(time.process_time() - c1)
         times.append(dt_)
         n_sessions = len(got.sessions)
         n_events = sum(len(x.events) for x in got.sessions)
         del got
     res["list_ms"] = ms(statistics.median(times))
+    res["list_cpu_ms"] = ms(statistics.median(cpus))
     res["list_n"] = n_sessions
     res["list_events_loaded"] = n_events
     with COUNTER.counting() as stmts:
@@ -357,12 +369,14 @@ def run_raw_sqlite(sz: Sizes, tmpdir: str) -> dict:
 
     # (b) one event row + commit each
     lat = []
+    c0 = time.process_time()
     for i, data in enumerate(rows):
         t1 = time.perf_counter()
         con.execute("BEGIN")
         con.execute("INSERT INTO events VALUES ('appender', ?, ?)", (i, data))
         con.execute("COMMIT")
         lat.append(time.perf_counter() - t1)
+    res["append_cpu_ms"] = ms((time.process_time() - c0) / len(rows))
     res["append_per_s"] = len(rows) / sum(lat)
     res["append_p50_ms"] = ms(pct(lat, 0.5))
     res["append_p99_ms"] = ms(pct(lat, 0.99))
@@ -378,13 +392,18 @@ def run_raw_sqlite(sz: Sizes, tmpdir: str) -> dict:
     fill("reader", sz.n_get)
     res["get_n"] = sz.n_get
     times = []
+    cpus = []
     for _ in range(sz.get_reps):
+        c1 = time.process_time()
         t1 = time.perf_counter()
         evs = [json.loads(r[0]) for r in con.execute(
             "SELECT data FROM events WHERE session_id='reader' ORDER BY seq")]
         times.append(time.perf_counter() - t1)
+        cpus.append(time.process_time() - c1)
         assert len(evs) == sz.n_get
+        del evs
     res["get_full_ms"] = ms(statistics.median(times))
+    res["get_full_cpu_ms"] = ms(statistics.median(cpus))
 
     def last20(sid: str) -> float:
         times = []
