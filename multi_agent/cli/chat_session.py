@@ -246,16 +246,12 @@ class ChatSession:
                                                          else [])
             self.console.print(escape(to_json(value)))
         elif name == "/runs":
+            from .tree import render_tree
+
             runs = await store.list_runs(
                 app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
             )
-            for run in runs:
-                indent = "    " if run.kind == "delegation" else ""
-                path = "" if run.on_path else "  (other branch)"
-                self.console.print(
-                    f"{indent}{escape(run.run_id)}  {run.kind}  {escape(str(run.agent))}  "
-                    f"{run.status}  {run.event_count} events{path}"
-                )
+            self.console.print(render_tree(runs, title=f"Runs of session {self.session_id}"))
         elif name == "/branch":
             if not arg:
                 self.say("system", "Usage: /branch RUN_ID (see /runs)")

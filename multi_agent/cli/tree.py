@@ -95,11 +95,8 @@ def _print_json(value: Any) -> None:
 
 
 def head_of(runs: list[Any]) -> str | None:
-    """The session's head: the on-path top-level run that no on-path top-level run continues."""
-    top = [r for r in runs if r.on_path and r.kind != "delegation"]
-    parents = {r.parent_run_id for r in top}
-    ends = [r for r in top if r.run_id not in parents]
-    return ends[-1].run_id if ends else None
+    """The session's head run (the one the next invocation continues from)."""
+    return next((r.run_id for r in runs if r.is_head), None)
 
 
 def _run_label(run: Any, head: str | None) -> Any:

@@ -31,7 +31,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-from ..errors import DatabaseUnavailableError, StoreError
+from ..errors import DatabaseUnavailableError, InvalidValueError, StoreError
 
 T = TypeVar("T")
 
@@ -291,7 +291,7 @@ def _sqlite_on_connect(
         if not name.replace("_", "").isalnum() or not str(value).replace("_", "").replace(
             "-", ""
         ).isalnum():
-            raise ValueError(f"Invalid SQLite pragma {name}={value!r}.")
+            raise InvalidValueError(f"Invalid SQLite pragma {name}={value!r}.")
 
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Transactions are begun explicitly (see _sqlite_on_begin), not by the driver.
@@ -338,13 +338,13 @@ def open_backend(
     """Builds the backend for a URL or an injected engine.
 
     Raises:
-        ValueError: a malformed URL, or both/neither of url and engine.
+        InvalidValueError: (a ValueError) a malformed URL, or both/neither of url and engine.
         StoreError: a driver that is not installed, or a SQLite directory that does not exist.
     """
     if (db_url is None) == (db_engine is None):
-        raise ValueError("Give exactly one of db_url or db_engine.")
+        raise InvalidValueError("Give exactly one of db_url or db_engine.")
     if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-        raise ValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA.")
+        raise InvalidValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA.")
     on_connect = _sqlite_on_connect(
         sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000), wal=True,
         pragmas=sqlite_pragmas,
@@ -358,7 +358,7 @@ def open_backend(
     try:
         url = make_url(db_url)
     except ArgumentError as exc:
-        raise ValueError(
+        raise InvalidValueError(
             f"{db_url!r} is not a database URL. Use e.g. sqlite+aiosqlite:///./multi_agent_data.db "
             "or postgresql+asyncpg://user:password@host:5432/dbname."
         ) from exc
@@ -404,7 +404,7 @@ def open_backend(
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+asyncpg")
         elif url.drivername != "postgresql+asyncpg":
-            raise ValueError(
+            raise InvalidValueError(
                 f"Use the asyncpg driver for PostgreSQL: postgresql+asyncpg://... "
                 f"(got {url.drivername})."
             )
@@ -420,7 +420,7 @@ def open_backend(
         engine_async = create_async_engine(url, connect_args=connect_args, **kwargs)
         return Backend(async_engine=engine_async, owns_engine=True)
 
-    raise ValueError(
+    raise InvalidValueError(
         f"Unsupported database {backend_name!r} in {redact(db_url)}: multi-agent stores "
         "sessions in SQLite (sqlite+aiosqlite:///file.db) or PostgreSQL "
         "(postgresql+asyncpg://...)."

@@ -322,6 +322,9 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
     target = facts.target
     if facts.message_type == "human" and target is None:
         target = row.last_agent
+    if row.last_agent is None and author != "user":
+        # The first agent to speak answered the human messages sent before it.
+        sql.HUMAN_TARGET_BACKFILL(conn, **key, target=author)
     last_agent = row.last_agent if author == "user" else (facts.transfer_to or author)
 
     run_id = event.invocation_id or "-"
@@ -365,7 +368,7 @@ def _record_run(
     facts = req.facts
     if facts.transfer_to and facts.message_type == "tool_result":
         sql.RUN_INSERT(
-            conn, **key, run_id=f"{run_id}/{facts.transfer_to}@{seq}", parent_run_id=run_id,
+            conn, **key, run_id=f"{facts.transfer_to[:200]}@{seq}", parent_run_id=run_id,
             kind="delegation", agent=facts.transfer_to, started_at=now, first_seq=seq,
             on_path=True,
         )

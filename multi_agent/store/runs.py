@@ -12,6 +12,7 @@ when asked, so appends never rewrite run rows. Status:
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ class RunInfo:
     total_tokens: int
     on_path: bool
     error: str | None
+    is_head: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +100,9 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
         status, error = run.status, run.error
         answered = any(ev.final for ev in mine)
         if status is None:
-            if mine and mine[-1].final or (run.kind == "delegation" and answered):
+            if run.kind == "rewind" or (mine and mine[-1].final) or (
+                run.kind == "delegation" and answered
+            ):
                 status = "completed"
             elif run.run_id == head or (run.kind == "delegation" and run.parent_run_id == head):
                 status = "running"
@@ -115,7 +119,7 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
                 prompt_tokens=sum(ev.prompt_tokens or 0 for ev in mine),
                 completion_tokens=sum(ev.completion_tokens or 0 for ev in mine),
                 total_tokens=sum(ev.total_tokens or 0 for ev in mine),
-                on_path=bool(run.on_path), error=error,
+                on_path=bool(run.on_path), error=error, is_head=run.run_id == head,
             )
         )
     return out
@@ -181,25 +185,22 @@ def branch_session(
     # Session-scope state at the end of the run: the initial state plus the path's deltas.
     state = loads(row.initial_state)
     last_agent = None
-    last_seq = 0
-    for data, source, seq in conn.execute(
-        select(e.event_data, e.source, e.seq).where(ekey, e.on_path.is_(True)).order_by(e.seq)
+    for data, source in conn.execute(
+        select(e.event_data, e.source).where(ekey, e.on_path.is_(True)).order_by(e.seq)
     ):
-        delta = (loads(data).get("actions") or {}).get("state_delta") or {}
-        state.update(split_delta(delta).session)
-        if source != "user":
-            last_agent = source
-        last_seq = seq
+        actions = loads(data).get("actions") or {}
+        state.update(split_delta(actions.get("state_delta") or {}).session)
+        if source != "user":  # as append_event: the agent that will answer next
+            last_agent = actions.get("transfer_to_agent") or source
     revision = row.revision + 1
     conn.execute(
         s.sessions.update()
         .where(where_session)
         .values(
             state=dumps(state), head_run_id=from_run_id, revision=revision,
-            last_agent=last_agent,
+            last_agent=last_agent, update_time=time.time(),
         )
     )
-    del last_seq
     return BranchResult(
         head_run_id=from_run_id, runs_on_path=list(reversed(path)), revision=revision,
         session_state=state,

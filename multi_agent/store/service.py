@@ -40,46 +40,22 @@ from pydantic_core import PydanticSerializationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
-from ..errors import InvalidIdError, InvalidValueError
+from ..errors import InvalidValueError
 from . import ops
 from .backend import Backend, open_backend
 from .codec import EventDecoder, encode_event
 from .facts import event_facts
-from .messages import DEFAULT_LIMIT, Message, query_messages
+from .extras import HistoryMixin
+from .ids import check_id
 from .migrations import ensure_schema
-from .runs import BranchResult, RunInfo, branch_session, list_runs
-from .schema import ID_LENGTH
 from .state import merge_scopes, split_delta
-from .transfer import ImportResult, export_session, import_session, validate_document
 
 __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
 DEFAULT_DB_URL = "sqlite+aiosqlite:///./multi_agent_data.db"
 
 
-def check_id(kind: str, value: Any) -> str:
-    """Validates an app name, user id or session id; returns it unchanged.
-
-    Any string of 1 to 256 characters without NUL is stored exactly (quotes, SQL fragments,
-    slashes, spaces and unicode included).
-
-    Raises:
-        InvalidIdError: not a string, empty, too long, or containing NUL.
-    """
-    if not isinstance(value, str):
-        raise InvalidIdError(f"{kind} must be a string, got {type(value).__name__}.")
-    if not value:
-        raise InvalidIdError(f"{kind} must not be empty.")
-    if len(value) > ID_LENGTH:
-        raise InvalidIdError(
-            f"{kind} is {len(value)} characters long; at most {ID_LENGTH} are allowed."
-        )
-    if "\x00" in value:
-        raise InvalidIdError(f"{kind} {value!r} contains a NUL character, which cannot be stored.")
-    return value
-
-
-class DatabaseSessionService(BaseSessionService):
+class DatabaseSessionService(HistoryMixin, BaseSessionService):
     """Sessions, events and app/user/session state in SQLite (default) or PostgreSQL.
 
     Example:
@@ -312,145 +288,6 @@ class DatabaseSessionService(BaseSessionService):
             lambda conn: ops.read_scope_state(conn, app_name, None), write=False
         )
         return app_state
-
-    async def list_runs(self, *, app_name: str, user_id: str, session_id: str) -> list[RunInfo]:
-        """The session's runs (one per invocation) in start order; empty for no session."""
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
-        await self.prepare()
-        return await self._backend.run(
-            lambda conn: list_runs(
-                conn, app_name=app_name, user_id=user_id, session_id=session_id
-            ),
-            write=False,
-        )
-
-    async def branch(
-        self, *, app_name: str, user_id: str, session_id: str, from_run_id: str
-    ) -> BranchResult:
-        """Continues the session from the end of ``from_run_id`` (time travel / branching).
-
-        The next invocation sees the history and session state exactly as they were when that
-        run ended. Runs after it are kept as a sibling branch: ``branch`` to the last of them
-        switches back. ``get_session`` always returns the head's linear history, so ADK's
-        Runner needs no change. ``user:`` and ``app:`` state are shared by every session and
-        branch: they are not rewound (as with ADK's own ``rewind_async``).
-
-        Raises:
-            SessionNotFound: no such session.
-            RunNotFound: the session has no such run (the message lists its runs).
-        """
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
-        check_id("run_id", from_run_id)
-        await self.prepare()
-        backend = self._backend
-        return await backend.run(
-            lambda conn: branch_session(
-                conn, backend.locks_rows, app_name=app_name, user_id=user_id,
-                session_id=session_id, from_run_id=from_run_id,
-            ),
-            write=True,
-        )
-
-    async def query_messages(
-        self,
-        *,
-        app_name: str,
-        user_id: str,
-        session_id: str | None = None,
-        run_id: str | None = None,
-        source: str | None = None,
-        target: str | None = None,
-        message_type: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        text: str | None = None,
-        on_path_only: bool = True,
-        limit: int = DEFAULT_LIMIT,
-    ) -> list[Message]:
-        """Who said what to whom: stored events matching every given filter, oldest first.
-
-        See ``messages.py`` for the filters' exact meaning (``since`` inclusive, ``until``
-        exclusive, ``text`` a case-insensitive substring, ``run_id`` a run or delegation
-        sub-run). Across all the user's sessions when ``session_id`` is ``None``.
-
-        Raises:
-            RunNotFound: ``run_id`` is not a run of the searched session(s).
-            InvalidValueError: an unknown message type, a bad time or limit.
-        """
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        for kind, value in (("session_id", session_id), ("run_id", run_id)):
-            if value is not None:
-                check_id(kind, value)
-        await self.prepare()
-        return await self._backend.run(
-            lambda conn: query_messages(
-                conn, app_name=app_name, user_id=user_id, session_id=session_id,
-                run_id=run_id, source=source, target=target, message_type=message_type,
-                since=since, until=until, text=text, on_path_only=on_path_only, limit=limit,
-            ),
-            write=False,
-        )
-
-    async def export_session(
-        self, *, app_name: str, user_id: str, session_id: str
-    ) -> dict[str, Any] | None:
-        """The session with its run tree and every event as a JSON-ready document.
-
-        See ``transfer.py`` for the format. ``app:``/``user:`` state is not included.
-
-        Returns:
-            The document, or ``None`` when there is no such session.
-        """
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
-        await self.prepare()
-        return await self._backend.run(
-            lambda conn: export_session(
-                conn, app_name=app_name, user_id=user_id, session_id=session_id
-            ),
-            write=False,
-        )
-
-    async def import_session(
-        self,
-        doc: dict[str, Any],
-        *,
-        app_name: str | None = None,
-        user_id: str | None = None,
-        session_id: str | None = None,
-    ) -> ImportResult:
-        """Stores a document made by ``export_session``, in one transaction.
-
-        Args:
-            doc: the parsed export document.
-            app_name: store it under this app instead of the document's.
-            user_id: store it for this user instead of the document's.
-            session_id: store it under this session id instead of the document's.
-
-        Raises:
-            InvalidValueError: the document is not a valid export (nothing written).
-            SessionAlreadyExists: the target session id is taken (nothing written).
-        """
-        validate_document(doc)
-        app = check_id("app_name", app_name if app_name is not None else doc["app_name"])
-        user = check_id("user_id", user_id if user_id is not None else doc["user_id"])
-        sid = check_id(
-            "session_id", session_id if session_id is not None else doc["session"]["id"]
-        )
-        await self.prepare()
-        backend = self._backend
-        return await backend.run(
-            lambda conn: import_session(
-                conn, backend, doc, app_name=app, user_id=user, session_id=sid
-            ),
-            write=True,
-        )
 
     @override
     async def append_event(self, session: Session, event: Event) -> Event:

@@ -215,6 +215,13 @@ EVENTS_BETWEEN = Prepared(
     .order_by(ev.seq),
 )
 
+HUMAN_TARGET_BACKFILL = Prepared(
+    "human_target_backfill",
+    update(s.events)
+    .where(_session_where(s.events), ev.message_type == "human", ev.target.is_(None))
+    .values(target=bindparam("target")),
+)
+
 EVENTS_DELETE = Prepared("events_delete", delete(s.events).where(_session_where(s.events)))
 
 # -- runs -------------------------------------------------------------------------------------

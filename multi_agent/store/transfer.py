@@ -190,7 +190,7 @@ def _bad(detail: str) -> InvalidValueError:
 
 
 def _check_value(where: str, kind: str, value: Any) -> None:
-    from .service import check_id
+    from .ids import check_id
 
     if kind == "id":
         try:

@@ -55,8 +55,9 @@ async def test_filters(store: DatabaseSessionService, app_name: str) -> None:
     assert await q(store, app, session_id="nope") == []
     assert await q(store, app, source="boss") == [("a", 2), ("b", 2), ("a", 4), ("a", 5)]
     assert await q(store, app, source="boss", target="helper") == [("a", 4), ("a", 5)]
-    # A human message targets the agent that spoke last: none yet in a turn that opens a session.
-    assert await q(store, app, target="boss") == [("a", 3)]
+    # A human message targets the agent that spoke last; the session's first one, the agent
+    # that answered it.
+    assert await q(store, app, target="boss") == [("a", 1), ("b", 1), ("a", 3)]
     assert await q(store, app, message_type="human") == [("a", 1), ("b", 1), ("a", 3)]
     assert await q(store, app, message_type="tool_result") == [("a", 5)]
     assert await q(store, app, since=1500.0, until=2001.0) == [("b", 1), ("b", 2), ("a", 3)]

@@ -125,7 +125,7 @@ async def test_who_said_what_to_whom(store: DatabaseSessionService, app_name: st
 
     got = [tuple(r) for r in await store.backend.run(rows, write=False)]
     assert got == [
-        (1, "user", None, "human", None, "inv-1"),
+        (1, "user", "manager", "human", None, "inv-1"),
         (2, "manager", "funny_nerd", "tool_call", "manager", "inv-1"),
         (3, "manager", "funny_nerd", "tool_result", "manager", "inv-1"),
         (4, "funny_nerd", "user", "agent", "manager.funny_nerd", "inv-1"),
@@ -135,14 +135,14 @@ async def test_who_said_what_to_whom(store: DatabaseSessionService, app_name: st
     runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
     assert [(r.run_id, r.parent_run_id, r.status, r.event_count, r.agent) for r in runs] == [
         ("inv-1", None, "completed", 4, "manager"),
-        ("inv-1/funny_nerd@3", "inv-1", "completed", 1, "funny_nerd"),
+        ("funny_nerd@3", "inv-1", "completed", 1, "funny_nerd"),
         ("inv-2", "inv-1", "running", 1, None),
     ]
     # A third run starting while inv-2 never answered: inv-2 is then visibly failed.
     await store.append_event(s, text_event("x", author="user", invocation_id="inv-3"))
     runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
     assert [(r.run_id, r.status) for r in runs] == [
-        ("inv-1", "completed"), ("inv-1/funny_nerd@3", "completed"), ("inv-2", "failed"),
+        ("inv-1", "completed"), ("funny_nerd@3", "completed"), ("inv-2", "failed"),
         ("inv-3", "running"),
     ]
     assert "without a final response" in runs[2].error

@@ -1,0 +1,32 @@
+"""Validation of the ids the store keys everything by."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import InvalidIdError
+from .schema import ID_LENGTH
+
+__all__ = ["check_id"]
+
+
+def check_id(kind: str, value: Any) -> str:
+    """Validates an app name, user id or session id; returns it unchanged.
+
+    Any string of 1 to 256 characters without NUL is stored exactly (quotes, SQL fragments,
+    slashes, spaces and unicode included).
+
+    Raises:
+        InvalidIdError: not a string, empty, too long, or containing NUL.
+    """
+    if not isinstance(value, str):
+        raise InvalidIdError(f"{kind} must be a string, got {type(value).__name__}.")
+    if not value:
+        raise InvalidIdError(f"{kind} must not be empty.")
+    if len(value) > ID_LENGTH:
+        raise InvalidIdError(
+            f"{kind} is {len(value)} characters long; at most {ID_LENGTH} are allowed."
+        )
+    if "\x00" in value:
+        raise InvalidIdError(f"{kind} {value!r} contains a NUL character, which cannot be stored.")
+    return value
