@@ -10,7 +10,26 @@
 
 from __future__ import annotations
 
+from .context import (
+    BoundedContext,
+    BoundedContextPlugin,
+    bounded_run_config,
+    events_compaction_config,
+)
 from .query import query_terms
 from .service import DEFAULT_MAX_RESULTS, DatabaseMemoryService
+from .summarizer import ExtractiveSummarizer
+from .window import safe_window_start, trim_window
 
-__all__ = ["DEFAULT_MAX_RESULTS", "DatabaseMemoryService", "query_terms"]
+__all__ = [
+    "DEFAULT_MAX_RESULTS",
+    "BoundedContext",
+    "BoundedContextPlugin",
+    "DatabaseMemoryService",
+    "ExtractiveSummarizer",
+    "bounded_run_config",
+    "events_compaction_config",
+    "query_terms",
+    "safe_window_start",
+    "trim_window",
+]
