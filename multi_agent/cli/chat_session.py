@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -71,6 +72,8 @@ class ChatSession:
         try:
             await self.open_session(session_id=session_id, new=new)
             await self.loop()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            return 130
         except MultiAgentError as exc:
             self.console.print(f"[red]multi-agent: {escape(str(exc))}[/red]")
             return 2
@@ -166,10 +169,22 @@ class ChatSession:
 
     async def send(self, text: str) -> None:
         message = types.Content(role="user", parts=[types.Part(text=text)])
-        async for event in self.runner.run_async(
-            user_id=self.user_id, session_id=self.session_id, new_message=message
-        ):
-            self.render(event)
+        invocation_id = None
+        try:
+            async for event in self.runner.run_async(
+                user_id=self.user_id, session_id=self.session_id, new_message=message
+            ):
+                invocation_id = event.invocation_id
+                self.render(event)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Ctrl-C during a run: what was appended is stored; the run is marked cancelled.
+            if invocation_id:
+                await self.store.set_run_status(
+                    app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
+                    run_id=invocation_id, status="cancelled", error="interrupted by the user",
+                )
+            self.say("system", "Interrupted. Everything so far is saved. Bye.")
+            raise
 
     # -- output -----------------------------------------------------------------------------
 

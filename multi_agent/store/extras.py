@@ -165,3 +165,34 @@ class HistoryMixin:
             ),
             write=True,
         )
+
+    async def set_run_status(
+        self, *, app_name: str, user_id: str, session_id: str, run_id: str, status: str,
+        error: str | None = None,
+    ) -> None:
+        """Records a run's outcome explicitly, e.g. ``cancelled`` when the user interrupts it.
+
+        Raises:
+            InvalidValueError: ``status`` is not one of running, completed, failed, cancelled.
+            RunNotFound: the session has no such run.
+        """
+        from ..errors import InvalidValueError, RunNotFound
+        from .runs import RUN_STATUSES, set_run_status
+
+        for kind, value in (("app_name", app_name), ("user_id", user_id),
+                            ("session_id", session_id), ("run_id", run_id)):
+            check_id(kind, value)
+        if status not in RUN_STATUSES:
+            raise InvalidValueError(
+                f"Unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}."
+            )
+        await self.prepare()
+        found = await self._backend.run(
+            lambda conn: set_run_status(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id,
+                run_id=run_id, status=status, error=error,
+            ),
+            write=True,
+        )
+        if not found:
+            raise RunNotFound(f"Session {session_id!r} has no run {run_id!r}.")

@@ -205,3 +205,23 @@ def branch_session(
         head_run_id=from_run_id, runs_on_path=list(reversed(path)), revision=revision,
         session_state=state,
     )
+
+
+RUN_STATUSES = ("running", "completed", "failed", "cancelled")
+
+
+def set_run_status(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, run_id: str,
+    status: str, error: str | None,
+) -> bool:
+    """Records an explicit status; False when the session has no such run."""
+    r = s.runs.c
+    result = conn.execute(
+        s.runs.update()
+        .where(
+            r.app_name == app_name, r.user_id == user_id, r.session_id == session_id,
+            r.run_id == run_id,
+        )
+        .values(status=status, error=error)
+    )
+    return bool(result.rowcount)

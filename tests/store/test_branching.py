@@ -93,3 +93,22 @@ async def test_delegation_subruns_and_rewind_in_tree(
     assert runs[1].total_tokens == 30
     assert kinds[2] == ("invocation", invs[0], "worker", "completed")  # routed to worker
     assert kinds[3][0] == "rewind" and kinds[3][1] == invs[1]
+
+
+async def test_cancelled_run_is_visible(store: DatabaseSessionService, app_name: str) -> None:
+    from multi_agent.errors import InvalidValueError
+
+    s = await store.create_session(app_name=app_name, user_id="u")
+    await store.append_event(s, text_event("q", author="user", invocation_id="cut"))
+    await store.set_run_status(app_name=app_name, user_id="u", session_id=s.id, run_id="cut",
+                               status="cancelled", error="interrupted by the user")
+    runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
+    assert [(r.run_id, r.status, r.error, r.is_head) for r in runs] == [
+        ("cut", "cancelled", "interrupted by the user", True)
+    ]
+    with pytest.raises(InvalidValueError):
+        await store.set_run_status(app_name=app_name, user_id="u", session_id=s.id,
+                                   run_id="cut", status="exploded")
+    with pytest.raises(RunNotFound):
+        await store.set_run_status(app_name=app_name, user_id="u", session_id=s.id,
+                                   run_id="nope", status="failed")
