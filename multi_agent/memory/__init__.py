@@ -13,6 +13,7 @@ from __future__ import annotations
 from .context import (
     BoundedContext,
     BoundedContextPlugin,
+    RememberTurnsPlugin,
     bounded_run_config,
     events_compaction_config,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "BoundedContextPlugin",
     "DatabaseMemoryService",
     "ExtractiveSummarizer",
+    "RememberTurnsPlugin",
     "bounded_run_config",
     "events_compaction_config",
     "query_terms",

@@ -23,15 +23,18 @@ Wiring (in ``build_runner``)::
     memory = DatabaseMemoryService(session_service)
     app = App(name=APP_NAME, root_agent=root,
               events_compaction_config=ctx.compaction_config(),
-              plugins=[ctx.plugin(session_service)])
+              plugins=[ctx.plugin(session_service), RememberTurnsPlugin()])
     runner = Runner(app=app, session_service=session_service, memory_service=memory)
     async for event in runner.run_async(..., run_config=ctx.run_config()):
         ...
-    await memory.add_session_to_memory(session)   # after each turn (cheap, idempotent)
+
+(``RememberTurnsPlugin`` adds each turn to memory; without it, call
+``await memory.add_session_to_memory(session)`` after each turn: cheap and idempotent.)
 """
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 
@@ -53,12 +56,15 @@ from .window import is_compaction, safe_window_start, trim_window
 __all__ = [
     "BoundedContext",
     "BoundedContextPlugin",
+    "RememberTurnsPlugin",
     "ExtractiveSummarizer",
     "bounded_run_config",
     "events_compaction_config",
     "safe_window_start",
     "trim_window",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_WINDOW_EVENTS = 60
 """Events a turn loads by default: ~10-15 turns of a delegating team with tool calls."""
@@ -189,6 +195,29 @@ class BoundedContextPlugin(BasePlugin):
             return None
         event = Event.model_validate_json(raw)
         return event if is_compaction(event) else None
+
+
+class RememberTurnsPlugin(BasePlugin):
+    """Adds the session to the Runner's memory service after every run (each turn).
+
+    With :class:`~multi_agent.memory.DatabaseMemoryService` on the session store this costs one
+    small write transaction: only the events stored since the last call are indexed, whatever
+    window the Runner loaded. A failure to index is logged and never fails the turn.
+    """
+
+    def __init__(self, *, name: str = "remember_turns") -> None:
+        super().__init__(name=name)
+
+    async def after_run_callback(self, *, invocation_context: InvocationContext) -> None:
+        """Indexes ``invocation_context.session`` in ``invocation_context.memory_service``."""
+        memory = invocation_context.memory_service
+        if memory is None:
+            return
+        try:
+            await memory.add_session_to_memory(invocation_context.session)
+        except Exception:  # memory is best effort: the turn has already succeeded
+            logger.warning("Could not add session %s to memory.", invocation_context.session.id,
+                           exc_info=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,3 +103,34 @@ async def test_preload_memory_puts_the_past_into_the_request(
     reply = await turn(runner, memory, store, fresh.id, "what did I say about the risotto?")
     assert "user: Plan a dinner party with a mushroom risotto." in reply
     assert "Nvidia" not in reply
+
+
+async def test_remember_turns_plugin_indexes_every_turn(
+    store: DatabaseSessionService, memory: DatabaseMemoryService, app_name: str
+) -> None:
+    from google.adk.apps.app import App
+
+    from multi_agent.memory import BoundedContext, RememberTurnsPlugin
+
+    ctx = BoundedContext(window_events=10)
+    manager = LlmAgent(name="manager", model=MemoryEchoLlm(), tools=[PreloadMemoryTool()])
+    app = App(name=app_name, root_agent=manager,
+              plugins=[ctx.plugin(store), RememberTurnsPlugin()])
+    runner = Runner(app=app, session_service=store, memory_service=memory)
+    for topic in TOPICS:
+        session = await store.create_session(app_name=app_name, user_id="ann")
+        async for _ in runner.run_async(
+            user_id="ann", session_id=session.id, run_config=ctx.run_config(),
+            new_message=types.Content(role="user", parts=[types.Part(text=topic)]),
+        ):
+            pass
+    found = await memory.search_memory(app_name=app_name, user_id="ann", query="Kyoto")
+    assert found.memories[0].content.parts[0].text == TOPICS[2]  # the reply follows (context)
+    fresh = await store.create_session(app_name=app_name, user_id="ann")
+    reply = ""
+    async for event in runner.run_async(
+        user_id="ann", session_id=fresh.id, run_config=ctx.run_config(),
+        new_message=types.Content(role="user", parts=[types.Part(text="Nvidia?")]),
+    ):
+        reply = event.content.parts[0].text
+    assert "user: " + TOPICS[0] in reply
