@@ -10,8 +10,8 @@ State layout (tests and tools depend on these names)::
                                            nerd_topics}
                     user:agent_stats      {agent_name: {delegations, last_used}}
                     user:conversation_log [{timestamp, session_id, user_input, agent_response,
-                                           agent}]  (bounded; what the historian reads across
-                                           sessions)
+                                           agent}]  (the latest 30, as excerpts: what the
+                                           historian falls back on across sessions)
 
 Tools never mutate a stored value in place: they copy it, change the copy and assign it back,
 so the change is always a visible state delta. They never raise into the model either: bad
@@ -70,9 +70,9 @@ AGENT_STATS = "user:agent_stats"
 CONVERSATION_LOG = "user:conversation_log"
 
 # Bounds that keep every state value small enough to rewrite on each turn.
-HISTORY_LIMIT = 200
-DELEGATION_LIMIT = 200
-USER_LOG_LIMIT = 200
+HISTORY_LIMIT = 100
+DELEGATION_LIMIT = 50
+USER_LOG_LIMIT = 30
 WATCHLIST_LIMIT = 50
 TOPIC_LIMIT = 30
 

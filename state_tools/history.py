@@ -1,9 +1,9 @@
 """Tools that read the conversation history: this session's and the user's across sessions.
 
-The per-session history is ``conversation_history``; the cross-session one is the bounded
-``user:conversation_log`` that the turn recorder (``state_tools.recorder``) keeps next to it.
-Sessions themselves are listed through the session service, so the count of past sessions is
-exact even when the log has dropped its oldest turns.
+Across sessions, the history is read from the session store: every session of the user keeps
+its own ``conversation_history`` (listed through the session service, state only, no events).
+The small ``user:conversation_log`` the turn recorder keeps adds the exchanges of sessions that
+no longer exist, and is the whole source when the store cannot be listed.
 """
 
 from __future__ import annotations
@@ -58,25 +58,38 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _entries(tool_context: ToolContext, scope: str) -> list[dict[str, Any]]:
+def _history(session_id: str, value: Any) -> list[dict[str, Any]]:
+    items = value if isinstance(value, list) else []
+    return [{**e, "session_id": session_id} for e in items if isinstance(e, dict)]
+
+
+async def _all_entries(tool_context: ToolContext) -> tuple[list[dict[str, Any]], int | None]:
+    """Every remembered exchange of the user, oldest first, and how many sessions they have.
+
+    The session count is None when the store could not be listed (the log is used alone).
+    """
     state = tool_context.state
-    if scope == "session":
-        items = read_list(state, CONVERSATION_HISTORY)
-        sid = tool_context.session.id
-        return [{**e, "session_id": sid} for e in items if isinstance(e, dict)]
-    return [e for e in read_list(state, CONVERSATION_LOG) if isinstance(e, dict)]
-
-
-async def _session_count(tool_context: ToolContext) -> int | None:
+    current_id = tool_context.session.id
+    log = [e for e in read_list(state, CONVERSATION_LOG) if isinstance(e, dict)]
     try:
         service = tool_context.get_invocation_context().session_service
         listed = await service.list_sessions(
             app_name=tool_context.session.app_name, user_id=tool_context.user_id
         )
-    except Exception:  # a summary without the count is still useful
-        logger.debug("list_sessions failed", exc_info=True)
-        return None
-    return len(listed.sessions)
+    except Exception:  # answer from the log rather than not at all
+        logger.debug("list_sessions failed; using user:conversation_log", exc_info=True)
+        return log, None
+    entries: list[dict[str, Any]] = []
+    known = {current_id}
+    for session in listed.sessions:
+        known.add(session.id)
+        if session.id != current_id:
+            entries.extend(_history(session.id, session.state.get(CONVERSATION_HISTORY)))
+    entries.extend(e for e in log if e.get("session_id") not in known)  # deleted sessions
+    entries.extend(_history(current_id, state.get(CONVERSATION_HISTORY)))
+    entries.sort(key=lambda e: str(e.get("timestamp") or ""))  # stable: keeps turn order
+    count = len(listed.sessions) + (0 if current_id in {s.id for s in listed.sessions} else 1)
+    return entries, count
 
 
 async def get_conversation_summary(
@@ -103,7 +116,11 @@ async def get_conversation_summary(
     count = as_int(max_entries, low=1, high=50)
     if count is None:
         return error("max_entries must be a number from 1 to 50.")
-    entries = _entries(tool_context, where)
+    if where == "session":
+        entries = _history(tool_context.session.id, tool_context.state.get(CONVERSATION_HISTORY))
+        sessions: int | None = 1
+    else:
+        entries, sessions = await _all_entries(tool_context)
     by_agent: dict[str, int] = {}
     for entry in entries:
         agent = str(entry.get("agent") or "unknown")
@@ -115,7 +132,7 @@ async def get_conversation_summary(
         by_agent=by_agent,
         first_at=entries[0].get("timestamp") if entries else None,
         last_at=entries[-1].get("timestamp") if entries else None,
-        sessions=await _session_count(tool_context) if where == "all" else 1,
+        sessions=sessions,
         current_session=dict(meta) if isinstance(meta, dict) else None,
         recent=[_public(e) for e in entries[-count:]],
     )
@@ -128,7 +145,7 @@ def _matches(entry: dict[str, Any], words: set[str], agents: set[str]) -> bool:
     return any(word in text for word in words)
 
 
-def search_conversation_history(
+async def search_conversation_history(
     query: str, tool_context: ToolContext, days: int = 0
 ) -> dict[str, Any]:
     """Finds earlier exchanges about a subject, across all of the user's sessions.
@@ -160,7 +177,8 @@ def search_conversation_history(
     agents = {agent for agent, area in _AREA_WORDS.items() if words & area}
     since = datetime.now(UTC) - timedelta(days=window) if window else None
     found = []
-    for entry in _entries(tool_context, "all"):
+    entries, _ = await _all_entries(tool_context)
+    for entry in entries:
         if since is not None and not _after(entry.get("timestamp"), since):
             continue
         if entry.get("agent") == "historian" and "historian" not in agents:

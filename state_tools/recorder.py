@@ -8,9 +8,12 @@ which lives for the invocation and is never stored) and do nothing.
 Per turn it writes, by reassignment:
 
 * ``conversation_history`` (session): ``{timestamp, user_input, agent_response, agent}``,
-  the newest ``HISTORY_LIMIT`` kept;
+  the newest ``HISTORY_LIMIT`` kept, texts cut to ``HISTORY_TEXT_LIMIT`` characters;
 * ``user:conversation_log`` (user, across sessions): the same plus ``session_id``, the newest
-  ``USER_LOG_LIMIT`` kept, responses cut to ``LOG_TEXT_LIMIT`` characters;
+  ``USER_LOG_LIMIT`` kept, texts cut to ``LOG_TEXT_LIMIT`` characters;
+
+(ADK stores every state change as the key's whole new value in the event, so these bounds
+also bound what each turn adds to the database.)
 * ``session_metadata``: ``last_activity`` and ``total_interactions`` + 1;
 * the newest ``agent_delegations`` entry of the answering agent: status ``completed``.
 """
@@ -35,9 +38,10 @@ from ._common import (
     touch_session,
 )
 
-__all__ = ["LOG_TEXT_LIMIT", "record_turn"]
+__all__ = ["HISTORY_TEXT_LIMIT", "LOG_TEXT_LIMIT", "record_turn"]
 
-LOG_TEXT_LIMIT = 1000
+HISTORY_TEXT_LIMIT = 500
+LOG_TEXT_LIMIT = 160
 _RECORDED = "temp:turn_recorded"
 
 
@@ -94,8 +98,8 @@ def record_turn(callback_context: CallbackContext) -> types.Content | None:
     stamp = now_iso()
     entry = {
         "timestamp": stamp,
-        "user_input": _text(callback_context.user_content),
-        "agent_response": _text(reply.content),
+        "user_input": _cut(_text(callback_context.user_content), HISTORY_TEXT_LIMIT),
+        "agent_response": _cut(_text(reply.content), HISTORY_TEXT_LIMIT),
         "agent": reply.author,
     }
     state[CONVERSATION_HISTORY] = append_bounded(

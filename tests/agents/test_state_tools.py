@@ -8,6 +8,7 @@ import pytest
 from google.adk.sessions import InMemorySessionService
 
 import state_tools as st
+from state_tools._common import DELEGATION_LIMIT
 from tests.agents.conftest import FakeToolContext
 
 
@@ -49,11 +50,11 @@ def test_track_agent_delegation_rejects_empty_task(ctx: FakeToolContext, task: A
 def test_track_agent_delegation_cuts_long_tasks_and_bounds_the_list() -> None:
     ctx = FakeToolContext({"agent_delegations": [
         {"timestamp": "t", "agent_name": "historian", "task": str(i), "status": "completed"}
-        for i in range(200)
+        for i in range(DELEGATION_LIMIT)
     ]})
     st.track_agent_delegation("historian", "x" * 2000, ctx)
     items = ctx.state["agent_delegations"]
-    assert len(items) == 200 and items[0]["task"] == "1"
+    assert len(items) == DELEGATION_LIMIT and items[0]["task"] == "1"
     assert len(items[-1]["task"]) == 500 and items[-1]["task"].endswith("…")
 
 
@@ -208,19 +209,34 @@ def _log(*entries: tuple[str, str, str, str]) -> dict[str, Any]:
     ]}
 
 
-async def test_conversation_summary_counts_every_session() -> None:
+async def test_history_reads_every_session_plus_the_log_of_deleted_ones() -> None:
     service = InMemorySessionService()
-    await service.create_session(app_name="multi_agent", user_id="u")
-    state = _log(
-        ("2020-01-01T10:00:00+00:00", "joke please", "Why ...", "funny_nerd"),
-        ("2020-01-02T10:00:00+00:00", "add AAPL", "Added AAPL", "stock_analyst"),
-    )
-    ctx = FakeToolContext(state, service=service)
+
+    def turn(ts: str, text: str, agent: str) -> dict[str, Any]:
+        return {"timestamp": ts, "user_input": text, "agent_response": "ok", "agent": agent}
+
+    await service.create_session(app_name="multi_agent", user_id="u", session_id="a", state={
+        "conversation_history": [turn("2020-01-02T00:00:00+00:00", "add AAPL", "stock_analyst")]
+    })
+    await service.create_session(app_name="multi_agent", user_id="u", session_id="b", state={
+        "conversation_history": [turn("2020-01-03T00:00:00+00:00", "math joke", "funny_nerd")]
+    })
+    log = _log(("2020-01-01T00:00:00+00:00", "price of MSFT", "unavailable", "stock_analyst"))
+    log["user:conversation_log"].append({**turn("2020-01-02T00:00:00+00:00", "add AAPL",
+                                                "stock_analyst"), "session_id": "a"})
+    ctx = FakeToolContext({**log, "conversation_history": [
+        turn("2020-01-04T00:00:00+00:00", "hello", "manager")
+    ]}, service=service)
     result = await st.get_conversation_summary(ctx)
-    assert result["total_turns"] == 2 and result["sessions"] == 1
-    assert result["by_agent"] == {"funny_nerd": 1, "stock_analyst": 1}
-    assert result["recent"][0]["user_input"] == "joke please"
-    assert (await st.get_conversation_summary(ctx, scope="session"))["total_turns"] == 0
+    # Sessions a and b from the store, the deleted one from the log (once), and this one.
+    assert [e["user_input"] for e in result["recent"]] == [
+        "price of MSFT", "add AAPL", "math joke", "hello"
+    ]
+    assert result["sessions"] == 3 and result["total_turns"] == 4
+    assert result["by_agent"] == {"stock_analyst": 2, "funny_nerd": 1, "manager": 1}
+    assert (await st.get_conversation_summary(ctx, scope="session"))["total_turns"] == 1
+    found = await st.search_conversation_history("stocks", ctx)
+    assert [m["session_id"] for m in found["matches"]] == ["old", "a"]
 
 
 @pytest.mark.parametrize(
@@ -245,21 +261,21 @@ async def test_summary_without_a_session_service_still_answers(ctx: FakeToolCont
     assert result["status"] == "ok" and result["sessions"] is None
 
 
-def test_search_history_by_area_word_text_and_days() -> None:
+async def test_search_history_by_area_word_text_and_days() -> None:
     state = _log(
         ("2000-01-01T10:00:00+00:00", "add AAPL to my watchlist", "Added AAPL", "stock_analyst"),
         ("2999-01-01T10:00:00+00:00", "price of MSFT", "unavailable", "stock_analyst"),
         ("2999-01-01T10:00:00+00:00", "joke about python", "Why...", "funny_nerd"),
     )
     ctx = FakeToolContext(state)
-    stocks = st.search_conversation_history("stocks", ctx)
+    stocks = (await st.search_conversation_history("stocks", ctx))
     assert stocks["total_matches"] == 2
     assert [m["user_input"] for m in stocks["matches"]][0] == "add AAPL to my watchlist"
-    recent = st.search_conversation_history("stocks", ctx, days=7)
+    recent = (await st.search_conversation_history("stocks", ctx, days=7))
     assert [m["user_input"] for m in recent["matches"]] == ["price of MSFT"]
-    assert st.search_conversation_history("PYTHON", ctx)["total_matches"] == 1
-    assert st.search_conversation_history("chess", ctx)["total_matches"] == 0
-    assert st.search_conversation_history("stocks", ctx, days="7")["total_matches"] == 1
+    assert (await st.search_conversation_history("PYTHON", ctx))["total_matches"] == 1
+    assert (await st.search_conversation_history("chess", ctx))["total_matches"] == 0
+    assert (await st.search_conversation_history("stocks", ctx, days="7"))["total_matches"] == 1
 
 
 @pytest.mark.parametrize(
@@ -267,8 +283,8 @@ def test_search_history_by_area_word_text_and_days() -> None:
                         ("stocks", 99999), ("stocks", True), ("stocks", "seven"),
                         ("stocks", float("nan"))]
 )
-def test_search_history_bad_inputs(ctx: FakeToolContext, query: Any, days: Any) -> None:
-    assert is_error(st.search_conversation_history(query, ctx, days=days))
+async def test_search_history_bad_inputs(ctx: FakeToolContext, query: Any, days: Any) -> None:
+    assert is_error(await st.search_conversation_history(query, ctx, days=days))
 
 
 async def test_list_my_sessions_reports_store_failure(ctx: FakeToolContext) -> None:

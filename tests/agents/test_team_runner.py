@@ -12,6 +12,8 @@ from typing import Any
 
 from multi_agent import DatabaseSessionService
 from multi_agent.app import APP_NAME, TeamRunner, build_runner, get_or_create_session
+from state_tools._common import HISTORY_LIMIT, USER_LOG_LIMIT
+from state_tools.recorder import HISTORY_TEXT_LIMIT, LOG_TEXT_LIMIT
 from subagents.funny_nerd.jokes import load_jokes
 from tests.agents._team import say, stored
 
@@ -114,14 +116,22 @@ async def test_jokes_do_not_repeat_across_sessions(runner: TeamRunner) -> None:
 
 async def test_history_is_bounded(runner: TeamRunner) -> None:
     filler = [{"timestamp": "t", "user_input": f"q{i}", "agent_response": "a", "agent": "x"}
-              for i in range(200)]
+              for i in range(HISTORY_LIMIT)]
+    log = [{**e, "session_id": "gone"} for e in filler[:USER_LOG_LIMIT]]
     session = await runner.session_service.create_session(
-        app_name=APP_NAME, user_id=USER, state={"conversation_history": filler}
+        app_name=APP_NAME, user_id=USER,
+        state={"conversation_history": filler, "user:conversation_log": log},
     )
-    await say(runner, USER, session.id, "hello")
-    history = (await stored(runner, USER, session.id)).state["conversation_history"]
-    assert len(history) == 200 and history[0]["user_input"] == "q1"
-    assert history[-1]["user_input"] == "hello" and history[-1]["agent"] == "manager"
+    long_text = "hello " + "blah " * 300
+    await say(runner, USER, session.id, long_text)
+    state = (await stored(runner, USER, session.id)).state
+    history = state["conversation_history"]
+    assert len(history) == HISTORY_LIMIT and history[0]["user_input"] == "q1"
+    assert history[-1]["agent"] == "manager"
+    assert history[-1]["user_input"] == long_text[: HISTORY_TEXT_LIMIT - 1] + "…"
+    logged = state["user:conversation_log"]
+    assert len(logged) == USER_LOG_LIMIT and logged[-1]["session_id"] == session.id
+    assert len(logged[-1]["user_input"]) == LOG_TEXT_LIMIT
 
 
 async def test_new_session_keeps_user_state(runner: TeamRunner) -> None:

@@ -1,0 +1,50 @@
+"""Each agent package works as an ``adk web`` agent folder (ADK's own AgentLoader)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.adk.agents.llm_agent import LlmAgent
+from google.adk.cli.utils.agent_loader import AgentLoader
+from google.adk.runners import InMemoryRunner
+
+from multi_agent.app import user_message
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MULTI_AGENT_MODEL", raising=False)
+
+
+def test_adk_loads_the_manager_tree() -> None:
+    agent = AgentLoader(str(ROOT)).load_agent("manager")
+    assert isinstance(agent, LlmAgent) and agent.name == "manager"
+    assert [a.name for a in agent.sub_agents] == ["funny_nerd", "stock_analyst", "historian"]
+
+
+@pytest.mark.parametrize("name", ["funny_nerd", "stock_analyst", "historian"])
+def test_adk_loads_each_sub_agent(name: str) -> None:
+    agent = AgentLoader(str(ROOT / "subagents")).load_agent(name)
+    assert isinstance(agent, LlmAgent) and agent.name == name
+    assert agent.model.model == "offline-rules"
+
+
+async def test_a_sub_agent_runs_on_its_own() -> None:
+    from subagents.funny_nerd.agent import root_agent
+
+    runner = InMemoryRunner(agent=root_agent, app_name="funny_nerd")
+    session = await runner.session_service.create_session(app_name="funny_nerd", user_id="u")
+    replies = []
+    for text in ["tell me a joke about physics", "add AAPL to my watchlist"]:
+        last = ""
+        async for event in runner.run_async(user_id="u", session_id=session.id,
+                                            new_message=user_message(text)):
+            if event.content and event.content.parts and event.content.parts[0].text:
+                last = event.content.parts[0].text
+        replies.append(last)
+    await runner.close()
+    assert "physics jokes" in replies[0]
+    assert "job for stock_analyst" in replies[1]
