@@ -24,6 +24,7 @@ __all__ = ["RequestView", "Step", "read_request"]
 
 _NAME = re.compile(r'Your internal name is "([^"]+)"')
 _PARENT = re.compile(r"transfer to your parent agent (\w+)")
+_DESCRIPTION = re.compile(r'The description about you is "([^"]*)"')
 _RELAY_PREFIX = "For context:"
 _INSTRUCTION_MARK = "<<<BEGIN_SYSTEM_INSTRUCTION>>>"
 _RELAYED_TRANSFER = "called tool `transfer_to_agent`"
@@ -44,6 +45,7 @@ class RequestView:
 
     agent_name: str
     human_text: str | None
+    description: str = ""
     steps: list[Step] = field(default_factory=list)
     tools: frozenset[str] = frozenset()
     transfer_targets: tuple[str, ...] = ()
@@ -130,6 +132,7 @@ def read_request(llm_request: LlmRequest) -> RequestView:
     instruction = _instruction_text(llm_request.config)
     name_match = _NAME.search(instruction)
     parent_match = _PARENT.search(instruction)
+    description_match = _DESCRIPTION.search(instruction)
     contents = list(llm_request.contents or [])
     human_at = next((i for i in range(len(contents) - 1, -1, -1) if _is_human(contents[i])), None)
     after = contents[human_at + 1:] if human_at is not None else contents
@@ -150,6 +153,7 @@ def read_request(llm_request: LlmRequest) -> RequestView:
     return RequestView(
         agent_name=name_match.group(1) if name_match else "",
         human_text=" ".join(_texts(contents[human_at])).strip() if human_at is not None else None,
+        description=description_match.group(1) if description_match else "",
         steps=_own_steps(tail),
         tools=frozenset(llm_request.tools_dict or {}),
         transfer_targets=_transfer_targets(llm_request),

@@ -45,6 +45,9 @@ MAX_TRANSFERS_PER_TURN = 4
 CHARS_PER_TOKEN = 4
 
 
+_INTRODUCTIONS = frozenset({"help", "greeting"})
+
+
 def _transfer(target: str) -> Call:
     return Call(TRANSFER_TOOL, {"agent_name": target})
 
@@ -80,6 +83,11 @@ def decide(view: RequestView) -> Call | Say:
         )
     owner = match.intent.owner
     plan = PLANS[match.intent.name]
+    standalone = owner != view.agent_name and owner not in view.transfer_targets
+    if match.intent.name in _INTRODUCTIONS and standalone:
+        # A sub-agent running on its own (adk web subagents): introduce itself, not the team.
+        about = f": {view.description}" if view.description else "."
+        return Say(f"I'm {view.agent_name or 'an agent'}{about} {IDENTITY}")
     can_run = plan.tools <= view.tools
     if can_run and (owner == view.agent_name or owner not in view.transfer_targets):
         return plan.run(match.args, Done(view.steps))

@@ -38,7 +38,7 @@ async def test_a_sub_agent_runs_on_its_own() -> None:
     runner = InMemoryRunner(agent=root_agent, app_name="funny_nerd")
     session = await runner.session_service.create_session(app_name="funny_nerd", user_id="u")
     replies = []
-    for text in ["tell me a joke about physics", "add AAPL to my watchlist"]:
+    for text in ["tell me a joke about physics", "add AAPL to my watchlist", "help"]:
         last = ""
         async for event in runner.run_async(user_id="u", session_id=session.id,
                                             new_message=user_message(text)):
@@ -48,3 +48,4 @@ async def test_a_sub_agent_runs_on_its_own() -> None:
     await runner.close()
     assert "physics jokes" in replies[0]
     assert "job for stock_analyst" in replies[1]
+    assert replies[2].startswith("I'm funny_nerd: Tells nerdy jokes") and "not an LLM" in replies[2]
