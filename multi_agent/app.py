@@ -14,14 +14,15 @@ Or, closing everything it opened: ``async with open_runner() as runner: ...``.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 from google.adk.agents.context_cache_config import ContextCacheConfig
-from google.adk.apps.app import App
+from google.adk.apps.app import App, EventsCompactionConfig
 from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.models.base_llm import BaseLlm
+from google.adk.plugins.base_plugin import BasePlugin
 from google.adk.runners import Runner
 from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.session import Session
@@ -75,7 +76,9 @@ def build_runner(
     model: str | BaseLlm | None = None,
     session_service: BaseSessionService | None = None,
     memory_service: BaseMemoryService | None = None,
-) -> Runner:
+    plugins: Sequence[BasePlugin] = (),
+    events_compaction_config: EventsCompactionConfig | None = None,
+) -> TeamRunner:
     """Builds ADK's Runner for the agent team (app name ``multi_agent``).
 
     Args:
@@ -88,6 +91,8 @@ def build_runner(
         session_service: use this session service instead of opening ``db_url`` (the caller
             keeps ownership and closes it).
         memory_service: an optional ADK memory service, passed to the Runner.
+        plugins: ADK plugins for the App (e.g. the memory package's context plugins).
+        events_compaction_config: ADK event compaction for the App, if wanted.
 
     Returns:
         A new :class:`TeamRunner` (an ADK ``Runner``) with a new agent tree. ``await
@@ -109,6 +114,8 @@ def build_runner(
     app = App(
         name=APP_NAME,
         root_agent=build_agent_tree(chosen),
+        plugins=list(plugins),
+        events_compaction_config=events_compaction_config,
         # ADK warns when a multi-agent app has no context cache. The offline model ignores
         # caching (the config is a no-op for it), so declaring one just keeps that advice out
         # of the way; for real models it is left to ADK's defaults.

@@ -200,3 +200,25 @@ async def test_default_database_comes_from_the_environment(tmp_path, monkeypatch
     finally:
         await runner.close()
     assert path.exists() and path.stat().st_size > 0
+
+
+async def test_plugins_are_passed_to_the_app(tmp_path) -> None:
+    from google.adk.plugins.base_plugin import BasePlugin
+
+    class CountRuns(BasePlugin):
+        def __init__(self) -> None:
+            super().__init__(name="count_runs")
+            self.runs = 0
+
+        async def after_run_callback(self, *, invocation_context: Any) -> None:
+            self.runs += 1
+
+    counter = CountRuns()
+    runner = build_runner(db_url=f"sqlite+aiosqlite:///{tmp_path / 'p.db'}", plugins=[counter])
+    try:
+        session = await get_or_create_session(runner.session_service, user_id=USER)
+        await say(runner, USER, session.id, "tell me a joke")
+        await say(runner, USER, session.id, "help")
+    finally:
+        await runner.close()
+    assert counter.runs == 2
