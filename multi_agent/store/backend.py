@@ -114,6 +114,10 @@ class Backend:
             async with self.async_engine.connect() as aconn:
                 if write:
                     aconn = await aconn.execution_options(ma_write=True)
+                elif self.dialect == "postgresql":
+                    # One snapshot for the whole read: the session row, its events and the
+                    # scopes' state must come from the same moment.
+                    aconn = await aconn.execution_options(isolation_level="REPEATABLE READ")
                 async with aconn.begin():
                     return await aconn.run_sync(fn)
         except StoreError:
@@ -223,6 +227,13 @@ class Backend:
                 )
             if "unable to open" in text:
                 parent = Path(self.sqlite_path).parent if self.sqlite_path else None
+                if parent is not None and parent.is_dir() and not os.access(parent, os.W_OK):
+                    return DatabaseUnavailableError(
+                        f"Cannot open {where} ({original}): this user may not write in "
+                        f"{parent}, where SQLite needs to create the database and its -wal/-shm "
+                        "files. Give write permission on the directory, or choose another path.",
+                        cause="read_only",
+                    )
                 fix = (
                     f"The directory {parent} does not exist: create it or choose another path."
                     if parent is not None and not parent.exists()
@@ -261,22 +272,46 @@ class Backend:
                 await self.async_engine.dispose()
 
 
+_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+"""Connection exceptions (class 08), admin/crash shutdown, cannot connect now, too many clients."""
+
+
+def _sqlstate(exc: BaseException | None) -> str | None:
+    while exc is not None:
+        state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(state, str):
+            return state
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return None
+
+
 def _looks_like_connection_error(exc: BaseException) -> bool:
     original = getattr(exc, "orig", None) or exc
-    if isinstance(original, OSError | ConnectionError | asyncio.TimeoutError | TimeoutError):
+    state = _sqlstate(exc)
+    if state is not None and state.startswith(_CONNECTION_SQLSTATES):
         return True
+    for candidate in (original, getattr(original, "__cause__", None)):
+        if isinstance(
+            candidate, OSError | ConnectionError | asyncio.TimeoutError | TimeoutError
+        ):
+            return True
+        if candidate is not None and type(candidate).__name__ in {
+            "CannotConnectNowError",
+            "ConnectionDoesNotExistError",
+            "ConnectionFailureError",
+            "AdminShutdownError",
+            "CrashShutdownError",
+            "InterfaceError",
+            "InternalClientError",
+            "TooManyConnectionsError",
+        }:
+            return True
     if isinstance(exc, InterfaceError | OperationalError) and "connect" in str(exc).lower():
         return True
-    name = type(original).__name__
-    return name in {
-        "CannotConnectNowError",
-        "ConnectionDoesNotExistError",
-        "ConnectionFailureError",
-        "InterfaceError",
-        "AdminShutdownError",
-        "InternalClientError",
-        "TooManyConnectionsError",
-    } or "connection" in str(original).lower() and "closed" in str(original).lower()
+    text = str(original).lower()
+    return ("connection" in text and "closed" in text) or "shutting down" in text or (
+        "starting up" in text
+    )
 
 
 # --------------------------------------------------------------------------------------------

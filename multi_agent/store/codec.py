@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from google.adk.events.event import Event
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ..errors import StateNotSerializableError
 
@@ -36,8 +36,11 @@ __all__ = [
     "loads",
 ]
 
-MAX_DEPTH = 200
-"""Deepest nesting of a state value the store accepts (lists/dicts inside each other)."""
+MAX_DEPTH = 100
+"""Deepest nesting of a state value the store accepts (lists/dicts inside each other).
+
+Well below the 200 levels pydantic's JSON parser accepts, since the value sits a few levels
+deep inside its event."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -58,7 +61,10 @@ def check_json_value(key: str, value: Any) -> None:
                 "flatten it or store it as an artifact. Nothing was written.",
                 key=path,
             )
-        if isinstance(v, bool) or v is None or isinstance(v, str) or isinstance(v, int):
+        if isinstance(v, str):
+            check_text(path, v)
+            continue
+        if isinstance(v, bool) or v is None or isinstance(v, int):
             continue
         if isinstance(v, float):
             if not math.isfinite(v):
@@ -70,6 +76,8 @@ def check_json_value(key: str, value: Any) -> None:
             continue
         if isinstance(v, dict):
             for k, item in v.items():
+                if isinstance(k, str):
+                    check_text(path, k)
                 if not isinstance(k, str):
                     raise StateNotSerializableError(
                         f"State value at {path!r} has a non-string key {k!r} "
@@ -95,6 +103,20 @@ def check_json_value(key: str, value: Any) -> None:
             "Nothing was written.",
             key=path,
         )
+
+
+def check_text(path: str, text: str) -> None:
+    """Refuses strings that are not valid Unicode text (lone surrogates cannot be stored)."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StateNotSerializableError(
+            f"State value at {path!r} holds a lone surrogate ({exc.reason}), which is not "
+            "valid Unicode text and cannot be stored. Nothing was written.",
+            key=path,
+        ) from None
 
 
 def dumps(value: Any) -> str:
@@ -187,7 +209,13 @@ class EventDecoder:
             event = self._build(Event, data)
         except _Fallback:
             self.fallbacks += 1
-            return Event.model_validate_json(raw)
+            try:
+                return Event.model_validate_json(raw)
+            except ValidationError as exc:
+                if "recursion limit" not in str(exc):
+                    raise
+                # Nested deeper than pydantic's JSON parser goes: validate the parsed data.
+                return Event.model_validate(json.loads(raw))
         if self.verify:
             expected = Event.model_validate_json(raw)
             if expected != event or expected.model_fields_set != event.model_fields_set:

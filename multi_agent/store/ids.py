@@ -29,4 +29,11 @@ def check_id(kind: str, value: Any) -> str:
         )
     if "\x00" in value:
         raise InvalidIdError(f"{kind} {value!r} contains a NUL character, which cannot be stored.")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdError(
+                f"{kind} {value!r} holds a lone surrogate: not valid Unicode text."
+            ) from None
     return value

@@ -17,6 +17,7 @@ from typing import Any
 from google.adk.events.event import Event
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import SessionAlreadyExists, SessionNotFound, StaleSession
@@ -163,11 +164,15 @@ def load_session(
                 )
             raws = list(result.scalars())
             raws.reverse()
-    app_state, user_state = read_scope_state(conn, app_name, user_id)
-    with gc_paused():
-        events = decoder.decode_many(raws)
+    try:
+        app_state, user_state = read_scope_state(conn, app_name, user_id)
+        session_state = loads(row.state)
+        with gc_paused():
+            events = decoder.decode_many(raws)
+    except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+        raise damaged(app_name, user_id, session_id, exc) from exc
     return LoadedSession(
-        state=merge_scopes(app_state, user_state, loads(row.state)),
+        state=merge_scopes(app_state, user_state, session_state),
         events=events,
         update_time=row.update_time,
         revision=row.revision,
@@ -268,22 +273,50 @@ def make_marker(revision: int, last_seq: int) -> str:
     return f"{revision}/{last_seq}"
 
 
+def damaged(app_name: str, user_id: str, session_id: str, exc: Exception) -> Exception:
+    """The error for a stored row that no longer decodes (edited by hand, or disk damage)."""
+    from ..errors import DatabaseUnavailableError
+
+    return DatabaseUnavailableError(
+        f"Session {session_id!r} of user {user_id!r} in app {app_name!r} has a damaged stored "
+        f"row ({type(exc).__name__}: {str(exc)[:200]}). Nothing was changed. Restore the "
+        "database from a backup, or export the other sessions and delete this one.",
+        cause="corrupt",
+    )
+
+
 def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
     """Stores one event with its state delta atomically; compare-and-swap on the revision."""
+    try:
+        return _append_event(conn, backend, req)
+    except ValueError as exc:
+        if type(exc).__name__ != "JSONDecodeError":
+            raise
+        raise damaged(req.app_name, req.user_id, req.session_id, exc) from exc
+
+
+def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
     key = {"app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id}
     row = sql.SESSION_FOR_APPEND(conn, **key).first()
     if row is None:
         raise SessionNotFound(req.app_name, req.user_id, req.session_id)
     event = req.event
-    if sql.EVENT_BY_ID(conn, **key, event_id=event.id).first() is not None:
-        # Already stored (a retry after a lost acknowledgement): idempotent, nothing written.
-        return AppendResult(row.revision, row.last_seq, row.update_time, duplicate=True)
-
     local_rev, local_seq = parse_marker(req.marker)
     if local_rev is not None:
         stale = local_rev != row.revision
     else:  # a session object we did not load: compare the newest event on the path
         stale = sql.EVENT_NEWEST_ON_PATH(conn, **key).scalar() != req.last_event_id
+        local_seq = 0
+        if req.last_event_id is not None:
+            known = sql.EVENT_BY_ID(conn, **key, event_id=req.last_event_id).first()
+            local_seq = known.seq if known is not None else 0
+    if sql.EVENT_BY_ID(conn, **key, event_id=event.id).first() is not None:
+        # Already stored (a retry after a lost acknowledgement): idempotent, nothing written;
+        # a copy that missed its own acknowledged write is brought up to date.
+        result = AppendResult(row.revision, row.last_seq, row.update_time, duplicate=True)
+        if stale:
+            _catch_up(conn, req, key, result, loads(row.state), local_seq, row.last_seq + 1)
+        return result
     if stale and not req.merge_when_stale:
         raise StaleSession(req.session_id, local=local_rev, stored=row.revision)
 
@@ -346,15 +379,26 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
     result = AppendResult(row.revision + 1, seq, update_time, stale=stale)
     if stale:
         # Merge mode: tell the caller's copy everything it missed.
-        result.app_state, result.user_state = read_scope_state(conn, req.app_name, req.user_id)
-        result.session_state = session_state
-        result.missed_raw_events = list(
-            sql.EVENTS_BETWEEN(conn, **key, after_seq=local_seq or 0, before_seq=seq).scalars()
-        )
+        assert session_state is not None
+        _catch_up(conn, req, key, result, session_state, local_seq, seq)
     else:
         result.user_state = user_state
         result.app_state = app_state
     return result
+
+
+def _catch_up(
+    conn: Connection, req: AppendRequest, key: dict[str, str], result: AppendResult,
+    session_state: dict[str, Any], after_seq: int | None, before_seq: int,
+) -> None:
+    """Fills ``result`` with what a copy at ``after_seq`` missed, up to ``before_seq``."""
+    result.app_state, result.user_state = read_scope_state(conn, req.app_name, req.user_id)
+    result.session_state = session_state
+    result.missed_raw_events = list(
+        sql.EVENTS_BETWEEN(
+            conn, **key, after_seq=after_seq or 0, before_seq=before_seq
+        ).scalars()
+    )
 
 
 def _record_run(

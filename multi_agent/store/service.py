@@ -43,7 +43,7 @@ from typing_extensions import override
 from ..errors import InvalidValueError
 from . import ops
 from .backend import Backend, open_backend
-from .codec import EventDecoder, encode_event
+from .codec import EventDecoder, check_json_value, encode_event
 from .facts import event_facts
 from .extras import HistoryMixin
 from .ids import check_id
@@ -298,6 +298,12 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
         delta = split_delta(event.actions.state_delta if event.actions else None)
+        # Fields that the caller fills with arbitrary values must round-trip exactly too.
+        # (Tool-call arguments and results are converted to JSON the way ADK does.)
+        if event.custom_metadata:
+            check_json_value("custom_metadata", event.custom_metadata)
+        if event.output is not None:
+            check_json_value("output", event.output)
         try:
             event_json = encode_event(event)
         except PydanticSerializationError as exc:
@@ -323,18 +329,18 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             result = await self._backend.run(
                 lambda conn: ops.append_event(conn, self._backend, req), write=True
             )
-            if result.duplicate:
-                return event
             self._apply_result(session, result)
             session._storage_update_marker = ops.make_marker(result.revision, result.last_seq)
             session.last_update_time = result.update_time
+            if result.duplicate:
+                return event  # stored before; a behind copy got it back through _apply_result
             return self._commit_event_to_session(session, event)
 
     # -- helpers --------------------------------------------------------------------------
 
     def _apply_result(self, session: Session, result: ops.AppendResult) -> None:
         """Brings the caller's copy up to date with scopes the append read from storage."""
-        if result.stale and result.session_state is not None:
+        if result.session_state is not None:
             temp = {k: v for k, v in session.state.items() if k.startswith("temp:")}
             session.state.clear()
             session.state.update(

@@ -12,7 +12,7 @@ from typing import Any
 
 from google.adk.sessions.state import State
 
-from .codec import check_json_value
+from .codec import check_json_value, check_text
 
 __all__ = ["ScopedDelta", "merge_scopes", "split_delta"]
 
@@ -46,6 +46,7 @@ def split_delta(delta: dict[str, Any] | None) -> ScopedDelta:
             )
         if key.startswith(State.TEMP_PREFIX):
             continue
+        check_text(key, key)
         check_json_value(key, value)
         if key.startswith(State.APP_PREFIX):
             out.app[key[len(State.APP_PREFIX):]] = value
