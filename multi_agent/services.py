@@ -12,9 +12,12 @@ module. Importing it registers three URI schemes with ADK's service registry:
 ``multi-agent+postgresql://u:pw@host/db``   PostgreSQL through asyncpg
 ==========================================  ==================================================
 
+The same schemes work for ``--memory_service_uri`` (our full-text ``DatabaseMemoryService``,
+on the same database file).
+
 Example::
 
-    adk api_server --session_service_uri multi-agent+sqlite:///./multi_agent_data.db .
+    adk web --session_service_uri multi-agent:// --memory_service_uri multi-agent:// .
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ from typing import Any
 
 from .store import DatabaseSessionService
 
-__all__ = ["SCHEMES", "register", "session_service_from_uri"]
+__all__ = ["SCHEMES", "memory_service_from_uri", "register", "session_service_from_uri"]
 
 SCHEMES = ("multi-agent", "multi-agent+sqlite", "multi-agent+postgresql")
 
 
-def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
-    """Builds our session service from one of :data:`SCHEMES`.
+def database_url(uri: str, **kwargs: Any) -> str:
+    """The SQLAlchemy URL behind one of our :data:`SCHEMES`.
 
     Raises:
         ValueError: the URI does not use one of our schemes.
@@ -41,10 +44,22 @@ def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
     if scheme == "multi-agent":
         base = kwargs.get("agents_dir") or os.getcwd()
         path = rest or os.path.join(os.path.abspath(base), "multi_agent_data.db")
-        return DatabaseSessionService(f"sqlite+aiosqlite:///{path}")
+        return f"sqlite+aiosqlite:///{path}"
     if scheme == "multi-agent+sqlite":
-        return DatabaseSessionService(f"sqlite+aiosqlite://{rest}")
-    return DatabaseSessionService(f"postgresql+asyncpg://{rest}")
+        return f"sqlite+aiosqlite://{rest}"
+    return f"postgresql+asyncpg://{rest}"
+
+
+def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
+    """Builds our session service from one of :data:`SCHEMES`."""
+    return DatabaseSessionService(database_url(uri, **kwargs))
+
+
+def memory_service_from_uri(uri: str, **kwargs: Any) -> Any:
+    """Builds our full-text memory service from one of :data:`SCHEMES`."""
+    from .memory import DatabaseMemoryService
+
+    return DatabaseMemoryService(database_url(uri, **kwargs))
 
 
 def register(registry: Any | None = None) -> None:
@@ -55,6 +70,7 @@ def register(registry: Any | None = None) -> None:
         registry = get_service_registry()
     for scheme in SCHEMES:
         registry.register_session_service(scheme, session_service_from_uri)
+        registry.register_memory_service(scheme, memory_service_from_uri)
 
 
 register()

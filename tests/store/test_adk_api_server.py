@@ -29,20 +29,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def api_server(tmp_path: Path):
-    agents = tmp_path / "agents"
-    (agents / "notes_app").mkdir(parents=True)
-    shutil.copy(ROOT / "services.py", agents / "services.py")
-    (agents / "notes_app" / "__init__.py").write_text("from . import agent\n")
-    (agents / "notes_app" / "agent.py").write_text(AGENT)
+def start_api_server(tmp_path: Path, agents: Path, extra: list[str]):
     db = tmp_path / "sessions.db"
     port = free_port()
     adk = Path(sys.executable).with_name("adk")
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(
         [str(adk), "api_server", "--host", "127.0.0.1", "--port", str(port),
-         "--session_service_uri", f"multi-agent+sqlite:///{db}", str(agents)],
+         "--session_service_uri", f"multi-agent+sqlite:///{db}", *extra, str(agents)],
         cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
@@ -66,6 +60,46 @@ def api_server(tmp_path: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture
+def api_server(tmp_path: Path):
+    agents = tmp_path / "agents"
+    (agents / "notes_app").mkdir(parents=True)
+    shutil.copy(ROOT / "services.py", agents / "services.py")
+    (agents / "notes_app" / "__init__.py").write_text("from . import agent\n")
+    (agents / "notes_app" / "agent.py").write_text(AGENT)
+    yield from start_api_server(tmp_path, agents, [])
+
+
+@pytest.fixture
+def team_api_server(tmp_path: Path):
+    """``adk api_server`` on the repository itself: the team as app ``multi_agent``."""
+    db = tmp_path / "sessions.db"
+    yield from start_api_server(
+        tmp_path, ROOT, ["--memory_service_uri", f"multi-agent+sqlite:///{db}"]
+    )
+
+
+async def test_api_server_runs_the_team(team_api_server) -> None:
+    base, db = team_api_server
+    async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+        assert "multi_agent" in (await http.get("/list-apps")).json()
+        created = await http.post("/apps/multi_agent/users/ann/sessions", json={})
+        sid = created.json()["id"]
+        run = await http.post(
+            "/run",
+            json={
+                "app_name": "multi_agent", "user_id": "ann", "session_id": sid,
+                "new_message": {"role": "user", "parts": [{"text": "Tell me a joke about Python"}]},
+            },
+        )
+        assert run.status_code == 200, run.text
+        authors = [e["author"] for e in run.json()]
+        assert "funny_nerd" in authors
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{db}") as store:
+        user = await store.get_user_state(app_name="multi_agent", user_id="ann")
+        assert "python" in user["preferences"]["joke_preferences"]
 
 
 async def test_api_server_uses_our_store(api_server) -> None:
