@@ -25,13 +25,6 @@ class Metric:
         self.key, self.label, self.unit, self.higher_better, self.fmt = key, label, unit, higher_better, fmt
 
 
-def _n(key: str) -> Callable[[dict], str]:
-    def f(sizes: dict) -> str:
-        return f"{sizes.get(key, 0):,}"
-
-    return f
-
-
 METRICS = [
     Metric("create_per_s", lambda s: f"(a) create_session ({s['n_create']:,} sessions)", "/s", True),
     Metric("append_per_s", lambda s: f"(b) append_event, {s['n_append']:,} events into 1 session", "ev/s", True),
@@ -187,6 +180,9 @@ def build(results: dict[str, dict], meta: dict, skipped: dict[str, str]) -> tupl
                 bits.append(f"sessions filled by {r['get_fill_method']}")
         if r.get("list_fill_method") and r["list_fill_method"] != "create_session":
             bits.append(f"list sessions by {r['list_fill_method']}")
+        if "import_session" in (r.get("big_fill_method") or "") and r.get("rss_after_get_mb"):
+            bits.append(f"its peak RSS includes the {sizes['n_big']:,}-event import document the harness "
+                        f"builds in memory (peak before that phase: {r['rss_after_get_mb']:.0f} MB)")
         bits += r.get("notes", [])
         bits += [f"ERROR in {k}: {v}" for k, v in r.get("errors", {}).items()]
         if r.get("append_check") and r["append_check"] != "ok":
