@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from google.adk.events.event import Event
+from google.adk.sessions.session import Session
 from pydantic import BaseModel, ValidationError
 
 from ..errors import StateNotSerializableError
@@ -124,12 +125,47 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+# The standard library on purpose: orjson parses 3x faster but silently turns integers beyond
+# 64 bits into floats (2**70 comes back as 1.18e21), and the store promises exact round trips.
 loads = json.loads
 
 
 def encode_event(event: Event) -> str:
     """The stored form of an event: its JSON without None fields."""
     return event.model_dump_json(exclude_none=True)
+
+
+def make_session(
+    *, id: str, app_name: str, user_id: str, state: dict[str, Any], events: list[Event],
+    last_update_time: float, marker: str,
+) -> Session:
+    """A ``Session`` equal to ``Session.model_construct(...)``, built without pydantic's loop.
+
+    ``model_construct`` costs ~18 µs a session (most of ``list_sessions`` over 10,000).
+    """
+    values = {
+        "id": id, "app_name": app_name, "user_id": user_id, "state": state,
+        "events": events, "last_update_time": last_update_time,
+    }
+    if _SESSION_EXTRA_DEFAULTS:
+        values = {**_SESSION_EXTRA_DEFAULTS, **values}
+    session = _new(Session)
+    _setattr(session, "__dict__", values)
+    _setattr(session, "__pydantic_fields_set__", set(_SESSION_GIVEN))
+    _setattr(session, "__pydantic_extra__", None)
+    private = {name: attr.get_default() for name, attr in _SESSION_PRIVATE.items()}
+    private["_storage_update_marker"] = marker
+    _setattr(session, "__pydantic_private__", private)
+    return session
+
+
+_SESSION_GIVEN = ("id", "app_name", "user_id", "state", "events", "last_update_time")
+_SESSION_PRIVATE = dict(Session.__private_attributes__)
+_SESSION_EXTRA_DEFAULTS = {
+    name: field.get_default(call_default_factory=True)
+    for name, field in Session.model_fields.items()
+    if name not in _SESSION_GIVEN
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -192,7 +228,7 @@ class EventDecoder:
         raws = list(raws)
         if not raws:
             return []
-        datas = json.loads("[" + ",".join(raws) + "]")
+        datas = loads("[" + ",".join(raws) + "]")
         out = []
         for raw, data in zip(raws, datas, strict=True):
             out.append(self._decode_one(raw, data))
@@ -200,7 +236,7 @@ class EventDecoder:
 
     def decode(self, raw: str) -> Event:
         """Decodes one stored event."""
-        return self._decode_one(raw, json.loads(raw))
+        return self._decode_one(raw, loads(raw))
 
     # -- internals ------------------------------------------------------------------------
 

@@ -297,7 +297,7 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
 
 def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
     key = {"app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id}
-    row = sql.SESSION_FOR_APPEND(conn, **key).first()
+    row = sql.SESSION_FOR_APPEND(conn, **key, event_id=req.event.id).first()
     if row is None:
         raise SessionNotFound(req.app_name, req.user_id, req.session_id)
     event = req.event
@@ -310,7 +310,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
         if req.last_event_id is not None:
             known = sql.EVENT_BY_ID(conn, **key, event_id=req.last_event_id).first()
             local_seq = known.seq if known is not None else 0
-    if sql.EVENT_BY_ID(conn, **key, event_id=event.id).first() is not None:
+    if row.duplicate_seq is not None:
         # Already stored (a retry after a lost acknowledgement): idempotent, nothing written;
         # a copy that missed its own acknowledged write is brought up to date.
         result = AppendResult(row.revision, row.last_seq, row.update_time, duplicate=True)

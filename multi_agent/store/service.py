@@ -43,7 +43,7 @@ from typing_extensions import override
 from ..errors import InvalidValueError
 from . import ops
 from .backend import Backend, open_backend
-from .codec import EventDecoder, check_json_value, encode_event
+from .codec import EventDecoder, check_json_value, encode_event, make_session
 from .facts import event_facts
 from .extras import HistoryMixin
 from .ids import check_id
@@ -220,16 +220,15 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         )
         if loaded is None:
             return None
-        session = Session.model_construct(
+        return make_session(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
             state=loaded.state,
             events=loaded.events,
             last_update_time=loaded.update_time,
+            marker=ops.make_marker(loaded.revision, loaded.last_seq),
         )
-        session._storage_update_marker = ops.make_marker(loaded.revision, loaded.last_seq)
-        return session
 
     @override
     async def list_sessions(
@@ -243,19 +242,19 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             lambda conn: ops.list_sessions(conn, app_name=app_name, user_id=user_id),
             write=False,
         )
-        sessions = []
-        for row in rows:
-            session = Session.model_construct(
+        sessions = [
+            make_session(
                 id=row.id,
                 app_name=app_name,
                 user_id=row.user_id,
                 state=merge_scopes(app_state, user_states.get(row.user_id, {}), row.state),
                 events=[],
                 last_update_time=row.update_time,
+                marker=ops.make_marker(row.revision, row.last_seq),
             )
-            session._storage_update_marker = ops.make_marker(row.revision, row.last_seq)
-            sessions.append(session)
-        return ListSessionsResponse(sessions=sessions)
+            for row in rows
+        ]
+        return ListSessionsResponse.model_construct(sessions=sessions)
 
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:

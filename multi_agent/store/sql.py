@@ -124,14 +124,24 @@ ss, ev, rn = s.sessions.c, s.events.c, s.runs.c
 
 # -- sessions ---------------------------------------------------------------------------------
 
+_duplicate_seq = (
+    select(ev.seq)
+    .where(
+        ev.app_name == ss.app_name, ev.user_id == ss.user_id, ev.session_id == ss.id,
+        ev.id == bindparam("event_id"),
+    )
+    .scalar_subquery()
+)
+
 SESSION_FOR_APPEND = Prepared(
     "session_for_append",
+    # One round trip: the session row (locked) and whether the event is already stored.
     select(
         ss.state, ss.update_time, ss.revision, ss.last_seq, ss.head_run_id, ss.last_agent,
-        ss.agent_paths,
+        ss.agent_paths, _duplicate_seq.label("duplicate_seq"),
     )
     .where(_session_where(s.sessions, "id"))
-    .with_for_update(),
+    .with_for_update(of=s.sessions),
 )
 
 SESSION_FOR_READ = Prepared(

@@ -64,6 +64,17 @@ async def test_state_scoping(store: DatabaseSessionService, app_name: str) -> No
     assert other_app.state == {}
 
 
+async def test_big_numbers_round_trip_exactly(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    values = {"big": 2**70, "neg": -(2**65), "tiny": 5e-324, "float": 0.1, "neg0": -0.0}
+    s = await store.create_session(app_name=app_name, user_id="u", state=values)
+    await store.append_event(s, text_event("x", state={"user:big": 10**30}))
+    got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    assert got.state == {**values, "user:big": 10**30}
+    assert type(got.state["big"]) is int and type(got.state["float"]) is float
+
+
 async def test_none_stores_null(store: DatabaseSessionService, app_name: str) -> None:
     s = await store.create_session(app_name=app_name, user_id="u", state={"a": 1})
     await store.append_event(s, text_event("x", state={"a": None}))
