@@ -30,8 +30,9 @@ Commands:
   /stats           how often each agent helped you
   /runs            this session's runs as a tree
   /branch RUN_ID   continue from the end of an earlier run (the later runs stay stored)
-  /quit            leave (Ctrl-D and Ctrl-C work too; everything is already saved)
-Anything else is a message to the assistant."""
+  /quit            leave (Ctrl-D and Ctrl-C at the prompt work too; everything is saved)
+Anything else is a message to the assistant. Ctrl-C while it answers stops that answer
+(what was said so far is kept; the run shows as cancelled in /runs)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

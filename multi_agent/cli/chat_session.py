@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
+import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from google.adk.events.event import Event
@@ -16,6 +21,67 @@ from ..errors import MultiAgentError, SessionNotFound
 from .chat import APP_NAME, HELP, to_json
 
 MAX_SHOWN = 160
+BYE = "Bye. Everything is saved."
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped a run; what it appended is stored and the run is marked cancelled."""
+
+
+class RunFailed(Exception):
+    """The run raised (model or network error...); what it appended is stored."""
+
+
+# Library log records the chat does not show: it reports a failed run itself, in one line,
+# and the cache advice is for developers configuring the App, not for the person chatting.
+_HIDDEN_LOGS = (
+    "Node execution failed with exception",
+    "Root node %s failed.",
+    'App "%s" can transfer between agents but has no',
+)
+
+
+class _OneLineLogs(logging.Formatter):
+    """Library warnings and errors as one dim line each, never a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = " ".join(record.getMessage().split())
+        if len(message) > MAX_SHOWN:
+            message = message[: MAX_SHOWN - 1] + "…"
+        return f"[{record.levelname.lower()}] {message}"
+
+
+def _keep_log(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(_HIDDEN_LOGS))
+
+
+def quiet_library_logs() -> None:
+    """Routes library logs (warnings and up) to stderr as single lines, without tracebacks.
+
+    Set ``MULTI_AGENT_DEBUG=1`` to see them as Python prints them, tracebacks included.
+    """
+    root = logging.getLogger()
+    if os.environ.get("MULTI_AGENT_DEBUG") or root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(_OneLineLogs())
+    handler.addFilter(_keep_log)
+    root.addHandler(handler)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _swap_sigint(handler: Callable[..., Any] | int) -> Callable[..., Any] | int | None:
+    """Installs a SIGINT handler; returns the previous one (None: not possible here)."""
+    try:
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, handler)
+    except (ValueError, OSError):  # not the main thread, or no signals on this platform
+        return None
+    return previous
 
 
 def _short(value: Any) -> str:
@@ -68,18 +134,26 @@ class ChatSession:
     async def main(self, *, session_id: str | None, new: bool) -> int:
         from ..app import build_runner
 
+        quiet_library_logs()
         self.runner = build_runner(db_url=self.db_url, model=self.model)
+        self.failures = 0
         try:
             await self.open_session(session_id=session_id, new=new)
-            await self.loop()
+            code = await self.loop()
+        except Interrupted:
+            return 130
         except (asyncio.CancelledError, KeyboardInterrupt):
+            # Ctrl-C outside a prompt and outside a run (e.g. while a command ran).
+            self.console.print()
+            self.say("system", BYE)
             return 130
         except MultiAgentError as exc:
-            self.console.print(f"[red]multi-agent: {escape(str(exc))}[/red]")
+            # One line on stderr, like every other command (no rich wrapping of long lines).
+            print(f"multi-agent: {exc}", file=sys.stderr)
             return 2
         finally:
             await self.runner.close()
-        return 0
+        return code
 
     @property
     def store(self) -> Any:
@@ -120,7 +194,7 @@ class ChatSession:
             meta = state.get("session_metadata") or {}
             count = meta.get("total_interactions", 0) if isinstance(meta, dict) else 0
             self.say("system", f"Welcome back, {name}. Resuming session {self.session_id} "
-                               f"({count} interactions so far).")
+                               f"({_plural(count, 'interaction')} so far).")
         elif memory:
             self.say("system", f"Welcome back, {name}. New session {self.session_id}.")
         else:
@@ -132,27 +206,46 @@ class ChatSession:
 
     # -- input ------------------------------------------------------------------------------
 
-    async def loop(self) -> None:
+    async def loop(self) -> int:
+        """Reads and handles lines until /quit or end of input; returns the exit code."""
         if self.interactive:
             from prompt_toolkit import PromptSession
             from prompt_toolkit.history import InMemoryHistory
 
-            prompt = PromptSession(history=InMemoryHistory())
+            prompt: Any = PromptSession(history=InMemoryHistory())
             while True:
                 try:
                     line = await prompt.prompt_async(f"{self.user_id}> ")
                 except (EOFError, KeyboardInterrupt):
-                    self.say("system", "Bye. Everything is saved.")
-                    return
+                    self.say("system", BYE)
+                    return 0
                 if not await self.handle(line):
-                    return
-        else:
-            import sys
+                    return 0
+        while True:
+            line = self.read_piped_line()
+            if line is None:
+                break
+            if line.strip():
+                self.console.print(f"[dim]{escape(self.user_id)}> {escape(line.strip())}[/dim]")
+            if not await self.handle(line):  # /quit (it said goodbye)
+                return 1 if self.failures else 0
+        self.say("system", BYE)
+        return 1 if self.failures else 0
 
-            for line in sys.stdin:
-                if not await self.handle(line.rstrip("\n")):
-                    return
-            self.say("system", "Bye. Everything is saved.")
+    @staticmethod
+    def read_piped_line() -> str | None:
+        """The next line of a non-terminal stdin (None at its end); Ctrl-C interrupts it.
+
+        The read blocks, so asyncio's own Ctrl-C handling (which only cancels the task at the
+        next await) is replaced by Python's default while it waits.
+        """
+        previous = _swap_sigint(signal.default_int_handler)
+        try:
+            line = sys.stdin.readline()
+        finally:
+            if previous is not None:
+                _swap_sigint(previous)
+        return line.rstrip("\n") if line else None
 
     async def handle(self, line: str) -> bool:
         """Handles one input line; False to leave."""
@@ -165,26 +258,86 @@ class ChatSession:
             await self.send(text)
         except MultiAgentError as exc:
             self.say("system", str(exc))
+        except RunFailed as exc:
+            self.failures += 1
+            self.say("system", f"That did not work: {exc}. What was said so far is saved; try "
+                               "again, or /quit.")
+        except Interrupted:
+            if not self.interactive:
+                self.say("system", "Interrupted. Everything so far is saved. Bye.")
+                raise
+            self.say("system", "Interrupted. The run is marked cancelled and everything said "
+                               "so far is saved. (Ctrl-C at the prompt, Ctrl-D or /quit leaves.)")
         return True
 
     async def send(self, text: str) -> None:
+        """Runs one message through the team, printing as it goes.
+
+        Raises:
+            Interrupted: Ctrl-C during the run (the run is marked cancelled).
+            RunFailed: the run raised anything else (the run is marked failed).
+        """
         message = types.Content(role="user", parts=[types.Part(text=text)])
-        invocation_id = None
-        try:
+        seen: dict[str, str] = {}
+
+        async def consume() -> None:
             async for event in self.runner.run_async(
                 user_id=self.user_id, session_id=self.session_id, new_message=message
             ):
-                invocation_id = event.invocation_id
+                seen["invocation_id"] = event.invocation_id
                 self.render(event)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            # Ctrl-C during a run: what was appended is stored; the run is marked cancelled.
-            if invocation_id:
-                await self.store.set_run_status(
-                    app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
-                    run_id=invocation_id, status="cancelled", error="interrupted by the user",
-                )
-            self.say("system", "Interrupted. Everything so far is saved. Bye.")
+
+        task = asyncio.ensure_future(consume())
+        loop = asyncio.get_running_loop()
+        interrupted = False
+
+        def on_sigint(_signum: int, _frame: Any) -> None:
+            nonlocal interrupted
+            interrupted = True
+            loop.call_soon_threadsafe(task.cancel)
+
+        previous = _swap_sigint(on_sigint)
+        try:
+            try:
+                await task
+            finally:
+                if previous is not None:
+                    _swap_sigint(previous)
+        except asyncio.CancelledError:
+            if not interrupted:
+                raise
+            self.console.print()
+            await self.mark_run(seen.get("invocation_id"), "cancelled", "interrupted by the user")
+            raise Interrupted() from None
+        except MultiAgentError as exc:
+            await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500])
             raise
+        except Exception as exc:
+            if os.environ.get("MULTI_AGENT_DEBUG"):
+                self.console.print_exception()
+            reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+            reason = " ".join(reason.split())
+            await self.mark_run(seen.get("invocation_id"), "failed", reason[:500])
+            raise RunFailed(reason if len(reason) <= 300 else reason[:299] + "…") from exc
+
+    async def mark_run(self, run_id: str | None, status: str, error: str) -> None:
+        """Records how a run ended early (best effort: the events themselves are stored)."""
+        store = self.store
+        try:
+            if run_id is None:  # stopped before the first event came back: the head run
+                runs = await store.list_runs(
+                    app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
+                )
+                heads = [r for r in runs if r.is_head and r.status == "running"]
+                if not heads:
+                    return
+                run_id = heads[-1].run_id
+            await store.set_run_status(
+                app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
+                run_id=run_id, status=status, error=error,
+            )
+        except Exception:  # the run's status is a nicety; never fail the chat over it
+            pass
 
     # -- output -----------------------------------------------------------------------------
 
@@ -226,7 +379,7 @@ class ChatSession:
         arg = arg.strip()
         store = self.store
         if name in ("/quit", "/exit", "/q"):
-            self.say("system", "Bye. Everything is saved.")
+            self.say("system", BYE)
             return False
         if name == "/help":
             self.console.print(escape(HELP))
@@ -235,7 +388,12 @@ class ChatSession:
             for s in listed:
                 mark = "*" if s.id == self.session_id else " "
                 when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.last_update_time))
-                self.console.print(f"{mark} {escape(s.id)}  {when}")
+                meta = s.state.get("session_metadata") or {}
+                count = meta.get("total_interactions", 0) if isinstance(meta, dict) else 0
+                self.console.print(f"{mark} {escape(s.id)}  {when}  "
+                                   f"{_plural(count, 'interaction')}")
+            self.say("system", f"{_plural(len(listed), 'session')}; * is this one. "
+                               "/switch ID continues another.")
         elif name == "/new":
             await self.open_session(session_id=None, new=True)
         elif name == "/switch":
@@ -257,9 +415,17 @@ class ChatSession:
                 "/prefs": "user:preferences",
                 "/stats": "user:agent_stats",
             }.get(name)
-            value = state if key is None else state.get(key, {} if key != "conversation_history"
-                                                         else [])
-            self.console.print(escape(to_json(value)))
+            value = state if key is None else state.get(key)
+            if key is not None and not value:
+                empty = {
+                    "/history": "Nothing said in this session yet.",
+                    "/prefs": "No preferences stored yet: ask for a joke about a topic, or "
+                              "add a stock to your watch list.",
+                    "/stats": "No agent has helped you yet.",
+                }
+                self.say("system", empty[name])
+            else:
+                self.console.print(escape(to_json(value)))
         elif name == "/runs":
             from .tree import render_tree
 

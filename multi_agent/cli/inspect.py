@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +42,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_state)
 
 
+def missing_database(url: str) -> bool:
+    """True (after saying so on stderr) when ``url`` is a SQLite file that does not exist.
+
+    Looking inside must not create an empty database, e.g. when run in the wrong directory.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # the store explains a malformed URL
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or \
+            path.startswith("file:") or os.path.exists(path):
+        return False
+    print(f"multi-agent: No database at {os.path.abspath(path)}: nothing is stored there yet. "
+          "Pass --db (or set MULTI_AGENT_DB) to the file multi-agent chat used, or run "
+          "multi-agent chat here first.", file=sys.stderr)
+    return True
+
+
 def fmt_time(ts: float | None) -> str:
     """Epoch seconds as a local, human-readable time."""
     if ts is None:
@@ -68,6 +92,9 @@ async def session_summaries(store: Any, app: str, user: str) -> list[dict[str, A
 def cmd_sessions(args: argparse.Namespace) -> int:
     from ..store import DatabaseSessionService
 
+    if missing_database(args.db):
+        return 2
+
     async def run() -> list[dict[str, Any]]:
         async with DatabaseSessionService(args.db) as store:
             return await session_summaries(store, args.app, args.user)
@@ -95,6 +122,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
     from ..errors import SessionNotFound
     from ..store import DatabaseSessionService
+
+    if missing_database(args.db):
+        return 2
 
     async def run() -> dict[str, Any]:
         async with DatabaseSessionService(args.db) as store:
