@@ -28,8 +28,9 @@ the user wants, then either delegate it or handle it yourself.
 Delegate:
 - jokes on any topic -> funny_nerd
 - the stock watch list and stock prices -> stock_analyst
-- questions about earlier conversations ("what did we talk about?",
-  "what did I ask about stocks?") -> historian
+- questions about earlier conversations, in this session or earlier ones ("what did we talk
+  about?", "what did I ask about stocks?", "what did I say about Nvidia?", "do you remember
+  my trip?") -> historian, which searches the user's long memory
 
 To delegate, ALWAYS take two steps: first call track_agent_delegation with the agent's name
 and a short description of the task, then call transfer_to_agent with the same agent name.
@@ -47,12 +48,20 @@ facts, and never state a stock price yourself.
 """
 
 
-def build_agent_tree(model: str | BaseLlm) -> LlmAgent:
+def build_agent_tree(model: str | BaseLlm, *, memory: bool = True) -> LlmAgent:
     """A new manager agent with new funny_nerd, stock_analyst and historian sub-agents.
 
     Args:
         model: the model every agent runs on: a ``BaseLlm`` instance or a model name ADK
             resolves (see ``multi_agent.models.resolve_model``).
+        memory: give the historian ADK's ``load_memory`` tool (the Runner should then have a
+            memory service; ``adk web`` / ``adk run`` always provide one).
+
+    Long memory is recalled on demand by the historian (``load_memory``), not preloaded into
+    every manager request (ADK's ``PreloadMemoryTool``): preloading runs a search on every
+    model call of the manager and sends up to ``max_results`` memories with each of them,
+    which would undo the bounded context for turns that have nothing to do with the past; a
+    tool call is also a result the offline model can read and quote honestly.
 
     Returns:
         The manager (root) agent.
@@ -63,7 +72,10 @@ def build_agent_tree(model: str | BaseLlm) -> LlmAgent:
         description=DESCRIPTION,
         instruction=instruction_with_user_context(INSTRUCTION),
         tools=wrap(*ALL_STATE_TOOLS),
-        sub_agents=[build_funny_nerd(model), build_stock_analyst(model), build_historian(model)],
+        sub_agents=[
+            build_funny_nerd(model), build_stock_analyst(model),
+            build_historian(model, memory=memory),
+        ],
         after_agent_callback=record_turn,
     )
 

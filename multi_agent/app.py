@@ -9,18 +9,35 @@ Example:
     >>> await runner.close()                          # also closes the store it opened
 
 Or, closing everything it opened: ``async with open_runner() as runner: ...``.
+
+By default the Runner has long memory and a bounded context (issue 7):
+
+* **memory**: a :class:`~multi_agent.memory.DatabaseMemoryService` on the session store's own
+  database; :class:`~multi_agent.memory.RememberTurnsPlugin` adds each turn to it after the run,
+  and the historian recalls earlier sessions with ADK's ``load_memory`` tool.
+* **bounded context**: every ``run_async`` loads only the last ``window`` events (ADK's
+  ``RunConfig.get_session_config``, filled in by :meth:`TeamRunner.run_async` when the caller
+  sets none), ADK's events compaction summarises older turns with an extractive summariser that
+  needs no LLM, and :class:`~multi_agent.memory.BoundedContextPlugin` keeps the window from
+  separating a tool call from its result or starting inside a delegation.
+
+``build_runner(memory=False)`` and ``build_runner(window=None)`` turn either off (``window=None``
+is ADK's default: every turn loads the whole session).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing, asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from google.adk.agents.context_cache_config import ContextCacheConfig
+from google.adk.agents.run_config import RunConfig
 from google.adk.apps.app import App, EventsCompactionConfig
+from google.adk.events.event import Event
 from google.adk.memory.base_memory_service import BaseMemoryService
+from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 from google.adk.models.base_llm import BaseLlm
 from google.adk.plugins.base_plugin import BasePlugin
 from google.adk.runners import Runner
@@ -28,10 +45,16 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.session import Session
 from google.genai import types
 
+from .memory.context import DEFAULT_WINDOW_EVENTS
+
+if TYPE_CHECKING:
+    from .memory import BoundedContext
+
 __all__ = [
     "APP_NAME",
     "DB_ENV",
     "DEFAULT_DB_URL",
+    "DEFAULT_WINDOW_EVENTS",
     "TeamRunner",
     "build_runner",
     "close_runner",
@@ -47,22 +70,52 @@ DB_ENV = "MULTI_AGENT_DB"
 DEFAULT_DB_URL = "sqlite+aiosqlite:///./multi_agent_data.db"
 
 
-
 class TeamRunner(Runner):
-    """ADK's Runner that also closes the session service :func:`build_runner` opened for it."""
+    """ADK's Runner with the team's defaults.
+
+    * ``run_async`` (and so ``run``) loads only the bounded window of recent events when the
+      caller's ``RunConfig`` says nothing about it (``bounded_context`` is set);
+    * ``close`` also closes the memory and session services :func:`build_runner` opened.
+    """
 
     owns_session_service: bool = False
+    owns_memory_service: bool = False
+    bounded_context: BoundedContext | None = None
+
+    def effective_run_config(self, run_config: RunConfig | None) -> RunConfig | None:
+        """``run_config`` with the bounded window filled in when it sets no session config."""
+        ctx = self.bounded_context
+        if ctx is None or (run_config is not None and run_config.get_session_config):
+            return run_config
+        return ctx.run_config(base=run_config)
+
+    async def run_async(
+        self, *, run_config: RunConfig | None = None, **kwargs: Any
+    ) -> AsyncGenerator[Event, None]:
+        """ADK's ``Runner.run_async`` with :meth:`effective_run_config` (same arguments)."""
+        async with aclosing(
+            super().run_async(run_config=self.effective_run_config(run_config), **kwargs)
+        ) as events:
+            async for event in events:
+                yield event
 
     async def close(self) -> None:
-        """Closes the runner, then the session service if this runner opened it."""
+        """Closes the runner, then the memory and session services this runner opened."""
         try:
             await super().close()
         finally:
-            if self.owns_session_service:
-                self.owns_session_service = False
-                close = getattr(self.session_service, "close", None)
-                if close is not None:
-                    await close()
+            try:
+                if self.owns_memory_service:
+                    self.owns_memory_service = False
+                    close = getattr(self.memory_service, "close", None)
+                    if close is not None:
+                        await close()
+            finally:
+                if self.owns_session_service:
+                    self.owns_session_service = False
+                    close = getattr(self.session_service, "close", None)
+                    if close is not None:
+                        await close()
 
 
 def default_db_url() -> str:
@@ -76,6 +129,8 @@ def build_runner(
     model: str | BaseLlm | None = None,
     session_service: BaseSessionService | None = None,
     memory_service: BaseMemoryService | None = None,
+    memory: bool = True,
+    window: int | None = DEFAULT_WINDOW_EVENTS,
     plugins: Sequence[BasePlugin] = (),
     events_compaction_config: EventsCompactionConfig | None = None,
 ) -> TeamRunner:
@@ -90,31 +145,60 @@ def build_runner(
             the built-in offline model.
         session_service: use this session service instead of opening ``db_url`` (the caller
             keeps ownership and closes it).
-        memory_service: an optional ADK memory service, passed to the Runner.
-        plugins: ADK plugins for the App (e.g. the memory package's context plugins).
-        events_compaction_config: ADK event compaction for the App, if wanted.
+        memory_service: the memory service to use (the caller keeps ownership). By default a
+            ``DatabaseMemoryService`` on the session store is opened (ADK's
+            ``InMemoryMemoryService`` when the session service is not this project's store).
+        memory: False for no long memory at all: no memory service, no ``load_memory`` tool
+            for the historian, nothing added to memory after a turn.
+        window: how many recent events a turn loads (and the bounded-context plugin trims);
+            ``None`` for ADK's default of loading the whole session on every turn, without
+            compaction or the plugin.
+        plugins: more ADK plugins for the App (after the team's own).
+        events_compaction_config: ADK event compaction for the App; default the bounded
+            context's (extractive summariser) when ``window`` is set, else none.
 
     Returns:
         A new :class:`TeamRunner` (an ADK ``Runner``) with a new agent tree. ``await
-        runner.close()`` also closes the session service this function opened.
+        runner.close()`` also closes the services this function opened.
 
     Raises:
         ModelConfigError: the model cannot be used as configured.
+        ValueError: ``memory=False`` with a ``memory_service``, or ``window`` below 2.
     """
     from manager.agent import build_agent_tree
 
+    from .memory import BoundedContext, DatabaseMemoryService, RememberTurnsPlugin
     from .models import OfflineRulesModel, resolve_model
+    from .store import DatabaseSessionService
 
+    if not memory and memory_service is not None:
+        raise ValueError("memory=False contradicts the memory_service given.")
+    ctx = BoundedContext(window_events=window) if window is not None else None
+    if ctx is not None:
+        ctx.run_config()  # validates the window now (ValueError below 2)
     chosen = model if isinstance(model, BaseLlm) else resolve_model(model)
     owned = session_service is None
     if session_service is None:
-        from .store import DatabaseSessionService
-
         session_service = DatabaseSessionService(db_url or default_db_url())
+    owns_memory = False
+    if memory and memory_service is None:
+        memory_service = (
+            DatabaseMemoryService(session_service)
+            if isinstance(session_service, DatabaseSessionService)
+            else InMemoryMemoryService()
+        )
+        owns_memory = True
+    team_plugins: list[BasePlugin] = []
+    if ctx is not None:
+        team_plugins.append(ctx.plugin(session_service))
+    if memory:
+        team_plugins.append(RememberTurnsPlugin())
+    if events_compaction_config is None and ctx is not None:
+        events_compaction_config = ctx.compaction_config()
     app = App(
         name=APP_NAME,
-        root_agent=build_agent_tree(chosen),
-        plugins=list(plugins),
+        root_agent=build_agent_tree(chosen, memory=memory),
+        plugins=[*team_plugins, *plugins],
         events_compaction_config=events_compaction_config,
         # ADK warns when a multi-agent app has no context cache. The offline model ignores
         # caching (the config is a no-op for it), so declaring one just keeps that advice out
@@ -124,6 +208,8 @@ def build_runner(
     )
     runner = TeamRunner(app=app, session_service=session_service, memory_service=memory_service)
     runner.owns_session_service = owned
+    runner.owns_memory_service = owns_memory
+    runner.bounded_context = ctx
     return runner
 
 

@@ -10,8 +10,13 @@ State layout (tests and tools depend on these names)::
                                            nerd_topics}
                     user:agent_stats      {agent_name: {delegations, last_used}}
                     user:conversation_log [{timestamp, session_id, user_input, agent_response,
-                                           agent}]  (the latest 30, as excerpts: what the
-                                           historian falls back on across sessions)
+                                           agent}]  (the latest 20, as excerpts: what the
+                                           historian falls back on without the store)
+
+The lists are short on purpose: ADK stores a state change as the key's whole new value in the
+event, so a list rewritten on every turn costs its full size in the database on every turn.
+Every message is stored as an event anyway; the historian reads older history from the store
+(``state_tools.history``) and from long memory (ADK's ``load_memory``).
 
 Tools never mutate a stored value in place: they copy it, change the copy and assign it back,
 so the change is always a visible state delta. They never raise into the model either: bad
@@ -70,9 +75,9 @@ AGENT_STATS = "user:agent_stats"
 CONVERSATION_LOG = "user:conversation_log"
 
 # Bounds that keep every state value small enough to rewrite on each turn.
-HISTORY_LIMIT = 100
-DELEGATION_LIMIT = 50
-USER_LOG_LIMIT = 30
+HISTORY_LIMIT = 20
+DELEGATION_LIMIT = 20
+USER_LOG_LIMIT = 20
 WATCHLIST_LIMIT = 50
 TOPIC_LIMIT = 30
 

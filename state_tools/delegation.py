@@ -24,7 +24,7 @@ from ._common import (
 
 __all__ = ["get_agent_performance_stats", "set_favorite_agent", "track_agent_delegation"]
 
-_TASK_MAX = 500
+_TASK_MAX = 120
 
 
 def track_agent_delegation(agent_name: str, task: str, tool_context: ToolContext) -> dict[str, Any]:
@@ -96,7 +96,7 @@ def get_agent_performance_stats(tool_context: ToolContext) -> dict[str, Any]:
     Returns:
         status "ok" with ``agents`` ({agent_name: {delegations, last_used}}), the
         ``most_used`` agent (or null), ``total_delegations`` over all sessions and
-        ``session_delegations`` in the current session.
+        ``session_delegations`` in the current session (the session keeps its latest 20).
     """
     state = tool_context.state
     stats = read_mapping(state, AGENT_STATS)

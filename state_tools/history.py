@@ -1,9 +1,13 @@
 """Tools that read the conversation history: this session's and the user's across sessions.
 
-Across sessions, the history is read from the session store: every session of the user keeps
-its own ``conversation_history`` (listed through the session service, state only, no events).
-The small ``user:conversation_log`` the turn recorder keeps adds the exchanges of sessions that
-no longer exist, and is the whole source when the store cannot be listed.
+Every message is stored as an event, so the history is read from the session store: one query
+over the user's latest human and agent messages across all their sessions (``recent_events``,
+the newest ``STORE_SCAN_MESSAGES``), grouped into exchanges by run. That covers far more than
+the small ``conversation_history`` lists in session state (the latest ``HISTORY_LIMIT`` per
+session), which are the source only when the session service is not this project's store; the
+user's ``user:conversation_log`` then adds exchanges of sessions that no longer exist. Anything
+older than the scan is found by long-memory search (ADK's ``load_memory``, given to the
+historian when the Runner has a memory service).
 """
 
 from __future__ import annotations
@@ -58,15 +62,62 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+STORE_SCAN_MESSAGES = 1000
+"""How many of the user's latest messages (human and agent) the history tools read."""
+
+
 def _history(session_id: str, value: Any) -> list[dict[str, Any]]:
     items = value if isinstance(value, list) else []
     return [{**e, "session_id": session_id} for e in items if isinstance(e, dict)]
 
 
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+async def _store_entries(tool_context: ToolContext) -> list[dict[str, Any]] | None:
+    """The user's exchanges read from the store, oldest first; None without the store.
+
+    An exchange is a run (invocation) with the person's message and the last agent reply of
+    that run. The current run (the question being answered) is left out.
+    """
+    from multi_agent.memory.recent import recent_events
+    from multi_agent.store import DatabaseSessionService
+
+    try:
+        service = tool_context.get_invocation_context().session_service
+    except Exception:  # e.g. a context without a session service
+        return None
+    if not isinstance(service, DatabaseSessionService):
+        return None
+    await service.prepare()
+    rows = await recent_events(
+        service.backend, app_name=tool_context.session.app_name, user_id=tool_context.user_id,
+        limit=STORE_SCAN_MESSAGES, message_types=("human", "agent"),
+    )
+    current_run = getattr(tool_context, "invocation_id", None)
+    runs: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in reversed(rows):  # oldest first
+        if row.run_id == current_run:
+            continue
+        key = (row.session_id, row.run_id)
+        if row.message_type == "human":
+            runs.setdefault(key, {
+                "timestamp": _stamp(row.timestamp), "session_id": row.session_id,
+                "user_input": row.text or "", "agent_response": None, "agent": None,
+            })
+        elif key in runs:  # the last agent text of the run is its answer
+            runs[key]["agent_response"] = row.text or ""
+            runs[key]["agent"] = row.source
+    return [e for e in runs.values() if e["agent"] is not None]
+
+
 async def _all_entries(tool_context: ToolContext) -> tuple[list[dict[str, Any]], int | None]:
     """Every remembered exchange of the user, oldest first, and how many sessions they have.
 
-    The session count is None when the store could not be listed (the log is used alone).
+    From the store when the session service is this project's (see the module docstring),
+    else from each session's ``conversation_history``. The session count is None when the
+    sessions could not be listed (the log is then used alone).
     """
     state = tool_context.state
     current_id = tool_context.session.id
@@ -79,16 +130,26 @@ async def _all_entries(tool_context: ToolContext) -> tuple[list[dict[str, Any]],
     except Exception:  # answer from the log rather than not at all
         logger.debug("list_sessions failed; using user:conversation_log", exc_info=True)
         return log, None
+    known = {current_id} | {s.id for s in listed.sessions}
+    count = len(known)
+    try:
+        stored = await _store_entries(tool_context)
+    except Exception:  # the state lists still answer
+        logger.warning("Reading the history from the store failed; using session state.",
+                       exc_info=True)
+        stored = None
+    if stored is not None:
+        gone = [e for e in log if e.get("session_id") not in known]  # deleted sessions
+        if gone:
+            stored = sorted([*gone, *stored], key=lambda e: str(e.get("timestamp") or ""))
+        return stored, count
     entries: list[dict[str, Any]] = []
-    known = {current_id}
     for session in listed.sessions:
-        known.add(session.id)
         if session.id != current_id:
             entries.extend(_history(session.id, session.state.get(CONVERSATION_HISTORY)))
     entries.extend(e for e in log if e.get("session_id") not in known)  # deleted sessions
     entries.extend(_history(current_id, state.get(CONVERSATION_HISTORY)))
     entries.sort(key=lambda e: str(e.get("timestamp") or ""))  # stable: keeps turn order
-    count = len(listed.sessions) + (0 if current_id in {s.id for s in listed.sessions} else 1)
     return entries, count
 
 
@@ -116,11 +177,11 @@ async def get_conversation_summary(
     count = as_int(max_entries, low=1, high=50)
     if count is None:
         return error("max_entries must be a number from 1 to 50.")
+    entries, sessions = await _all_entries(tool_context)
     if where == "session":
-        entries = _history(tool_context.session.id, tool_context.state.get(CONVERSATION_HISTORY))
-        sessions: int | None = 1
-    else:
-        entries, sessions = await _all_entries(tool_context)
+        current = tool_context.session.id
+        entries = [e for e in entries if e.get("session_id") == current]
+        sessions = 1
     by_agent: dict[str, int] = {}
     for entry in entries:
         agent = str(entry.get("agent") or "unknown")

@@ -40,8 +40,8 @@ from ._common import (
 
 __all__ = ["HISTORY_TEXT_LIMIT", "LOG_TEXT_LIMIT", "record_turn"]
 
-HISTORY_TEXT_LIMIT = 500
-LOG_TEXT_LIMIT = 160
+HISTORY_TEXT_LIMIT = 300
+LOG_TEXT_LIMIT = 120
 _RECORDED = "temp:turn_recorded"
 
 

@@ -2,8 +2,9 @@
 
 What the model gets from ADK, and what this module makes of it:
 
-* the system instruction carries the agent's name (``Your internal name is "X"``) and, for a
-  sub-agent, its parent (``transfer to your parent agent X``);
+* the system instruction carries the agent's name (``Your internal name is "X"``), for a
+  sub-agent its parent (``transfer to your parent agent X``), and for the historian the current
+  session's id (``The current session id is "X"``: memories of this session are told apart);
 * ``tools_dict`` and the ``transfer_to_agent`` declaration name the tools and transfer targets;
 * ``contents`` is the whole conversation. The human's messages are ``role='user'`` text, but so
   are other agents' events after a transfer (``For context: ... [manager] called tool ...``),
@@ -25,6 +26,7 @@ __all__ = ["RequestView", "Step", "read_request"]
 _NAME = re.compile(r'Your internal name is "([^"]+)"')
 _PARENT = re.compile(r"transfer to your parent agent (\w+)")
 _DESCRIPTION = re.compile(r'The description about you is "([^"]*)"')
+_SESSION = re.compile(r'The current session id is "([^"]+)"')
 _RELAY_PREFIX = "For context:"
 _INSTRUCTION_MARK = "<<<BEGIN_SYSTEM_INSTRUCTION>>>"
 _RELAYED_TRANSFER = "called tool `transfer_to_agent`"
@@ -52,6 +54,7 @@ class RequestView:
     parent: str | None = None
     transfers_this_turn: int = 0
     prompt_chars: int = 0
+    session_id: str | None = None
 
 
 def _instruction_text(config: types.GenerateContentConfig | None) -> str:
@@ -133,6 +136,7 @@ def read_request(llm_request: LlmRequest) -> RequestView:
     name_match = _NAME.search(instruction)
     parent_match = _PARENT.search(instruction)
     description_match = _DESCRIPTION.search(instruction)
+    session_match = _SESSION.search(instruction)
     contents = list(llm_request.contents or [])
     human_at = next((i for i in range(len(contents) - 1, -1, -1) if _is_human(contents[i])), None)
     after = contents[human_at + 1:] if human_at is not None else contents
@@ -160,4 +164,5 @@ def read_request(llm_request: LlmRequest) -> RequestView:
         parent=parent_match.group(1) if parent_match else None,
         transfers_this_turn=relayed + own,
         prompt_chars=chars,
+        session_id=session_match.group(1) if session_match else None,
     )

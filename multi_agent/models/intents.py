@@ -118,7 +118,14 @@ INTENTS: tuple[Intent, ...] = (
         r"\b(?:did|have) (?:we|i) (?:ever )?(?:talk|talked|ask|asked|discuss|discussed|chat|"
         r"chatted)(?: you)? about (?P<query>[^?!]+)",
         r"\bwhen did (?:i|we) (?:ask|talk|discuss|chat)(?: you)? about (?P<query>[^?!]+)",
-        r"\bsearch (?:my |our |the )?(?:history|conversations?) for (?P<query>[^?!]+)",
+        r"\bsearch (?:my |our |the |your )?(?:history|conversations?|memory|memories) for "
+        r"(?P<query>[^?!]+)",
+        r"\bdo you (?:remember|recall) (?:what |when |if |anything )?(?:i|we) (?:said|say|told|"
+        r"talked|asked|mentioned|discussed)(?: you| me)?(?: about)? (?P<query>[^?!]+)",
+        r"\bwhat do you (?:remember|recall) about (?!(?:me|myself)\s*[?.!]*\s*$)(?P<query>[^?!]+)",
+        r"\bdo you (?:remember|recall) (?:anything )?(?:about )?"
+        r"(?!(?:me|myself|my name|who i am)\b)(?P<query>[^?!]+)",
+        r"\b(?:did|have) i (?:ever )?(?:mention|mentioned) (?P<query>[^?!]+)",
     ), _clean_query),
     Intent("list_sessions", "historian", _rx(
         r"\bhow many (?:sessions|conversations|times have we (?:talked|chatted|spoken))\b",

@@ -90,7 +90,9 @@ def decide(view: RequestView) -> Call | Say:
         return Say(f"I'm {view.agent_name or 'an agent'}{about} {IDENTITY}")
     can_run = plan.tools <= view.tools
     if can_run and (owner == view.agent_name or owner not in view.transfer_targets):
-        return plan.run(match.args, Done(view.steps))
+        return plan.run(
+            match.args, Done(view.steps, tools=view.tools, session_id=view.session_id)
+        )
     if owner in view.transfer_targets and owner != view.parent:
         return _delegate(view, owner)
     if view.parent and view.parent in view.transfer_targets:

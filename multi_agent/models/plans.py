@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._request import Step
+from .recall import describe_recall, read_memories
 from .replies import (
     HELP,
     describe_joke,
     describe_profile,
     describe_quote,
-    describe_search,
     describe_sessions,
     describe_stats,
     describe_summary,
@@ -50,10 +50,21 @@ Action = Call | Say
 
 
 class Done:
-    """The tool calls already made in this turn."""
+    """The tool calls already made in this turn, and what the agent can see of its situation.
 
-    def __init__(self, steps: list[Step]) -> None:
+    Attributes:
+        steps: this agent's tool calls in the turn (transfers left out), with their results.
+        tools: the names of the tools the agent has (optional tools change some plans).
+        session_id: the current session's id when the instruction gives it (historian).
+    """
+
+    def __init__(
+        self, steps: list[Step], *, tools: frozenset[str] = frozenset(),
+        session_id: str | None = None,
+    ) -> None:
         self.steps = [s for s in steps if s.name != "transfer_to_agent"]
+        self.tools = tools
+        self.session_id = session_id
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -204,15 +215,48 @@ def _describe_watchlist(result: dict[str, Any], _: Args) -> str:
 # -- historian ----------------------------------------------------------------------------------
 
 
+MEMORY_TOOL = "load_memory"
+HISTORY_SEARCH_TOOL = "search_conversation_history"
+
+# Queries about a whole area: the stored history matches them by the agent that handled the
+# area ("stocks" finds every stock_analyst exchange), which a text search cannot.
+_AREA_WORDS = frozenset({
+    "stock", "stocks", "share", "shares", "market", "markets", "price", "prices", "ticker",
+    "tickers", "watchlist", "portfolio", "quote", "quotes", "joke", "jokes", "funny", "pun",
+    "puns",
+})
+
+
+def _is_area_query(query: str) -> bool:
+    words = {w.strip(".,!?;:'\"()").lower() for w in query.split()}
+    return bool(words & _AREA_WORDS)
+
+
 def plan_history_search(args: Args, done: Done) -> Action:
+    """Recall: long memory first (``load_memory``), the stored history when memory has
+    nothing, is not available, or the query names a whole area or a time window."""
     query = args.get("query") or ""
     if not query:
         return plan_history_summary(args, done)
-    if not done.has("search_conversation_history"):
-        return Call("search_conversation_history", {"query": query, "days": args.get("days", 0)})
-    result = done.result("search_conversation_history")
-    problem = _failed(result)
-    return Say(f"Sorry: {problem}" if problem else describe_search(result))
+    days = args.get("days", 0)
+    use_memory = MEMORY_TOOL in done.tools
+    if use_memory and not done.has(MEMORY_TOOL):
+        return Call(MEMORY_TOOL, {"query": query})
+    recalled = read_memories(done.result(MEMORY_TOOL), days=days) if use_memory else None
+    need_history = (
+        recalled is None or not recalled.memories or recalled.error is not None
+        or _is_area_query(query) or bool(days)
+    )
+    if need_history and not done.has(HISTORY_SEARCH_TOOL):
+        return Call(HISTORY_SEARCH_TOOL, {"query": query, "days": days})
+    history = done.result(HISTORY_SEARCH_TOOL) if need_history else {}
+    problem = _failed(history) if history else None
+    if problem and not (recalled and recalled.memories):
+        return Say(f"Sorry: {problem}")
+    return Say(describe_recall(
+        query, days=days, recalled=recalled, history=history if not problem else {},
+        session_id=done.session_id,
+    ))
 
 
 def plan_history_summary(args: Args, done: Done) -> Action:

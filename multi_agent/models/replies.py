@@ -7,6 +7,7 @@ from typing import Any
 __all__ = [
     "HELP",
     "NOT_UNDERSTOOD",
+    "NOT_UNDERSTOOD_PREFIX",
     "describe_joke",
     "describe_profile",
     "describe_quote",
@@ -38,9 +39,8 @@ HELP = (
     f"{IDENTITY}\n{EXAMPLES}\nEverything is saved, so I remember it in your next session too."
 )
 
-NOT_UNDERSTOOD = (
-    "Sorry, I didn't understand {text!r}. {identity}\n{examples}"
-)
+NOT_UNDERSTOOD_PREFIX = "Sorry, I didn't understand"
+NOT_UNDERSTOOD = NOT_UNDERSTOOD_PREFIX + " {text!r}. {identity}\n{examples}"
 
 _AREAS = {
     "funny_nerd": "jokes",

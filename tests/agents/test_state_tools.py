@@ -55,7 +55,7 @@ def test_track_agent_delegation_cuts_long_tasks_and_bounds_the_list() -> None:
     st.track_agent_delegation("historian", "x" * 2000, ctx)
     items = ctx.state["agent_delegations"]
     assert len(items) == DELEGATION_LIMIT and items[0]["task"] == "1"
-    assert len(items[-1]["task"]) == 500 and items[-1]["task"].endswith("…")
+    assert len(items[-1]["task"]) == 120 and items[-1]["task"].endswith("…")
 
 
 def test_tools_reassign_instead_of_mutating() -> None:
