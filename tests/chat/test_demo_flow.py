@@ -20,8 +20,11 @@ STEPS = 14  # 8 in the first process, 6 in the restarted one
 
 
 def demo(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs the tour; its temporary database goes under ``cwd``'s sibling ``tmp`` folder."""
+    temp = cwd.parent / "tmp"
+    temp.mkdir(exist_ok=True)
     return subprocess.run(
-        [sys.executable, DEMO, *args], cwd=cwd, env=clean_env(), input=stdin,
+        [sys.executable, DEMO, *args], cwd=cwd, env=clean_env(TMPDIR=str(temp)), input=stdin,
         stdin=None if stdin is not None else subprocess.DEVNULL,
         capture_output=True, text=True, timeout=240,
     )
@@ -81,14 +84,17 @@ def check_tour(out: str) -> dict[str, str]:
 
 
 def test_runs_straight_through_and_twice_alike(tmp_path: Path) -> None:
-    first = ok(demo(cwd=tmp_path))
+    work = tmp_path / "work"
+    work.mkdir()
+    first = ok(demo(cwd=work))
     assert "Press Enter" not in first
     facts = check_tour(first)
-    second_facts = check_tour(ok(demo(cwd=tmp_path)))
+    second_facts = check_tour(ok(demo(cwd=work)))
     # Each run starts on its own fresh temporary database, so both show the same.
     assert facts.pop("db") != second_facts.pop("db")
     assert facts == second_facts
-    assert list(tmp_path.iterdir()) == []  # nothing left in the working directory
+    assert list(work.iterdir()) == []  # nothing left in the working directory
+    assert len(list((tmp_path / "tmp").glob("multi_agent_demo_*/multi_agent_data.db"))) == 2
 
 
 def test_step_mode_waits_for_enter_in_both_processes(tmp_path: Path) -> None:
