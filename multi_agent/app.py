@@ -56,6 +56,7 @@ __all__ = [
     "DEFAULT_DB_URL",
     "DEFAULT_WINDOW_EVENTS",
     "TeamRunner",
+    "build_app",
     "build_runner",
     "close_runner",
     "get_or_create_session",
@@ -165,10 +166,8 @@ def build_runner(
         ModelConfigError: the model cannot be used as configured.
         ValueError: ``memory=False`` with a ``memory_service``, or ``window`` below 2.
     """
-    from manager.agent import build_agent_tree
-
-    from .memory import BoundedContext, DatabaseMemoryService, RememberTurnsPlugin
-    from .models import OfflineRulesModel, resolve_model
+    from .memory import BoundedContext, DatabaseMemoryService
+    from .models import resolve_model
     from .store import DatabaseSessionService
 
     if not memory and memory_service is not None:
@@ -188,6 +187,47 @@ def build_runner(
             else InMemoryMemoryService()
         )
         owns_memory = True
+    app = build_app(
+        chosen, memory=memory, context=ctx, session_service=session_service,
+        plugins=plugins, events_compaction_config=events_compaction_config,
+    )
+    runner = TeamRunner(app=app, session_service=session_service, memory_service=memory_service)
+    runner.owns_session_service = owned
+    runner.owns_memory_service = owns_memory
+    runner.bounded_context = ctx
+    return runner
+
+
+def build_app(
+    model: str | BaseLlm | None = None,
+    *,
+    memory: bool = True,
+    context: Any = "default",
+    session_service: BaseSessionService | None = None,
+    plugins: Sequence[BasePlugin] = (),
+    events_compaction_config: EventsCompactionConfig | None = None,
+) -> App:
+    """The team as an ADK ``App`` (agents, plugins, compaction), without a Runner.
+
+    ``build_runner`` uses it; so does ``multi_agent/agent.py`` for ``adk web``/``api_server``,
+    where ADK makes the Runner and the services from its command line.
+
+    Args:
+        model: a model name or ``BaseLlm`` (default as in :func:`build_runner`).
+        memory: give the historian ``load_memory`` and add each session to memory after a run.
+        context: a ``BoundedContext``, ``None`` for none, or ``"default"`` for the default one.
+        session_service: the store, for the bounded-context plugin's summary look-ups (it
+            falls back to the invocation's session service when ``None``).
+        plugins: more ADK plugins (after the team's own).
+        events_compaction_config: ADK event compaction; default the bounded context's.
+    """
+    from manager.agent import build_agent_tree
+
+    from .memory import BoundedContext, RememberTurnsPlugin
+    from .models import OfflineRulesModel, resolve_model
+
+    chosen = model if isinstance(model, BaseLlm) else resolve_model(model)
+    ctx = BoundedContext() if context == "default" else context
     team_plugins: list[BasePlugin] = []
     if ctx is not None:
         team_plugins.append(ctx.plugin(session_service))
@@ -195,7 +235,7 @@ def build_runner(
         team_plugins.append(RememberTurnsPlugin())
     if events_compaction_config is None and ctx is not None:
         events_compaction_config = ctx.compaction_config()
-    app = App(
+    return App(
         name=APP_NAME,
         root_agent=build_agent_tree(chosen, memory=memory),
         plugins=[*team_plugins, *plugins],
@@ -206,11 +246,6 @@ def build_runner(
         context_cache_config=ContextCacheConfig() if isinstance(chosen, OfflineRulesModel)
         else None,
     )
-    runner = TeamRunner(app=app, session_service=session_service, memory_service=memory_service)
-    runner.owns_session_service = owned
-    runner.owns_memory_service = owns_memory
-    runner.bounded_context = ctx
-    return runner
 
 
 async def close_runner(runner: Runner) -> None:

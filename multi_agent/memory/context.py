@@ -169,6 +169,7 @@ class BoundedContextPlugin(BasePlugin):
             summary = await self.older_summary(
                 app_name=session.app_name, user_id=session.user_id, session_id=session.id,
                 first_event_id=events[0].id,
+                service=self.session_service or invocation_context.session_service,
             )
             if summary is not None:
                 events.insert(0, summary)
@@ -176,10 +177,11 @@ class BoundedContextPlugin(BasePlugin):
         return None
 
     async def older_summary(
-        self, *, app_name: str, user_id: str, session_id: str, first_event_id: str
+        self, *, app_name: str, user_id: str, session_id: str, first_event_id: str,
+        service: BaseSessionService | None = None,
     ) -> Event | None:
         """The newest compaction event stored before ``first_event_id``, within the scan."""
-        service = self.session_service
+        service = service or self.session_service
         if not isinstance(service, DatabaseSessionService):
             return None
         params = {
