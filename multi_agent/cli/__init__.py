@@ -76,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``multi-agent`` console script."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also during the 1-2 s it takes to import ADK
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from ..errors import MultiAgentError
 
     parser = build_parser()

@@ -76,7 +76,7 @@ def event_facts(event: Event, *, last_agent: str | None) -> EventFacts:
         target = transfer_to or author
     elif author == "user":
         message_type = "human" if text is not None else "system"
-        target = last_agent
+        target = last_agent  # the store replaces it with the agent that answers
     elif text is not None:
         message_type = "agent"
         target = transfer_to or "user"

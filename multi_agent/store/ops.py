@@ -353,11 +353,15 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     if branch is None and author != "user":
         branch = (paths if paths is not None else loads(paths_json)).get(author)
     target = facts.target
-    if facts.message_type == "human" and target is None:
-        target = row.last_agent
-    if row.last_agent is None and author != "user":
-        # The first agent to speak answered the human messages sent before it.
-        sql.HUMAN_TARGET_BACKFILL(conn, **key, target=author)
+    awaiting_seq = row.awaiting_seq
+    if facts.message_type == "human":
+        target = None  # filled in by the agent that answers it, below, on a later append
+        if awaiting_seq is None:
+            awaiting_seq = seq
+    elif author != "user" and awaiting_seq is not None:
+        # The first agent to speak after human messages is the one they were addressed to.
+        sql.HUMAN_TARGET_BACKFILL(conn, **key, target=author, since_seq=awaiting_seq)
+        awaiting_seq = None
     last_agent = row.last_agent if author == "user" else (facts.transfer_to or author)
 
     run_id = event.invocation_id or "-"
@@ -375,6 +379,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     sql.SESSION_UPDATE_AFTER_APPEND(
         conn, **key, state=state_json, update_time=update_time, revision=row.revision + 1,
         last_seq=seq, last_agent=last_agent, head_run_id=run_id, agent_paths=paths_json,
+        awaiting_seq=awaiting_seq,
     )
     result = AppendResult(row.revision + 1, seq, update_time, stale=stale)
     if stale:

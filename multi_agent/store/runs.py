@@ -84,6 +84,7 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
     for run in runs:
         if run.kind == "delegation" and run.parent_run_id is not None:
             delegations.setdefault(run.parent_run_id, []).append(run)
+    explicit = {run.run_id: run.status for run in runs}
     out = []
     for run in runs:
         if run.kind == "delegation":
@@ -99,6 +100,10 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
             mine = by_run.get(run.run_id, [])
         status, error = run.status, run.error
         answered = any(ev.final for ev in mine)
+        if status is None and run.kind == "delegation" and not answered and (
+            explicit.get(run.parent_run_id or "") == "cancelled"
+        ):
+            status, error = "cancelled", "its run was cancelled"
         if status is None:
             if run.kind == "rewind" or (mine and mine[-1].final) or (
                 run.kind == "delegation" and answered
@@ -198,7 +203,7 @@ def branch_session(
         .where(where_session)
         .values(
             state=dumps(state), head_run_id=from_run_id, revision=revision,
-            last_agent=last_agent, update_time=time.time(),
+            last_agent=last_agent, update_time=time.time(), awaiting_seq=None,
         )
     )
     return BranchResult(

@@ -78,8 +78,11 @@ sessions = Table(
     Column("event_count", BigInteger, nullable=False, default=0),
     # The run that the next invocation continues from (the head of the run tree).
     Column("head_run_id", String(ID_LENGTH)),
-    # The agent that spoke last: ADK routes the next human message to it.
+    # The agent that spoke last.
     Column("last_agent", String(ID_LENGTH)),
+    # Sequence number of the first human message no agent has answered yet: the agent that
+    # answers becomes the target of those messages (ADK's router decides who that is).
+    Column("awaiting_seq", BigInteger),
     # {agent_name: "manager.stock_analyst"} learnt from transfers, for events.branch.
     Column("agent_paths", Text, nullable=False, default="{}"),
     # No index on update_time: every append moves it, which would cost a page write per

@@ -138,7 +138,7 @@ SESSION_FOR_APPEND = Prepared(
     # One round trip: the session row (locked) and whether the event is already stored.
     select(
         ss.state, ss.update_time, ss.revision, ss.last_seq, ss.head_run_id, ss.last_agent,
-        ss.agent_paths, _duplicate_seq.label("duplicate_seq"),
+        ss.agent_paths, ss.awaiting_seq, _duplicate_seq.label("duplicate_seq"),
     )
     .where(_session_where(s.sessions, "id"))
     .with_for_update(of=s.sessions),
@@ -166,6 +166,7 @@ SESSION_UPDATE_AFTER_APPEND = Prepared(
         last_seq=bindparam("last_seq"),
         event_count=ss.event_count + 1,
         last_agent=bindparam("last_agent"),
+        awaiting_seq=bindparam("awaiting_seq"),
         head_run_id=bindparam("head_run_id"),
         agent_paths=bindparam("agent_paths"),
     ),
@@ -228,7 +229,10 @@ EVENTS_BETWEEN = Prepared(
 HUMAN_TARGET_BACKFILL = Prepared(
     "human_target_backfill",
     update(s.events)
-    .where(_session_where(s.events), ev.message_type == "human", ev.target.is_(None))
+    .where(
+        _session_where(s.events), ev.seq >= bindparam("since_seq"),
+        ev.message_type == "human", ev.target.is_(None),
+    )
     .values(target=bindparam("target")),
 )
 

@@ -6,7 +6,8 @@ The document (``format`` ``multi-agent-session``, ``version`` 1)::
       "format": "multi-agent-session", "version": 1,
       "app_name": "multi_agent", "user_id": "ann",
       "session": {"id", "state", "initial_state", "create_time", "update_time", "revision",
-                  "last_seq", "event_count", "head_run_id", "last_agent", "agent_paths"},
+                  "last_seq", "event_count", "head_run_id", "last_agent", "awaiting_seq",
+                  "agent_paths"},
       "runs":   [{"run_id", "parent_run_id", "kind", "agent", "started_at", "first_seq",
                   "status", "error", "on_path"}, ...],            # every column, by first_seq
       "events": [{"seq", "id", "invocation_id", "run_id", "timestamp", "source", "target",
@@ -78,7 +79,8 @@ _SESSION_SPEC: dict[str, tuple[str, bool]] = {
     "id": ("id", False), "state": ("object", False), "initial_state": ("object", False),
     "create_time": ("num", False), "update_time": ("num", False), "revision": ("int", False),
     "last_seq": ("int", False), "event_count": ("int", False), "head_run_id": ("id", True),
-    "last_agent": ("id", True), "agent_paths": ("object", False),
+    "last_agent": ("id", True), "awaiting_seq": ("int", True),
+    "agent_paths": ("object", False),
 }
 _RUN_SPEC: dict[str, tuple[str, bool]] = {
     "run_id": ("id", False), "parent_run_id": ("id", True), "kind": ("short", False),

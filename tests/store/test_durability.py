@@ -129,7 +129,7 @@ async def test_who_said_what_to_whom(store: DatabaseSessionService, app_name: st
         (2, "manager", "funny_nerd", "tool_call", "manager", "inv-1"),
         (3, "manager", "funny_nerd", "tool_result", "manager", "inv-1"),
         (4, "funny_nerd", "user", "agent", "manager.funny_nerd", "inv-1"),
-        (5, "user", "funny_nerd", "human", None, "inv-2"),
+        (5, "user", None, "human", None, "inv-2"),
     ]
 
     runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
@@ -146,3 +146,17 @@ async def test_who_said_what_to_whom(store: DatabaseSessionService, app_name: st
         ("inv-3", "running"),
     ]
     assert "without a final response" in runs[2].error
+
+
+async def test_human_target_is_the_agent_that_answers(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    """ADK's router, not the store, decides who answers; the store records who did."""
+    s = await store.create_session(app_name=app_name, user_id="u")
+    await store.append_event(s, text_event("joke?", author="user", invocation_id="i1"))
+    await store.append_event(s, text_event("a joke", author="funny_nerd", invocation_id="i1"))
+    # The next message goes back to the manager (sub-agents may not keep the conversation).
+    await store.append_event(s, text_event("stocks?", author="user", invocation_id="i2"))
+    await store.append_event(s, text_event("sure", author="manager", invocation_id="i2"))
+    humans = await store.query_messages(app_name=app_name, user_id="u", message_type="human")
+    assert [(m.text, m.target) for m in humans] == [("joke?", "funny_nerd"), ("stocks?", "manager")]
