@@ -8,7 +8,6 @@ for ``adk web`` / ``adk run``.
 
 from __future__ import annotations
 
-from typing import Any
 
 from google.adk.agents.llm_agent import LlmAgent
 from google.adk.models.base_llm import BaseLlm
@@ -16,6 +15,7 @@ from google.adk.models.base_llm import BaseLlm
 from state_tools import ALL_STATE_TOOLS, record_turn, wrap
 from state_tools.context import instruction_with_user_context
 from subagents import build_funny_nerd, build_historian, build_stock_analyst
+from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent_tree", "root_agent"]
 
@@ -83,11 +83,4 @@ def build_agent_tree(model: str | BaseLlm, *, memory: bool = True) -> LlmAgent:
 root_agent: LlmAgent  # built on first access, by __getattr__ below
 
 
-def __getattr__(name: str) -> Any:
-    if name == "root_agent":
-        from multi_agent.models import resolve_model
-
-        agent = build_agent_tree(resolve_model())
-        globals()["root_agent"] = agent
-        return agent
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_root_agent(build_agent_tree, globals())

@@ -228,7 +228,9 @@ def build_app(
 
     chosen = model if isinstance(model, BaseLlm) else resolve_model(model)
     ctx = BoundedContext() if context == "default" else context
-    team_plugins: list[BasePlugin] = []
+    from .store import RunTreePlugin
+
+    team_plugins: list[BasePlugin] = [RunTreePlugin()]  # AgentTool calls as sub-runs
     if ctx is not None:
         team_plugins.append(ctx.plugin(session_service))
     if memory:

@@ -20,7 +20,7 @@ from google.adk.models.base_llm import BaseLlm
 from ..errors import MultiAgentError
 from .offline import OFFLINE_MODEL_NAME, OfflineRulesModel
 
-__all__ = ["MODEL_ENV", "ModelConfigError", "describe_model", "resolve_model"]
+__all__ = ["MODEL_ENV", "ModelConfigError", "describe_model", "lazy_root_agent", "resolve_model"]
 
 MODEL_ENV = "MULTI_AGENT_MODEL"
 LITELLM_HINT = "pip install 'multi-agent[litellm]'"
@@ -103,3 +103,21 @@ def describe_model(model: str | BaseLlm) -> str:
     if isinstance(model, BaseLlm):
         return f"{model.model} ({type(model).__name__})"
     return model
+
+
+def lazy_root_agent(build: Any, module_globals: dict[str, Any]) -> Any:
+    """A module-level ``__getattr__`` that builds ``root_agent`` on first access.
+
+    Agent folders expose ``root_agent`` for ``adk web``; building it at import would resolve the
+    model (and may fail without an API key) even for code that only wants ``build_agent``.
+    Usage in an agent module: ``__getattr__ = lazy_root_agent(build_agent, globals())``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name == "root_agent":
+            agent = build(resolve_model())
+            module_globals["root_agent"] = agent
+            return agent
+        raise AttributeError(f"module {module_globals['__name__']!r} has no attribute {name!r}")
+
+    return __getattr__

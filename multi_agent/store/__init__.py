@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .plugin import RunTreePlugin
 from .service import DEFAULT_DB_URL, DatabaseSessionService
 
-__all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
+__all__ = ["DEFAULT_DB_URL", "DatabaseSessionService", "RunTreePlugin"]

@@ -196,3 +196,34 @@ class HistoryMixin:
         )
         if not found:
             raise RunNotFound(f"Session {session_id!r} has no run {run_id!r}.")
+
+    async def add_sub_run(
+        self, *, app_name: str, user_id: str, session_id: str, run_id: str,
+        parent_run_id: str, kind: str, agent: str | None = None,
+    ) -> bool:
+        """Records a sub-run under a run (``RunTreePlugin`` does it for AgentTool calls).
+
+        Returns:
+            False when a run with that id already exists (nothing written).
+
+        Raises:
+            SessionNotFound / RunNotFound: no such session, or no such parent run.
+        """
+        import time
+
+        from .runs import add_sub_run
+
+        for name, value in (("app_name", app_name), ("user_id", user_id),
+                            ("session_id", session_id), ("run_id", run_id),
+                            ("run_id", parent_run_id)):
+            check_id(name, value)
+        await self.prepare()
+        now = time.time()
+        return await self._backend.run(
+            lambda conn: add_sub_run(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id,
+                run_id=run_id, parent_run_id=parent_run_id, kind=kind, agent=agent,
+                started_at=now,
+            ),
+            write=True,
+        )

@@ -87,7 +87,9 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
     explicit = {run.run_id: run.status for run in runs}
     out = []
     for run in runs:
-        if run.kind == "delegation":
+        if run.kind == "agent_tool":
+            mine = []  # its agent ran in a session of its own; only the result came back
+        elif run.kind == "delegation":
             siblings = delegations.get(run.parent_run_id or "", [])
             later = [d.first_seq for d in siblings if d.first_seq > run.first_seq]
             end = min(later) if later else None
@@ -230,3 +232,36 @@ def set_run_status(
         .values(status=status, error=error)
     )
     return bool(result.rowcount)
+
+
+def add_sub_run(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, run_id: str,
+    parent_run_id: str, kind: str, agent: str | None, started_at: float,
+) -> bool:
+    """Records a sub-run (e.g. an AgentTool call) under ``parent_run_id``; False if it exists.
+
+    Its first_seq is the session's newest event (the tool call that started it).
+    """
+    from ..errors import RunNotFound, SessionNotFound
+
+    r, ss = s.runs.c, s.sessions.c
+    last_seq = conn.execute(
+        select(ss.last_seq).where(
+            ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id
+        )
+    ).scalar()
+    if last_seq is None:
+        raise SessionNotFound(app_name, user_id, session_id)
+    key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
+    if conn.execute(select(r.run_id).where(key, r.run_id == parent_run_id)).first() is None:
+        raise RunNotFound(f"Session {session_id!r} has no run {parent_run_id!r}.")
+    if conn.execute(select(r.run_id).where(key, r.run_id == run_id)).first() is not None:
+        return False
+    conn.execute(
+        s.runs.insert().values(
+            app_name=app_name, user_id=user_id, session_id=session_id, run_id=run_id,
+            parent_run_id=parent_run_id, kind=kind, agent=agent, started_at=started_at,
+            first_seq=last_seq, status="running", on_path=True,
+        )
+    )
+    return True

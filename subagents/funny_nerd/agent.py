@@ -6,7 +6,6 @@ configured model) lets ``adk web subagents`` run it on its own.
 
 from __future__ import annotations
 
-from typing import Any
 
 from google.adk.agents.llm_agent import LlmAgent
 from google.adk.models.base_llm import BaseLlm
@@ -15,6 +14,7 @@ from state_tools import add_joke_preference, record_turn, remove_joke_preference
 from state_tools.context import instruction_with_user_context
 
 from .tools import list_joke_topics, tell_joke
+from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent", "root_agent"]
 
@@ -58,11 +58,4 @@ def build_agent(model: str | BaseLlm) -> LlmAgent:
 root_agent: LlmAgent  # built on first access, by __getattr__ below
 
 
-def __getattr__(name: str) -> Any:
-    if name == "root_agent":
-        from multi_agent.models import resolve_model
-
-        agent = build_agent(resolve_model())
-        globals()["root_agent"] = agent
-        return agent
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_root_agent(build_agent, globals())

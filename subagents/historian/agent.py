@@ -7,7 +7,6 @@ configured model) lets ``adk web subagents`` run it on its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from google.adk.agents.llm_agent import LlmAgent, ToolUnion
 from google.adk.agents.readonly_context import ReadonlyContext
@@ -24,6 +23,7 @@ from state_tools import (
 from state_tools.context import user_context
 
 from .memory_tool import SafeLoadMemoryTool
+from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent", "root_agent"]
 
@@ -106,11 +106,4 @@ def build_agent(model: str | BaseLlm, *, memory: bool = True) -> LlmAgent:
 root_agent: LlmAgent  # built on first access, by __getattr__ below
 
 
-def __getattr__(name: str) -> Any:
-    if name == "root_agent":
-        from multi_agent.models import resolve_model
-
-        agent = build_agent(resolve_model())
-        globals()["root_agent"] = agent
-        return agent
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_root_agent(build_agent, globals())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from google.adk.models.base_llm import BaseLlm
 from google.adk.runners import Runner
 from google.genai import types
 
@@ -112,3 +113,51 @@ async def test_cancelled_run_is_visible(store: DatabaseSessionService, app_name:
     with pytest.raises(RunNotFound):
         await store.set_run_status(app_name=app_name, user_id="u", session_id=s.id,
                                    run_id="nope", status="failed")
+
+
+class _AgentToolLlm(BaseLlm):
+    """Coordinator: call the worker AgentTool, then answer. Worker: answer."""
+
+    model: str = "scripted-agent-tool"
+
+    async def generate_content_async(self, llm_request, stream: bool = False):
+        from google.adk.models.llm_response import LlmResponse
+
+        tools = llm_request.tools_dict or {}
+        last = llm_request.contents[-1].parts[0] if llm_request.contents else None
+        if "helper" not in tools:
+            part = types.Part(text="helper says hi")
+        elif last is not None and last.function_response is not None:
+            part = types.Part(text="Done.")
+        else:
+            part = types.Part(
+                function_call=types.FunctionCall(name="helper", args={"request": "hi"})
+            )
+        yield LlmResponse(content=types.Content(role="model", parts=[part]))
+
+
+async def test_agent_tool_calls_are_sub_runs(store: DatabaseSessionService, app_name: str) -> None:
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.apps.app import App
+    from google.adk.tools.agent_tool import AgentTool
+
+    from multi_agent.store import RunTreePlugin
+
+    llm = _AgentToolLlm()
+    helper = LlmAgent(name="helper", model=llm, instruction="Help.")
+    boss = LlmAgent(name="boss", model=llm, instruction="Use helper.", tools=[AgentTool(helper)])
+    app = App(name=app_name, root_agent=boss, plugins=[RunTreePlugin()])
+    runner = Runner(app=app, session_service=store)
+    s = await store.create_session(app_name=app_name, user_id="u")
+    events = [
+        e async for e in runner.run_async(
+            user_id="u", session_id=s.id,
+            new_message=types.Content(role="user", parts=[types.Part(text="go")]),
+        )
+    ]
+    assert events[-1].content.parts[0].text == "Done."
+    runs = await store.list_runs(app_name=app_name, user_id="u", session_id=s.id)
+    assert [(r.kind, r.parent_run_id, r.agent, r.status) for r in runs] == [
+        ("invocation", None, "boss", "completed"),
+        ("agent_tool", events[0].invocation_id, "helper", "completed"),
+    ]

@@ -160,3 +160,28 @@ async def test_human_target_is_the_agent_that_answers(
     await store.append_event(s, text_event("sure", author="manager", invocation_id="i2"))
     humans = await store.query_messages(app_name=app_name, user_id="u", message_type="human")
     assert [(m.text, m.target) for m in humans] == [("joke?", "funny_nerd"), ("stocks?", "manager")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file", "postgres"], indirect=True)
+async def test_injected_async_engine(db_url: str, app_name: str) -> None:
+    """An AsyncEngine the caller made works the same, and close() leaves it open."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(db_url)
+    try:
+        async with DatabaseSessionService(db_engine=engine) as store:
+            s = await store.create_session(app_name=app_name, user_id="u", state={"a": 1})
+            await store.append_event(s, text_event("hi", state={"user:b": 2}))
+            got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+            assert got == s and got.state == {"a": 1, "user:b": 2}
+            copy = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+            await store.append_event(s, text_event("again"))
+            from google.adk.errors._stale_session_error import StaleSessionError
+
+            with pytest.raises(StaleSessionError):
+                await store.append_event(copy, text_event("stale"))
+        async with engine.connect() as conn:  # still usable after the service closed
+            count = await conn.scalar(text("SELECT count(*) FROM ma_events"))
+        assert count == 2
+    finally:
+        await engine.dispose()
