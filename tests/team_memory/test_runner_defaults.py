@@ -48,8 +48,12 @@ async def test_memory_and_bounded_context_are_on_by_default(tmp_path) -> None:
         assert isinstance(runner.memory_service, DatabaseMemoryService)
         assert runner.memory_service.backend is runner.session_service.backend  # one database
         plugins = runner.plugin_manager.plugins
-        assert [type(p) for p in plugins[:2]] == [BoundedContextPlugin, RememberTurnsPlugin]
-        assert plugins[0].window_events == DEFAULT_WINDOW_EVENTS
+        from multi_agent.store import RunTreePlugin
+
+        assert [type(p) for p in plugins[:3]] == [
+            RunTreePlugin, BoundedContextPlugin, RememberTurnsPlugin
+        ]
+        assert plugins[1].window_events == DEFAULT_WINDOW_EVENTS
         compaction = runner.app.events_compaction_config
         assert compaction is not None and isinstance(compaction.summarizer, ExtractiveSummarizer)
         historian = runner.agent.find_agent("historian")
