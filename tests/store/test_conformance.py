@@ -292,3 +292,28 @@ async def test_odd_ids_stored_exactly(store: DatabaseSessionService, app_name: s
     assert [x.id for x in (await store.list_sessions(app_name=app_name, user_id=odd)).sessions] == [
         odd
     ]
+
+
+def test_gc_pause_restores_the_collector_with_overlapping_users() -> None:
+    import gc
+    import threading
+
+    from multi_agent.store.ops import gc_paused
+
+    assert gc.isenabled()
+    inside = threading.Barrier(2)
+    done = threading.Event()
+
+    def other() -> None:
+        with gc_paused():
+            inside.wait()
+            done.wait(5)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with gc_paused(promote=True):
+        inside.wait()
+    assert not gc.isenabled()  # the other user is still inside
+    done.set()
+    thread.join()
+    assert gc.isenabled()
