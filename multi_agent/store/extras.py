@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .ids import check_id
+from .ids import check_id, check_ids
 from .messages import DEFAULT_LIMIT, Message, query_messages
 from .runs import BranchResult, RunInfo, branch_session, list_runs
 from .transfer import ImportResult, export_session, import_session, validate_document
@@ -29,9 +29,7 @@ class HistoryMixin:
 
     async def list_runs(self, *, app_name: str, user_id: str, session_id: str) -> list[RunInfo]:
         """The session's runs (one per invocation) in start order; empty for no session."""
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         await self.prepare()
         return await self._backend.run(
             lambda conn: list_runs(
@@ -55,10 +53,9 @@ class HistoryMixin:
             SessionNotFound: no such session.
             RunNotFound: the session has no such run (the message lists its runs).
         """
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
-        check_id("run_id", from_run_id)
+        check_ids(
+            app_name=app_name, user_id=user_id, session_id=session_id, run_id=from_run_id
+        )
         await self.prepare()
         backend = self._backend
         return await backend.run(
@@ -95,10 +92,9 @@ class HistoryMixin:
             RunNotFound: ``run_id`` is not a run of the searched session(s).
             InvalidValueError: an unknown message type, a bad time or limit.
         """
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
+        check_ids(app_name=app_name, user_id=user_id)
         for kind, value in (("session_id", session_id), ("run_id", run_id)):
-            if value is not None:
+            if value is not None:  # optional filters
                 check_id(kind, value)
         await self.prepare()
         return await self._backend.run(
@@ -120,9 +116,7 @@ class HistoryMixin:
         Returns:
             The document, or ``None`` when there is no such session.
         """
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         await self.prepare()
         return await self._backend.run(
             lambda conn: export_session(
@@ -179,9 +173,7 @@ class HistoryMixin:
         from ..errors import InvalidValueError, RunNotFound
         from .runs import RUN_STATUSES, set_run_status
 
-        for kind, value in (("app_name", app_name), ("user_id", user_id),
-                            ("session_id", session_id), ("run_id", run_id)):
-            check_id(kind, value)
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id, run_id=run_id)
         if status not in RUN_STATUSES:
             raise InvalidValueError(
                 f"Unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}."
@@ -213,10 +205,8 @@ class HistoryMixin:
 
         from .runs import add_sub_run
 
-        for name, value in (("app_name", app_name), ("user_id", user_id),
-                            ("session_id", session_id), ("run_id", run_id),
-                            ("run_id", parent_run_id)):
-            check_id(name, value)
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id, run_id=run_id)
+        check_id("run_id", parent_run_id)
         await self.prepare()
         now = time.time()
         return await self._backend.run(

@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import InvalidIdError
 from .schema import ID_LENGTH
 
-__all__ = ["check_id"]
+__all__ = ["check_id", "check_ids"]
 
 
 def check_id(kind: str, value: Any) -> str:
@@ -37,3 +37,9 @@ def check_id(kind: str, value: Any) -> str:
                 f"{kind} {value!r} holds a lone surrogate: not valid Unicode text."
             ) from None
     return value
+
+
+def check_ids(**ids: Any) -> None:
+    """``check_id`` for each keyword: ``check_ids(app_name=a, user_id=u, session_id=s)``."""
+    for kind, value in ids.items():
+        check_id(kind, value)

@@ -46,7 +46,7 @@ from .backend import Backend, open_backend
 from .codec import EventDecoder, check_json_value, encode_event, make_session
 from .facts import event_facts
 from .extras import HistoryMixin
-from .ids import check_id
+from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .state import merge_scopes, split_delta
 
@@ -167,8 +167,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         state: dict[str, Any] | None = None,
         session_id: str | None = None,
     ) -> Session:
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
+        check_ids(app_name=app_name, user_id=user_id)
         if session_id is None:
             session_id = str(uuid.uuid4())
         else:
@@ -205,9 +204,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         await self.prepare()
         num = config.num_recent_events if config else None
         after = config.after_timestamp if config else None
@@ -235,7 +232,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         self, *, app_name: str, user_id: str | None = None
     ) -> ListSessionsResponse:
         check_id("app_name", app_name)
-        if user_id is not None:
+        if user_id is not None:  # None lists every user's sessions
             check_id("user_id", user_id)
         await self.prepare()
         rows, app_state, user_states = await self._backend.run(
@@ -258,9 +255,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
 
     @override
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
-        check_id("session_id", session_id)
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         await self.prepare()
         await self._backend.run(
             lambda conn: ops.delete_session(
@@ -271,8 +266,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
 
     @override
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
-        check_id("app_name", app_name)
-        check_id("user_id", user_id)
+        check_ids(app_name=app_name, user_id=user_id)
         await self.prepare()
         _, user_state = await self._backend.run(
             lambda conn: ops.read_scope_state(conn, app_name, user_id), write=False
