@@ -174,12 +174,11 @@ def _utc_naive(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).replace(tzinfo=None)
 
 
-class AdkDatabasePgAdapter(AdkDatabaseAdapter):
-    name = "adk-db-pg"
-    label = "ADK DatabaseSessionService (postgresql+asyncpg)"
+class _OnScratchPostgres:
+    """Mixin: run the adapter it precedes on a scratch PostgreSQL database (made and dropped)."""
 
     def __init__(self, tmpdir: str) -> None:
-        super().__init__(tmpdir)
+        super().__init__(tmpdir)  # type: ignore[call-arg]
         self.pg = PgScratch(os.environ[PG_ENV])
 
     def url(self) -> str:
@@ -187,14 +186,19 @@ class AdkDatabasePgAdapter(AdkDatabaseAdapter):
 
     async def open(self) -> BaseSessionService:
         await self.pg.create()
-        return await super().open()
+        return await super().open()  # type: ignore[misc]
 
     async def close(self) -> None:
-        await super().close()
+        await super().close()  # type: ignore[misc]
         await self.pg.drop()
 
     def db_bytes(self) -> int | None:
         return self.pg.size
+
+
+class AdkDatabasePgAdapter(_OnScratchPostgres, AdkDatabaseAdapter):
+    name = "adk-db-pg"
+    label = "ADK DatabaseSessionService (postgresql+asyncpg)"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -402,28 +406,10 @@ def tile_export(doc: dict, n: int, k: int) -> tuple[dict, str]:
     return out, events[-1]["id"]
 
 
-class OursPgAdapter(OursSqliteAdapter):
+class OursPgAdapter(_OnScratchPostgres, OursSqliteAdapter):
     name = "ours-pg"
     label = "ours multi_agent.DatabaseSessionService (postgresql+asyncpg)"
     big_fill = "import"  # ~200-400 appends/s here: 100k through append_event would take 5-9 minutes
-
-    def __init__(self, tmpdir: str) -> None:
-        super().__init__(tmpdir)
-        self.pg = PgScratch(os.environ[PG_ENV])
-
-    def url(self) -> str:
-        return self.pg.url
-
-    async def open(self) -> BaseSessionService:
-        await self.pg.create()
-        return await super().open()
-
-    async def close(self) -> None:
-        await super().close()
-        await self.pg.drop()
-
-    def db_bytes(self) -> int | None:
-        return self.pg.size
 
 
 # ------------------------------------------------------------------------------------------------
