@@ -131,6 +131,7 @@ def build_runner(
     session_service: BaseSessionService | None = None,
     memory_service: BaseMemoryService | None = None,
     memory: bool = True,
+    memory_search: str | None = None,
     window: int | None = DEFAULT_WINDOW_EVENTS,
     plugins: Sequence[BasePlugin] = (),
     events_compaction_config: EventsCompactionConfig | None = None,
@@ -151,6 +152,9 @@ def build_runner(
             ``InMemoryMemoryService`` when the session service is not this project's store).
         memory: False for no long memory at all: no memory service, no ``load_memory`` tool
             for the historian, nothing added to memory after a turn.
+        memory_search: how the default memory service searches: ``fulltext``, ``semantic``
+            or ``hybrid`` (the last two need the ``[semantic]`` extra); default
+            ``$MULTI_AGENT_MEMORY_SEARCH``, else ``fulltext``.
         window: how many recent events a turn loads (and the bounded-context plugin trims);
             ``None`` for ADK's default of loading the whole session on every turn, without
             compaction or the plugin.
@@ -164,7 +168,8 @@ def build_runner(
 
     Raises:
         ModelConfigError: the model cannot be used as configured.
-        ValueError: ``memory=False`` with a ``memory_service``, or ``window`` below 2.
+        ValueError: ``memory=False`` with a ``memory_service``, ``window`` below 2, or an
+            unknown ``memory_search``.
     """
     from .memory import BoundedContext, DatabaseMemoryService
     from .models import resolve_model
@@ -182,7 +187,7 @@ def build_runner(
     owns_memory = False
     if memory and memory_service is None:
         memory_service = (
-            DatabaseMemoryService(session_service)
+            DatabaseMemoryService(session_service, search=memory_search)  # type: ignore[arg-type]
             if isinstance(session_service, DatabaseSessionService)
             else InMemoryMemoryService()
         )

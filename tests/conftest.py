@@ -3,7 +3,8 @@
 Backends: a SQLite file, SQLite in memory, and PostgreSQL when ``MULTI_AGENT_TEST_PG_URL`` is set
 (``scripts/with_postgres.sh`` starts a throw-away server and sets it; ``make test`` does that).
 With ``MULTI_AGENT_REQUIRE_PG=1`` (CI) a missing server fails the PostgreSQL tests instead of
-skipping them.
+skipping them; likewise ``MULTI_AGENT_REQUIRE_SEMANTIC=1`` for the semantic-search tests, which
+need the ``[semantic]`` extra and the bundled model (``minilm`` fixture).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -95,3 +97,20 @@ def app_name() -> str:
 @pytest.fixture
 def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
     return asyncio.DefaultEventLoopPolicy()
+
+
+REQUIRE_SEMANTIC = os.environ.get("MULTI_AGENT_REQUIRE_SEMANTIC") == "1"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Any:
+    """The bundled all-MiniLM-L6-v2, loaded once; skips without the ``[semantic]`` extra
+    (fails instead under ``MULTI_AGENT_REQUIRE_SEMANTIC=1``, as in CI)."""
+    from multi_agent.memory import SemanticSearchUnavailable, default_embedder
+
+    try:
+        return default_embedder()
+    except SemanticSearchUnavailable as exc:
+        if REQUIRE_SEMANTIC:
+            pytest.fail(f"MULTI_AGENT_REQUIRE_SEMANTIC=1 but: {exc}")
+        pytest.skip(str(exc))

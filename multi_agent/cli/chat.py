@@ -55,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "GOOGLE_API_KEY) or a LiteLLM string like ollama_chat/qwen2.5 (env MULTI_AGENT_MODEL)",
     )
     p.add_argument("--quiet", action="store_true", help="hide tool calls and state changes")
+    p.add_argument(
+        "--memory-search",
+        choices=["fulltext", "semantic", "hybrid"],
+        help="how long memory is searched: full-text (default), or with sentence embeddings "
+        "(semantic, hybrid; needs the [semantic] extra) (env MULTI_AGENT_MEMORY_SEARCH)",
+    )
     p.set_defaults(func=cmd_chat)
 
 
@@ -63,7 +69,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     chat = ChatSession(
         db_url=args.db, user_id=args.user, model=args.model, quiet=args.quiet,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        memory_search=args.memory_search, interactive=sys.stdin.isatty() and sys.stdout.isatty(),
     )
     return asyncio.run(chat.main(session_id=args.session, new=args.new))
 

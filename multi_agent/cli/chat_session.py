@@ -118,9 +118,17 @@ class ChatSession:
     """Holds the runner, the user and the current session; renders replies as ``[agent] text``."""
 
     def __init__(
-        self, *, db_url: str, user_id: str, model: str | None, quiet: bool, interactive: bool
+        self,
+        *,
+        db_url: str,
+        user_id: str,
+        model: str | None,
+        quiet: bool,
+        interactive: bool,
+        memory_search: str | None = None,
     ) -> None:
         self.db_url = db_url
+        self.memory_search = memory_search
         self.user_id = user_id
         self.model = model
         self.quiet = quiet
@@ -135,9 +143,14 @@ class ChatSession:
         from ..app import build_runner
 
         quiet_library_logs()
-        self.runner = build_runner(db_url=self.db_url, model=self.model)
+        self.runner = build_runner(
+            db_url=self.db_url, model=self.model, memory_search=self.memory_search
+        )
         self.failures = 0
         try:
+            memory = self.runner.memory_service
+            if getattr(memory, "search_mode", "fulltext") != "fulltext":
+                await memory.prepare()  # a missing embedding model is reported now, not mid-turn
             await self.open_session(session_id=session_id, new=new)
             code = await self.loop()
         except Interrupted:

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..store.facts import MESSAGE_TYPES
@@ -58,7 +58,7 @@ def _when(ts: float | None) -> str:
     """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` ("-" for none)."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _parse_time(value: str) -> float:

@@ -16,6 +16,11 @@ The full-text index per dialect:
   STORED`` with a GIN index, queried with ``websearch_to_tsquery`` and ranked with
   ``ts_rank_cd``.
 
+With semantic search on (an embedder given to the service), ``ma_memory_vectors`` holds one
+embedding per entry and model: little-endian float32, L2-normalised, so a dot product is the
+cosine similarity. Vectors are compared in Python (NumPy) over the user's rows; they are deleted
+with their entry (``ON DELETE CASCADE``).
+
 Every statement here is created with ``IF NOT EXISTS``, so setting up is idempotent; it runs in
 one write transaction (on PostgreSQL under an advisory lock, so two processes starting at once
 do not race on the catalog).
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, text
 
 __all__ = [
     "ADVISORY_LOCK",
@@ -66,6 +71,11 @@ CREATE TABLE IF NOT EXISTS ma_memory_sessions (
 )
 """
 
+_VECTORS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_ma_memory_vectors_scope "
+    "ON ma_memory_vectors (app_name, user_id, model)"
+)
+
 _SQLITE = [
     f"""
     CREATE TABLE IF NOT EXISTS ma_memory_entries (
@@ -94,6 +104,17 @@ _SQLITE = [
     END
     """,
     _SESSIONS,
+    """
+    CREATE TABLE IF NOT EXISTS ma_memory_vectors (
+        entry_id INTEGER NOT NULL REFERENCES ma_memory_entries (id) ON DELETE CASCADE,
+        model VARCHAR(128) NOT NULL,
+        app_name VARCHAR(256) NOT NULL,
+        user_id VARCHAR(256) NOT NULL,
+        vector BLOB NOT NULL,
+        PRIMARY KEY (entry_id, model)
+    )
+    """,
+    _VECTORS_INDEX,
 ]
 
 _POSTGRESQL = [
@@ -110,6 +131,17 @@ _POSTGRESQL = [
     """,
     "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)",
     _SESSIONS,
+    """
+    CREATE TABLE IF NOT EXISTS ma_memory_vectors (
+        entry_id BIGINT NOT NULL REFERENCES ma_memory_entries (id) ON DELETE CASCADE,
+        model VARCHAR(128) NOT NULL,
+        app_name VARCHAR(256) NOT NULL,
+        user_id VARCHAR(256) NOT NULL,
+        vector BYTEA NOT NULL,
+        PRIMARY KEY (entry_id, model)
+    )
+    """,
+    _VECTORS_INDEX,
 ]
 
 
@@ -212,3 +244,44 @@ DELETE_ENTRY = text(
     "DELETE FROM ma_memory_entries WHERE app_name = :app_name AND user_id = :user_id "
     "AND id = :id"
 )
+
+DELETE_VECTORS_OF_ENTRY = text(
+    "DELETE FROM ma_memory_vectors WHERE entry_id = :id AND app_name = :app_name "
+    "AND user_id = :user_id"
+)
+
+# Entries of the user that have no vector of this model yet (newest first: a new turn's
+# messages are embedded before an old backlog).
+UNEMBEDDED = text(
+    """
+    SELECT e.id, e.text FROM ma_memory_entries AS e
+    WHERE e.app_name = :app_name AND e.user_id = :user_id
+      AND NOT EXISTS (SELECT 1 FROM ma_memory_vectors AS v
+                      WHERE v.entry_id = e.id AND v.model = :model)
+    ORDER BY e.id DESC
+    LIMIT :limit
+    """
+)
+
+# Only while the entry still exists (a concurrent delete_memory may have removed it).
+INSERT_VECTOR = text(
+    """
+    INSERT INTO ma_memory_vectors (entry_id, model, app_name, user_id, vector)
+    SELECT e.id, :model, e.app_name, e.user_id, :vector FROM ma_memory_entries AS e
+    WHERE e.id = :entry_id
+    ON CONFLICT (entry_id, model) DO NOTHING
+    """
+)
+
+USER_VECTORS = text(
+    "SELECT entry_id, vector FROM ma_memory_vectors WHERE app_name = :app_name "
+    "AND user_id = :user_id AND model = :model"
+)
+
+ENTRIES_BY_ID = text(
+    """
+    SELECT e.id, e.session_id, e.event_id, e.author, e.timestamp, e.text
+    FROM ma_memory_entries AS e
+    WHERE e.app_name = :app_name AND e.user_id = :user_id AND e.id IN :ids
+    """
+).bindparams(bindparam("ids", expanding=True))

@@ -34,6 +34,8 @@ class Memory:
     timestamp: str | None
     session_id: str | None
     score: float | None = None
+    similar_only: bool = False
+    """Found by meaning (semantic search) without containing the words asked about."""
 
     @property
     def by_person(self) -> bool:
@@ -136,6 +138,8 @@ def read_memories(result: dict[str, Any], *, days: int = 0) -> Recalled:
             text=text, author=author, timestamp=item.get("timestamp"),
             session_id=meta.get("session_id") if isinstance(meta, dict) else None,
             score=meta.get("score") if isinstance(meta, dict) else None,
+            similar_only=isinstance(meta, dict) and "similarity" in meta
+            and "fulltext_rank" not in meta,
         )
         when = _when(memory.timestamp)
         if since is not None and (when is None or when < since):
@@ -170,6 +174,8 @@ def _line(memory: Memory, query: str, session_id: str | None) -> str:
     said = f'on {_day(memory.timestamp)} {_where(memory, session_id)}: "{_quote(memory.text)}"'
     if memory.by_person:
         subject = f"'{query}'" if " " in query else query
+        if memory.similar_only:  # honest: the words asked about are not in it
+            return f"You said something close to {subject} {said}"
         return f"You mentioned {subject} {said}"
     return f"{memory.author} told you {said}"
 

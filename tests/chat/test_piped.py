@@ -204,3 +204,15 @@ def test_ctrl_c_while_waiting_for_input(tmp_path: Path) -> None:
             proc.kill()
     assert proc.returncode == 130, (out, err)
     assert "Traceback" not in err and "Bye. Everything is saved." in out
+
+
+def test_memory_search_option_finds_other_words(tmp_path: Path, minilm: object) -> None:
+    """``--memory-search hybrid``: the bundled sentence-embedding model finds "my dog" when
+    asked about "my puppy"; a bad mode in the environment is one clear line, exit 2."""
+    ok(chat(tmp_path, "My dog Rex loves chasing waves at the beach\n", "--quiet"))
+    out = ok(chat(tmp_path, "what did I say about my puppy?\n", "--new", "--quiet",
+                  "--memory-search", "hybrid"))
+    assert re.search(r"\[historian\] You said something close to puppy on .*"
+                     r"in another session: \"My dog Rex loves chasing waves", out), out
+    bad = chat(tmp_path, "hello\n", env=clean_env(MULTI_AGENT_MEMORY_SEARCH="vectors"))
+    one_line_error(bad, "MULTI_AGENT_MEMORY_SEARCH='vectors'", "fulltext, semantic, hybrid")

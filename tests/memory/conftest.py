@@ -17,3 +17,4 @@ async def memory(store: DatabaseSessionService) -> AsyncIterator[DatabaseMemoryS
         yield service
     finally:
         await service.close()
+

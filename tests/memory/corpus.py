@@ -99,3 +99,21 @@ DECOYS: list[str] = [
 def recall_at(k: int, ranked: list[str], relevant: set[str]) -> float:
     """The share of the relevant messages among the first ``k`` results."""
     return len(set(ranked[:k]) & relevant) / len(relevant)
+
+# Queries that say it in other words: few or none of their content words (after stemming)
+# appear in the messages they are after, so full-text search alone misses most of them. This is
+# the set that shows what semantic search adds (test_semantic.py).
+PARAPHRASES: list[tuple[str, set[str]]] = [
+    ("what did I tell you about my sore joint?", {"running.u2", "running.a2"}),
+    ("which chip maker was I going to put money into?", {"stocks.u1", "stocks.a1"}),
+    ("my holiday abroad in spring", {"travel.u1", "travel.a1"}),
+    ("the high-speed rail journey", {"travel.u2", "travel.a2"}),
+    ("pudding recipe from my nana", {"cooking.u3", "cooking.a3"}),
+    ("what should we drink with the meal?", {"cooking.u4", "cooking.a4"}),
+    ("ID document that is about to lapse", {"travel.u3", "travel.a3"}),
+    ("guests who can't eat meat or nuts", {"cooking.u2", "cooking.a2"}),
+    ("how quick do I have to be to reach my target time?", {"running.u4", "running.a4"}),
+    ("are my sneakers worn out?", {"running.u3", "running.a3"}),
+    ("Japanese inn with thermal baths", {"travel.u4", "travel.a4"}),
+    ("cheap passive investing", {"stocks.u4", "stocks.a4"}),
+]

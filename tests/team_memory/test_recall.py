@@ -182,3 +182,37 @@ async def test_history_older_than_the_state_lists_comes_from_the_store(tmp_path)
     assert '"add TSLA to my watchlist"' in found.reply
     turns = HISTORY_LIMIT + 3 + 1  # the first session's turns and the TSLA question
     assert summary.reply.startswith(f"We've had {turns} exchanges across 2 sessions")
+
+
+@BACKENDS
+async def test_hybrid_memory_recalls_what_was_said_in_other_words(
+    db_url: str, minilm: Any
+) -> None:
+    """With ``memory_search="hybrid"`` (the bundled MiniLM), "my puppy" finds "my dog": the
+    offline model says it is something close, not a mention of the word."""
+    dog = "My dog Rex loves chasing waves at the beach"
+    runner = build_runner(db_url=db_url, model="offline-rules", memory_search="hybrid")
+    try:
+        for text in (dog, NVIDIA):
+            session = await get_or_create_session(runner.session_service, user_id=USER)
+            await say(runner, USER, session.id, text)
+    finally:
+        await runner.close()
+    question = "what did I say about my puppy?"
+    answers = {}
+    for mode in ("hybrid", "fulltext"):
+        runner = build_runner(db_url=db_url, model="offline-rules", memory_search=mode)
+        try:
+            assert runner.memory_service.search_mode == mode
+            session = await get_or_create_session(runner.session_service, user_id=USER)
+            answers[mode] = await say(runner, USER, session.id, question)
+        finally:
+            await runner.close()
+    hybrid = answers["hybrid"]
+    assert ("historian", "load_memory", {"query": "puppy"}) in hybrid.calls()
+    assert memories_returned(hybrid)[0]["content"]["parts"][0]["text"] == dog
+    assert hybrid.reply.startswith("You said something close to puppy on ")
+    assert f'"{dog}"' in hybrid.reply and "Nvidia" not in hybrid.reply
+    assert answers["fulltext"].reply == (
+        "I don't find anything about 'puppy' in my memory of our conversations."
+    )
