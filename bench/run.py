@@ -3,6 +3,7 @@
     python -m bench.run                 # full run (~5-10 min on 2 cores), writes bench/results/latest.md
     python -m bench.run --quick         # smaller sizes (~1-2 min), writes bench/results/quick.md
     python -m bench.run --only ours-sqlite --only adk-db
+    python -m bench.run --only ours-sqlite,adk-db --phases get --repeat 3   # get_session only
     python -m bench.run --json out.json
 
 Services: adk-db (ADK DatabaseSessionService on sqlite+aiosqlite), adk-sqlite (ADK
@@ -107,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, metavar="K",
                    help="run every service K times (rounds interleaved) and report per-metric medians; "
                         "use on a noisy box (default 1)")
+    p.add_argument("--phases", metavar="LIST",
+                   help="only these phases of the ours/ADK services, comma-separated, e.g. 'get' for the "
+                        "get_session case alone (create,append,get,big,list,head; default all). Raw "
+                        "sqlite3/asyncpg always run everything")
     p.add_argument("--timeout", type=float, default=900, help="seconds allowed per service (default 900)")
     args = p.parse_args(argv)
 
@@ -149,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     proc = subprocess.run(
                         [sys.executable, "-m", "bench.worker", "--service", n, "--sizes", sizes,
-                         "--out", out, "--fill-ours", args.fill_ours], cwd=ROOT, env=_env(), timeout=args.timeout)
+                         "--out", out, "--fill-ours", args.fill_ours]
+                        + (["--phases", args.phases] if args.phases and not n.startswith("raw") else []),
+                        cwd=ROOT, env=_env(), timeout=args.timeout)
                     rc: object = proc.returncode
                 except subprocess.TimeoutExpired:
                     rc = "timeout"

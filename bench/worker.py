@@ -271,7 +271,11 @@ async def phase_list(adapter: Any, svc: Any, sz: Sizes, res: dict) -> None:
         res["notes"].append(f"list_sessions returned {n_sessions:,} sessions, expected {sz.n_list:,}")
 
 
-async def run_service(name: str, sz: Sizes, tmpdir: str) -> dict:
+PHASES = ("create", "append", "get", "big", "list", "head")
+
+
+async def run_service(name: str, sz: Sizes, tmpdir: str, phases: tuple[str, ...] = PHASES) -> dict:
+    """Every phase in ``phases`` for one service (all by default; fewer for quick iteration)."""
     from .adapters import ADAPTERS
 
     adapter = ADAPTERS[name](tmpdir)
@@ -302,17 +306,22 @@ async def run_service(name: str, sz: Sizes, tmpdir: str) -> dict:
     async def reads(user: str, n: int, key: str, full: int, recent: int) -> None:
         await read_phase(adapter, svc, user, n, sz, res, key, full_reads=full, recent_reads=recent)
 
-    await guarded("create", phase_create(svc, sz, res))
-    log(f"create done: {res.get('create_per_s', 0):,.0f}/s")
-    await guarded("append", phase_append(svc, sz, res))
-    log(f"append done: {res.get('append_per_s', 0):,.0f} ev/s")
-    await guarded("get", reads("reader", sz.n_get, "get", sz.get_reps, sz.recent_reps))
-    log(f"get done: {res.get('get_full_ms', float('nan')):,.1f} ms")
-    await guarded("big", reads("big", sz.n_big, "big", 0, sz.recent_reps))
-    log(f"big done: last 20 in {res.get('big_recent20_ms', float('nan')):,.2f} ms")
-    await guarded("list", phase_list(adapter, svc, sz, res))
-    log(f"list done: {res.get('list_ms', float('nan')):,.1f} ms")
-    if adapter.is_ours:
+    if "create" in phases:
+        await guarded("create", phase_create(svc, sz, res))
+        log(f"create done: {res.get('create_per_s', 0):,.0f}/s")
+    if "append" in phases:
+        await guarded("append", phase_append(svc, sz, res))
+        log(f"append done: {res.get('append_per_s', 0):,.0f} ev/s")
+    if "get" in phases:
+        await guarded("get", reads("reader", sz.n_get, "get", sz.get_reps, sz.recent_reps))
+        log(f"get done: {res.get('get_full_ms', float('nan')):,.1f} ms")
+    if "big" in phases:
+        await guarded("big", reads("big", sz.n_big, "big", 0, sz.recent_reps))
+        log(f"big done: last 20 in {res.get('big_recent20_ms', float('nan')):,.2f} ms")
+    if "list" in phases:
+        await guarded("list", phase_list(adapter, svc, sz, res))
+        log(f"list done: {res.get('list_ms', float('nan')):,.1f} ms")
+    if adapter.is_ours and "head" in phases:
         from .headpath import head_path
 
         async def head() -> None:
@@ -534,7 +543,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--fill-ours", choices=["auto", "append", "import"], default="auto",
                    help="how our (d) big session is filled (auto: append on SQLite, import on PostgreSQL)")
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help=f"comma-separated phases to run (default: all of {','.join(PHASES)})")
     args = p.parse_args(argv)
+    phases = tuple(x.strip() for x in args.phases.split(",") if x.strip())
+    if set(phases) - set(PHASES):
+        p.error(f"unknown phase(s) {sorted(set(phases) - set(PHASES))}; choose from {PHASES}")
     if args.fill_ours != "auto":
         from .adapters import OursPgAdapter, OursSqliteAdapter
 
@@ -551,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             res = asyncio.run(run_raw_pg(sz))
         else:
             COUNTER.install()
-            res = asyncio.run(run_service(args.service, sz, tmpdir))
+            res = asyncio.run(run_service(args.service, sz, tmpdir, phases))
     res["sizes"] = sz.to_dict()
     res["event_json_bytes"] = workload.event_json_size()
     with open(args.out, "w") as f:
