@@ -317,3 +317,21 @@ def test_gc_pause_restores_the_collector_with_overlapping_users() -> None:
     done.set()
     thread.join()
     assert gc.isenabled()
+
+
+async def test_loaded_events_belong_to_the_returned_session_only(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    """Nothing inside the store keeps a read's events alive after get_session returns.
+
+    (The executor future that carried them used to live until the caller's next await, so
+    the caller's next store call paid for freeing a big session it had already dropped.)
+    """
+    import sys
+
+    s = await store.create_session(app_name=app_name, user_id="u")
+    await store.append_event(s, text_event("x"))
+    got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    refs = sys.getrefcount(got.events)
+    assert refs == 2  # the session's field and this call's argument
+
