@@ -18,6 +18,7 @@ import enum
 import json
 import math
 import os
+import threading
 import types as pytypes
 import typing
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from typing import Any
 from google.adk.events.event import Event
 from google.adk.sessions.session import Session
 from pydantic import BaseModel, ValidationError
+from pydantic_core import from_json as _from_json
 
 from ..errors import StateNotSerializableError
 
@@ -130,6 +132,26 @@ def dumps(value: Any) -> str:
 loads = json.loads
 
 
+def loads_batch(raws: list[str]) -> list[Any]:
+    """Parses many stored JSON documents at once: ``[loads(r) for r in raws]``, ~2x faster.
+
+    One parse of the joined array through pydantic-core's parser (jiter): the one pydantic
+    itself uses for ``Event.model_validate_json``, so values come back exactly as ADK's own
+    validation would see them (integers of any size stay ints; floats are correctly rounded;
+    short strings such as keys, authors and roles are shared, which is harmless for ``str``).
+    What it refuses (lone surrogate escapes, nesting deeper than 200) goes through the
+    standard library, as before.
+    """
+    parts = raws.copy()
+    parts[0] = "[" + parts[0]
+    parts[-1] = parts[-1] + "]"  # one join, instead of copying ~6 MB twice more for brackets
+    text = ",".join(parts)
+    try:
+        return _from_json(text)
+    except ValueError:
+        return loads(text)
+
+
 def encode_event(event: Event) -> str:
     """The stored form of an event: its JSON without None fields."""
     return event.model_dump_json(exclude_none=True)
@@ -184,12 +206,21 @@ _BENIGN_VALIDATORS = {
 }
 
 _Converter = Any  # a callable(value) -> value, or None for "identity"
+_MISSING = object()
 
 
 class _ModelPlan:
-    """How to rebuild one model class: which keys it knows, which need converting."""
+    """How to rebuild one model class: which keys it knows, which need converting.
 
-    __slots__ = ("cls", "converted", "converters", "defaults", "factories", "known", "private")
+    ``finish`` compiles ``build(data) -> model`` from the plan: straight-line code with the
+    plan's constants bound as globals, nested models calling each other's ``build`` directly.
+    A generic interpreter of the plan spent more time in its own loops and calls than in
+    building the objects: ~14 µs an event of the benchmark's shape, against ~9.5 µs now.
+    """
+
+    __slots__ = (
+        "build", "cls", "converted", "converters", "defaults", "factories", "known", "private"
+    )
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.cls = cls
@@ -201,10 +232,81 @@ class _ModelPlan:
         self.private = {
             name: attr.get_default() for name, attr in cls.__private_attributes__.items()
         } or None
+        self.build: Any = None
 
     def finish(self) -> None:
         self.known = frozenset(self.converters)
         self.converted = frozenset(k for k, c in self.converters.items() if c is not None)
+        self.build = _compile_builder(self)
+
+
+def _slot_setter(cls: type, name: str) -> Any:
+    """The ``__set__`` of the descriptor behind ``cls.<name>`` (a slot, or ``__dict__``).
+
+    Calling it directly skips ``object.__setattr__``'s lookup: half the cost, for four
+    attributes on each of ~50,000 objects in a 10,000-event read.
+    """
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return vars(klass)[name].__set__
+    raise TypeError(f"{cls.__name__} has no {name}")
+
+
+_BUILDER_SOURCE = """\
+def build(data):
+    if type(data) is not dict or not data.keys() <= known:
+        raise _Fallback  # not an object, or a key the model does not have: ask pydantic
+{convert}    values = {{**defaults, **data}}
+{factories}    obj = new(cls)
+    set_dict(obj, values)
+    set_fields(obj, set(data))
+    set_extra(obj, None)
+    set_private(obj, {private})
+    return obj
+"""
+
+_CONVERT_SOURCE = """\
+    for name in data:
+        if name in converted:
+            value = data[name]
+            if value is not None:
+                data[name] = converters[name](value)
+"""
+
+
+def _compile_builder(plan: _ModelPlan) -> Any:
+    """``build(data)`` for one plan: what ``model_construct`` would do, minus its generality.
+
+    The object gets exactly the ``__dict__``, fields set, extra and private values pydantic's
+    validation gives it (``EventDecoder.verify`` checks that on every event in the tests).
+    """
+    cls = plan.cls
+    factories = "".join(
+        f"    if {name!r} not in data:\n        values[{name!r}] = factory_{i}()\n"
+        for i, (name, _) in enumerate(plan.factories)
+    )
+    source = _BUILDER_SOURCE.format(
+        convert=_CONVERT_SOURCE if plan.converted else "",
+        factories=factories,
+        private="private.copy()" if plan.private else "None",
+    )
+    namespace: dict[str, Any] = {
+        "_Fallback": _Fallback,
+        "cls": cls,
+        "known": plan.known,
+        "converted": plan.converted,
+        "converters": {k: c for k, c in plan.converters.items() if c is not None},
+        "defaults": plan.defaults,
+        "private": plan.private,
+        "new": _new,
+        "set_dict": _slot_setter(cls, "__dict__"),
+        "set_fields": _slot_setter(cls, "__pydantic_fields_set__"),
+        "set_extra": _slot_setter(cls, "__pydantic_extra__"),
+        "set_private": _slot_setter(cls, "__pydantic_private__"),
+        **{f"factory_{i}": factory for i, (_, factory) in enumerate(plan.factories)},
+    }
+    exec(compile(source, f"<build {cls.__qualname__}>", "exec"), namespace)  # noqa: S102
+    return namespace["build"]
 
 
 _new = object.__new__
@@ -216,6 +318,8 @@ class EventDecoder:
 
     def __init__(self, *, verify: bool | None = None) -> None:
         self._plans: dict[type, _ModelPlan | None] = {}
+        self._compiling: set[type] = set()  # plans being compiled (models nest each other)
+        self._lock = threading.RLock()
         self.verify = (
             os.environ.get("MULTI_AGENT_VERIFY_DECODE") == "1" if verify is None else verify
         )
@@ -228,45 +332,71 @@ class EventDecoder:
         raws = list(raws)
         if not raws:
             return []
-        datas = loads("[" + ",".join(raws) + "]")
+        datas = loads_batch(raws)
+        if len(datas) != len(raws):
+            raise ValueError(f"{len(raws)} stored events parsed as {len(datas)} JSON values")
+        plan = self._plan(Event)
+        build = plan.build if plan is not None else _fallback
         out = []
-        for raw, data in zip(raws, datas, strict=True):
-            out.append(self._decode_one(raw, data))
+        append = out.append
+        for raw, data in zip(raws, datas):
+            try:
+                event = build(data)
+            except _Fallback:
+                event = self._validate(raw)
+            else:
+                if self.verify:
+                    self._check(raw, event)
+            append(event)
         return out
 
     def decode(self, raw: str) -> Event:
         """Decodes one stored event."""
-        return self._decode_one(raw, loads(raw))
+        try:
+            event = self._build(Event, loads(raw))
+        except _Fallback:
+            return self._validate(raw)
+        if self.verify:
+            self._check(raw, event)
+        return event
 
     # -- internals ------------------------------------------------------------------------
 
-    def _decode_one(self, raw: str, data: dict[str, Any]) -> Event:
+    def _validate(self, raw: str) -> Event:
+        """Full pydantic validation, for data the plan does not cover."""
+        self.fallbacks += 1
         try:
-            event = self._build(Event, data)
-        except _Fallback:
-            self.fallbacks += 1
-            try:
-                return Event.model_validate_json(raw)
-            except ValidationError as exc:
-                if "recursion limit" not in str(exc):
-                    raise
-                # Nested deeper than pydantic's JSON parser goes: validate the parsed data.
-                return Event.model_validate(json.loads(raw))
-        if self.verify:
-            expected = Event.model_validate_json(raw)
-            if expected != event or expected.model_fields_set != event.model_fields_set:
-                raise AssertionError(
-                    f"fast event decode differs from pydantic validation for {raw[:300]}"
-                )
-        return event
+            return Event.model_validate_json(raw)
+        except ValidationError as exc:
+            if "recursion limit" not in str(exc):
+                raise
+            # Nested deeper than pydantic's JSON parser goes: validate the parsed data.
+            return Event.model_validate(json.loads(raw))
+
+    @staticmethod
+    def _check(raw: str, event: Event) -> None:
+        expected = Event.model_validate_json(raw)
+        if expected != event or expected.model_fields_set != event.model_fields_set:
+            raise AssertionError(
+                f"fast event decode differs from pydantic validation for {raw[:300]}"
+            )
 
     def _plan(self, cls: type[BaseModel]) -> _ModelPlan | None:
-        if cls in self._plans:
-            return self._plans[cls]
-        self._plans[cls] = None  # recursion guard: a self-referencing model falls back
-        plan = _compile_plan(cls, self)
-        self._plans[cls] = plan
-        return plan
+        plan = self._plans.get(cls, _MISSING)
+        if plan is not _MISSING:
+            return plan
+        # Worker threads share the decoder: one compiles while the others wait (~30 ms, once).
+        # Re-entrant: compiling a plan compiles the plans of the models it nests.
+        with self._lock:
+            if cls in self._plans:
+                return self._plans[cls]
+            self._compiling.add(cls)
+            try:
+                plan = _compile_plan(cls, self)
+            finally:
+                self._compiling.discard(cls)
+            self._plans[cls] = plan  # published only when complete
+            return plan
 
     def _build(self, cls: type[BaseModel], data: Any) -> Any:
         plan = self._plans.get(cls)
@@ -274,24 +404,7 @@ class EventDecoder:
             plan = self._plan(cls)
             if plan is None:
                 raise _Fallback
-        if type(data) is not dict or not data.keys() <= plan.known:
-            raise _Fallback  # not an object, or a key the model does not have: ask pydantic
-        converters = plan.converters
-        for name in data.keys() & plan.converted:
-            value = data[name]
-            if value is not None:
-                data[name] = converters[name](value)
-        values = plan.defaults.copy()
-        values.update(data)
-        for name, factory in plan.factories:
-            if name not in data:
-                values[name] = factory()
-        obj = _new(cls)
-        _setattr(obj, "__dict__", values)
-        _setattr(obj, "__pydantic_fields_set__", set(data))
-        _setattr(obj, "__pydantic_extra__", None)
-        _setattr(obj, "__pydantic_private__", copy.copy(plan.private) if plan.private else None)
-        return obj
+        return plan.build(data)
 
 
 def _fallback(_value: Any) -> Any:
@@ -355,7 +468,10 @@ def _compile_type(tp: Any, decoder: EventDecoder) -> _Converter:
     if tp is float:
         return float
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return lambda v, cls=tp: decoder._build(cls, v)
+        if tp in decoder._compiling:  # a model that contains itself: look it up when used
+            return lambda v, cls=tp: decoder._build(cls, v)
+        plan = decoder._plan(tp)
+        return _fallback if plan is None else plan.build
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp
     if origin is list:
@@ -363,7 +479,7 @@ def _compile_type(tp: Any, decoder: EventDecoder) -> _Converter:
         conv = _compile_type(item, decoder)
         if conv is None:
             return lambda v: v if type(v) is list else _fallback(v)
-        return lambda v: [conv(x) for x in v] if isinstance(v, list) else _fallback(v)
+        return lambda v: list(map(conv, v)) if type(v) is list else _fallback(v)
     if origin is dict:
         key_t, val_t = typing.get_args(tp) or (str, Any)
         if key_t is not str:

@@ -335,3 +335,24 @@ async def test_loaded_events_belong_to_the_returned_session_only(
     refs = sys.getrefcount(got.events)
     assert refs == 2  # the session's field and this call's argument
 
+
+def test_batch_parse_matches_the_standard_library() -> None:
+    """loads_batch == [json.loads(r) ...]: big ints stay ints, floats exact, odd text kept."""
+    import json
+
+    from multi_agent.store.codec import loads_batch
+
+    raws = [
+        json.dumps({"big": 2**70, "neg": -(2**65), "tiny": 5e-324, "f": 0.1, "z": -0.0}),
+        json.dumps({"s": "\u00e9\U0001f600", "n": None, "l": [1, [2, {"a": True}]]}),
+        '{"a":1,"a":2}',
+    ]
+    assert loads_batch(raws) == [json.loads(r) for r in raws]
+    got = loads_batch(raws)[0]
+    assert type(got["big"]) is int and got["big"] == 2**70
+    # What pydantic-core's parser refuses goes through the standard library.
+    lone = ['{"t":"\\ud800"}']
+    assert loads_batch(lone) == [{"t": "\ud800"}]
+    deep = ["[" * 300 + "]" * 300]
+    assert loads_batch(deep) == [json.loads(deep[0])]
+    assert loads_batch(["1"]) == [1]
