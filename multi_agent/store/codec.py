@@ -486,8 +486,11 @@ def _compile_type(tp: Any, decoder: EventDecoder) -> _Converter:
             return _fallback
         conv = _compile_type(val_t, decoder)
         if conv is None:
-            return lambda v: v if isinstance(v, dict) else _fallback(v)
-        return lambda v: {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else _fallback(v)
+            return lambda v: v if type(v) is dict else _fallback(v)
+        # An empty dict (the usual case) is returned as is: it is the parser's fresh object.
+        return lambda v: (
+            (dict(zip(v, map(conv, v.values()))) if v else v) if type(v) is dict else _fallback(v)
+        )
     if origin in (set, frozenset):
         (item,) = typing.get_args(tp) or (Any,)
         if item is not str:
