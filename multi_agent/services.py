@@ -12,18 +12,23 @@ module. Importing it registers three URI schemes with ADK's service registry:
 ``multi-agent+postgresql://u:pw@host/db``   PostgreSQL through asyncpg
 ==========================================  ==================================================
 
-The same schemes work for ``--memory_service_uri`` (our full-text ``DatabaseMemoryService``,
-on the same database file).
+The same schemes work for ``--memory_service_uri`` (our ``DatabaseMemoryService``, on the
+same database file): full-text search, or with ``?search=hybrid`` / ``?search=semantic``
+semantic search with the bundled sentence-embedding model (the ``[semantic]`` extra; the
+environment variable ``MULTI_AGENT_MEMORY_SEARCH`` does the same).
 
 Example::
 
     adk web --session_service_uri multi-agent:// --memory_service_uri multi-agent:// .
+    adk web --session_service_uri multi-agent:// \
+        --memory_service_uri 'multi-agent://?search=hybrid' .
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from .store import DatabaseSessionService
 
@@ -56,10 +61,20 @@ def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
 
 
 def memory_service_from_uri(uri: str, **kwargs: Any) -> Any:
-    """Builds our full-text memory service from one of :data:`SCHEMES`."""
+    """Builds our memory service from one of :data:`SCHEMES`; a ``search`` query parameter
+    (``fulltext``, ``semantic``, ``hybrid``) picks the search mode.
+
+    Raises:
+        ValueError: not one of our schemes, or an unknown search mode.
+    """
     from .memory import DatabaseMemoryService
 
-    return DatabaseMemoryService(database_url(uri, **kwargs))
+    base, _, query = uri.partition("?")
+    params = parse_qsl(query, keep_blank_values=True)
+    search = [v for k, v in params if k == "search"]
+    rest = urlencode([(k, v) for k, v in params if k != "search"])
+    url = database_url(base + ("?" + rest if rest else ""), **kwargs)
+    return DatabaseMemoryService(url, search=search[-1] if search else None)
 
 
 def register(registry: Any | None = None) -> None:

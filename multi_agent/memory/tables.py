@@ -71,6 +71,19 @@ CREATE TABLE IF NOT EXISTS ma_memory_sessions (
 )
 """
 
+def _vectors(id_type: str, bytes_type: str) -> str:
+    return f"""
+    CREATE TABLE IF NOT EXISTS ma_memory_vectors (
+        entry_id {id_type} NOT NULL REFERENCES ma_memory_entries (id) ON DELETE CASCADE,
+        model VARCHAR(128) NOT NULL,
+        app_name VARCHAR(256) NOT NULL,
+        user_id VARCHAR(256) NOT NULL,
+        vector {bytes_type} NOT NULL,
+        PRIMARY KEY (entry_id, model)
+    )
+    """
+
+
 _VECTORS_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_ma_memory_vectors_scope "
     "ON ma_memory_vectors (app_name, user_id, model)"
@@ -104,16 +117,7 @@ _SQLITE = [
     END
     """,
     _SESSIONS,
-    """
-    CREATE TABLE IF NOT EXISTS ma_memory_vectors (
-        entry_id INTEGER NOT NULL REFERENCES ma_memory_entries (id) ON DELETE CASCADE,
-        model VARCHAR(128) NOT NULL,
-        app_name VARCHAR(256) NOT NULL,
-        user_id VARCHAR(256) NOT NULL,
-        vector BLOB NOT NULL,
-        PRIMARY KEY (entry_id, model)
-    )
-    """,
+    _vectors("INTEGER", "BLOB"),
     _VECTORS_INDEX,
 ]
 
@@ -131,16 +135,7 @@ _POSTGRESQL = [
     """,
     "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)",
     _SESSIONS,
-    """
-    CREATE TABLE IF NOT EXISTS ma_memory_vectors (
-        entry_id BIGINT NOT NULL REFERENCES ma_memory_entries (id) ON DELETE CASCADE,
-        model VARCHAR(128) NOT NULL,
-        app_name VARCHAR(256) NOT NULL,
-        user_id VARCHAR(256) NOT NULL,
-        vector BYTEA NOT NULL,
-        PRIMARY KEY (entry_id, model)
-    )
-    """,
+    _vectors("BIGINT", "BYTEA"),
     _VECTORS_INDEX,
 ]
 

@@ -187,3 +187,31 @@ async def test_memories_from_before_semantic_search_are_embedded_later(
                                       query="puppy")).memories[0].content.parts[0].text == DOG
     assert await count_vectors(store, app_name=app_name, model="minilm-renamed") == 2
     assert await count_vectors(store, app_name=app_name) == 4
+
+
+async def test_adk_memory_uri_picks_the_search_mode(tmp_path: Path, minilm: MiniLMEmbedder,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``adk web --memory_service_uri 'multi-agent://?search=hybrid'`` goes through ADK's own
+    service registry to a hybrid DatabaseMemoryService on the agents directory's database."""
+    from google.adk.cli.service_registry import get_service_registry
+
+    import multi_agent.services  # noqa: F401  (registers the schemes)
+
+    monkeypatch.delenv("MULTI_AGENT_MEMORY_SEARCH", raising=False)
+    registry = get_service_registry()
+    hybrid = registry.create_memory_service("multi-agent://?search=hybrid",
+                                            agents_dir=str(tmp_path))
+    plain = registry.create_memory_service(f"multi-agent+sqlite:///{tmp_path}/other.db")
+    try:
+        assert isinstance(hybrid, DatabaseMemoryService) and hybrid.search_mode == "hybrid"
+        assert plain.search_mode == "fulltext"
+        await hybrid.add_events_to_memory(app_name="app", user_id="ann", session_id="s1",
+                                          events=[text_event(DOG, author="user")])
+        found = await hybrid.search_memory(app_name="app", user_id="ann", query="puppy")
+        assert [m.content.parts[0].text for m in found.memories] == [DOG]
+        assert (tmp_path / "multi_agent_data.db").exists()
+    finally:
+        await hybrid.close()
+        await plain.close()
+    with pytest.raises(ValueError, match="not a memory search mode"):
+        registry.create_memory_service("multi-agent://?search=vectors", agents_dir=str(tmp_path))
