@@ -234,23 +234,27 @@ class DatabaseMemoryService(BaseMemoryService):
         key = {"app_name": app_name, "user_id": user_id, "session_id": session.id}
         use_store = self._has_events_table
 
-        def write(conn: Connection) -> None:
+        def write(conn: Connection) -> int:
+            """Indexes what is new; returns how many entries were added (at most)."""
             if use_store:
                 last_seq = conn.execute(t.SESSION_LAST_SEQ, key).scalar()
                 if last_seq is not None:
                     done = conn.execute(t.INDEXED_SEQ, key).scalar() or 0
+                    added = 0
                     if last_seq > done:
-                        conn.execute(
+                        added = conn.execute(
                             t.COPY_FROM_EVENTS,
                             {**key, "scope": scope, "after_seq": done, "upto_seq": last_seq},
-                        )
+                        ).rowcount
                         conn.execute(t.SET_INDEXED_SEQ, {**key, "seq": last_seq})
-                    return
+                    return max(added, 0)
             if rows:
                 conn.execute(t.INSERT_ENTRY, rows)
+            return len(rows)
 
-        await self._backend.run(write, write=True)
-        await self._embed(app_name, user_id, limit=self.backfill_per_search)
+        added = await self._backend.run(write, write=True)
+        # What this call added is embedded now, plus a bounded part of any older backlog.
+        await self._embed(app_name, user_id, limit=self.backfill_per_search + added)
 
     @override
     async def add_events_to_memory(
@@ -273,7 +277,7 @@ class DatabaseMemoryService(BaseMemoryService):
         rows = list(self._rows(app_name, user_id, sid, events))
         if rows:
             await self._backend.run(lambda conn: conn.execute(t.INSERT_ENTRY, rows), write=True)
-        await self._embed(app_name, user_id, limit=self.backfill_per_search)
+        await self._embed(app_name, user_id, limit=self.backfill_per_search + len(rows))
 
     def _rows(
         self, app_name: str, user_id: str, session_id: str, events: Iterable[Event]
@@ -417,6 +421,12 @@ class DatabaseMemoryService(BaseMemoryService):
         newest first; returns how many. A no-op without semantic search."""
         embedder = self.embedder
         if embedder is None or limit == 0:
+            return 0
+        counts = {"app_name": app_name, "user_id": user_id, "model": embedder.name}
+        pending = await self._backend.run(
+            lambda conn: conn.execute(t.PENDING_COUNT, counts).scalar() or 0, write=False
+        )
+        if pending <= 0:  # the usual case: two index counts instead of an anti-join scan
             return 0
         done = 0
         while limit is None or done < limit:

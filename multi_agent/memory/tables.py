@@ -258,6 +258,17 @@ UNEMBEDDED = text(
     """
 )
 
+# How many of the user's entries have no vector of this model (every vector belongs to an
+# entry of the same user, so the difference of two index counts).
+PENDING_COUNT = text(
+    """
+    SELECT (SELECT count(*) FROM ma_memory_entries
+            WHERE app_name = :app_name AND user_id = :user_id)
+         - (SELECT count(*) FROM ma_memory_vectors
+            WHERE app_name = :app_name AND user_id = :user_id AND model = :model)
+    """
+)
+
 # Only while the entry still exists (a concurrent delete_memory may have removed it).
 INSERT_VECTOR = text(
     """
