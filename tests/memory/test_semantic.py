@@ -165,6 +165,23 @@ async def test_vectors_are_made_once_and_deleted_with_their_memory(
                                        query="puppy")).memories == []
 
 
+async def test_what_an_add_call_indexes_is_embedded_by_that_call(
+    store: DatabaseSessionService, app_name: str, minilm: MiniLMEmbedder
+) -> None:
+    plain = DatabaseMemoryService(store, search="fulltext")
+    await remember(store, plain, app_name, "ann", "An old note about taxes.", "Another one.")
+    memory = DatabaseMemoryService(store, search="hybrid", embedder=minilm,
+                                   backfill_per_search=1)
+    # Three new messages: all three are embedded, plus one of the two-message backlog.
+    await remember(store, memory, app_name, "ann", DOG, "Lunch was soup.", "Rain all day.")
+    assert await count_vectors(store, app_name=app_name, user_id="ann") == 4
+    await memory.add_events_to_memory(
+        app_name=app_name, user_id="ann", session_id="elsewhere",
+        events=[text_event("My cat ignores me.", author="user")],
+    )
+    assert await count_vectors(store, app_name=app_name, user_id="ann") == 6
+
+
 async def test_memories_from_before_semantic_search_are_embedded_later(
     store: DatabaseSessionService, app_name: str, minilm: MiniLMEmbedder
 ) -> None:
