@@ -237,6 +237,9 @@ def targets(ours: str, results: dict[str, dict], sizes: dict) -> list[dict]:
     if loaded is None:
         add(f"list_sessions over {sizes['n_list']:,} sessions loads no events", "–", None)
     else:
+        # Counts (medians of --repeat rounds come back as floats).
+        n, loaded = int(n), int(loaded)
+        q = None if q is None else int(q)
         add(f"list_sessions over {sizes['n_list']:,} sessions loads no events",
             f"{n:,} sessions, {loaded} events returned, "
             + ("statements on events: n/a" if q is None else f"{q} statements on events"),
