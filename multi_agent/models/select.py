@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from google.adk.models.base_llm import BaseLlm
 

@@ -128,7 +128,7 @@ class Backend:
                     return await aconn.run_sync(fn)
         except StoreError:
             raise
-        except (DBAPIError, OSError, sqlite3.Error, asyncio.TimeoutError) as exc:
+        except (TimeoutError, DBAPIError, OSError, sqlite3.Error) as exc:
             raise self.translate(exc) from exc
         except Exception as exc:  # asyncpg raises its own classes outside DBAPIError at connect
             translated = self.translate(exc) if _looks_like_connection_error(exc) else None

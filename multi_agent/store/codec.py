@@ -339,7 +339,7 @@ class EventDecoder:
         build = plan.build if plan is not None else _fallback
         out = []
         append = out.append
-        for raw, data in zip(raws, datas):
+        for raw, data in zip(raws, datas, strict=True):
             try:
                 event = build(data)
             except _Fallback:
@@ -489,7 +489,9 @@ def _compile_type(tp: Any, decoder: EventDecoder) -> _Converter:
             return lambda v: v if type(v) is dict else _fallback(v)
         # An empty dict (the usual case) is returned as is: it is the parser's fresh object.
         return lambda v: (
-            (dict(zip(v, map(conv, v.values()))) if v else v) if type(v) is dict else _fallback(v)
+            (dict(zip(v, map(conv, v.values()), strict=True)) if v else v)
+            if type(v) is dict
+            else _fallback(v)
         )
     if origin in (set, frozenset):
         (item,) = typing.get_args(tp) or (Any,)

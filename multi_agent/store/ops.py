@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.adk.events.event import Event
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
-from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import SessionAlreadyExists, SessionNotFound, StaleSession

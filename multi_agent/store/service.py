@@ -44,8 +44,8 @@ from ..errors import InvalidValueError
 from . import ops
 from .backend import Backend, open_backend
 from .codec import EventDecoder, check_json_value, encode_event, make_session
-from .facts import event_facts
 from .extras import HistoryMixin
+from .facts import event_facts
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .state import merge_scopes, split_delta

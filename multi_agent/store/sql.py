@@ -182,7 +182,9 @@ SESSION_INSERT = Prepared(
     ),
 )
 
-SESSION_DELETE = Prepared("session_delete", delete(s.sessions).where(_session_where(s.sessions, "id")))
+SESSION_DELETE = Prepared(
+    "session_delete", delete(s.sessions).where(_session_where(s.sessions, "id"))
+)
 
 # -- events -----------------------------------------------------------------------------------
 
