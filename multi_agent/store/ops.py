@@ -385,8 +385,8 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     run_id = event.invocation_id or "-"
     _record_run(conn, req, key, row.head_run_id, run_id, seq, now, author)
 
-    sql.EVENT_INSERT(
-        conn, **key, seq=seq, id=event.id, invocation_id=event.invocation_id or "",
+    event_row = dict(
+        seq=seq, id=event.id, invocation_id=event.invocation_id or "",
         run_id=run_id, timestamp=now, source=author, target=target, branch=branch,
         message_type=facts.message_type, final=req.is_final, text=facts.text,
         prompt_tokens=facts.prompt_tokens,
@@ -394,11 +394,16 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
         on_path=True, event_data=req.event_json,
     )
     update_time = max(now, row.update_time)
-    sql.SESSION_UPDATE_AFTER_APPEND(
-        conn, **key, state=state_json, update_time=update_time, revision=row.revision + 1,
+    session_row = dict(
+        state=state_json, update_time=update_time, revision=row.revision + 1,
         last_seq=seq, last_agent=last_agent, head_run_id=run_id, agent_paths=paths_json,
         awaiting_seq=awaiting_seq,
     )
+    if backend.dialect == "postgresql":
+        sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
+    else:
+        sql.EVENT_INSERT(conn, **key, **event_row)
+        sql.SESSION_UPDATE_AFTER_APPEND(conn, **key, **session_row)
     result = AppendResult(row.revision + 1, seq, update_time, stale=stale)
     if stale:
         # Merge mode: tell the caller's copy everything it missed.

@@ -194,6 +194,17 @@ EVENT_INSERT = Prepared(
     "event_insert", s.events.insert().values({name: bindparam(name) for name in EVENT_COLUMNS})
 )
 
+# PostgreSQL: the event INSERT rides along with the session UPDATE as a data-modifying CTE, one
+# round trip instead of two (SQLite has no such CTEs and no round trips to save).
+EVENT_INSERT_WITH_SESSION_UPDATE = Prepared(
+    "event_insert_with_session_update",
+    SESSION_UPDATE_AFTER_APPEND.stmt.add_cte(
+        s.events.insert()
+        .values({name: bindparam(name) for name in EVENT_COLUMNS})
+        .cte("inserted_event")
+    ),
+)
+
 EVENT_BY_ID = Prepared(
     "event_by_id", select(ev.seq).where(_session_where(s.events), ev.id == bindparam("event_id"))
 )
