@@ -106,17 +106,18 @@ class TeamRunner(Runner):
             await super().close()
         finally:
             try:
-                if self.owns_memory_service:
-                    self.owns_memory_service = False
-                    close = getattr(self.memory_service, "close", None)
-                    if close is not None:
-                        await close()
+                await self._close_owned("memory_service")
             finally:
-                if self.owns_session_service:
-                    self.owns_session_service = False
-                    close = getattr(self.session_service, "close", None)
-                    if close is not None:
-                        await close()
+                await self._close_owned("session_service")
+
+    async def _close_owned(self, name: str) -> None:
+        """Closes ``self.<name>`` once, if this runner opened it."""
+        owns = f"owns_{name}"
+        if getattr(self, owns):
+            setattr(self, owns, False)
+            close = getattr(getattr(self, name), "close", None)
+            if close is not None:
+                await close()
 
 
 def default_db_url() -> str:

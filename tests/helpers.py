@@ -61,3 +61,18 @@ def result_event(
         ),
         actions=EventActions(transfer_to_agent=transfer_to),
     )
+
+
+def record_loads(service: Any, monkeypatch: Any) -> list[int]:
+    """How many events each ``get_session`` of ``service`` returns, in call order."""
+    loads: list[int] = []
+    original = service.get_session
+
+    async def recording(**kwargs: Any) -> Any:
+        session = await original(**kwargs)
+        if session is not None:
+            loads.append(len(session.events))
+        return session
+
+    monkeypatch.setattr(service, "get_session", recording)
+    return loads

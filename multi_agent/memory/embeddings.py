@@ -199,7 +199,7 @@ class _BertEncoder:
         try:
             config = json.loads((model_dir / "config.json").read_text())
             self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        except (OSError, ValueError, Exception) as exc:  # tokenizers raises its own Exception
+        except Exception as exc:  # OSError, bad JSON, and tokenizers' own Exception
             raise SemanticSearchUnavailable(
                 f"Cannot load the embedding model from {model_dir}: {exc}"
             ) from exc

@@ -352,13 +352,7 @@ class EventDecoder:
 
     def decode(self, raw: str) -> Event:
         """Decodes one stored event."""
-        try:
-            event = self._build(Event, loads(raw))
-        except _Fallback:
-            return self._validate(raw)
-        if self.verify:
-            self._check(raw, event)
-        return event
+        return self.decode_many([raw])[0]
 
     # -- internals ------------------------------------------------------------------------
 

@@ -17,4 +17,3 @@ async def memory(store: DatabaseSessionService) -> AsyncIterator[DatabaseMemoryS
         yield service
     finally:
         await service.close()
-

@@ -23,7 +23,7 @@ from google.genai import types
 from multi_agent import DatabaseSessionService
 from multi_agent.memory.context import BoundedContext
 from multi_agent.memory.summarizer import HEADER
-from tests.helpers import call_event, result_event, text_event
+from tests.helpers import call_event, record_loads, result_event, text_event
 
 REQUESTS: list[dict] = []
 PRIORS = (10, 100, 1000)
@@ -72,20 +72,6 @@ def build(store: DatabaseSessionService, app_name: str, ctx: BoundedContext | No
     return Runner(app=app, session_service=store)
 
 
-def count_loads(store: DatabaseSessionService, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    loads: list[int] = []
-    original = store.get_session
-
-    async def recording(**kwargs):
-        session = await original(**kwargs)
-        if session is not None:
-            loads.append(len(session.events))
-        return session
-
-    monkeypatch.setattr(store, "get_session", recording)
-    return loads
-
-
 async def turn(runner: Runner, sid: str, ctx: BoundedContext | None, text: str) -> str:
     reply = ""
     async for event in runner.run_async(
@@ -104,7 +90,7 @@ async def test_many_turns_keep_a_window_and_a_summary(
     ctx = BoundedContext(window_events=16, compaction_interval=3, overlap_size=1)
     runner = build(store, app_name, ctx)
     session = await store.create_session(app_name=app_name, user_id="ann")
-    loads = count_loads(store, monkeypatch)
+    loads = record_loads(store, monkeypatch)
     REQUESTS.clear()
     for i in range(24):
         assert await turn(runner, session.id, ctx, f"Price check {i}. Thanks.") \
@@ -140,7 +126,7 @@ async def measure(
         for label, config in (("bounded", ctx), ("adk default", None)):
             runner = build(store, app_name, config)
             await turn(runner, session.id, config, "Warm up.")  # first handoff, first summary
-            loads = count_loads(store, monkeypatch)
+            loads = record_loads(store, monkeypatch)
             REQUESTS.clear()
             times = []
             for _ in range(3):

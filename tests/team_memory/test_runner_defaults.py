@@ -11,31 +11,16 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from sqlalchemy import text
 
 from multi_agent import DatabaseSessionService
-from multi_agent.app import DEFAULT_WINDOW_EVENTS, TeamRunner, build_runner, get_or_create_session
+from multi_agent.app import DEFAULT_WINDOW_EVENTS, build_runner, get_or_create_session
 from multi_agent.memory import BoundedContextPlugin, DatabaseMemoryService, RememberTurnsPlugin
 from multi_agent.memory.summarizer import ExtractiveSummarizer
 from tests.agents._team import say, stored
+from tests.helpers import record_loads
 
 USER = "bo"
 # Long-ish messages the offline model understands (a joke, a watch-list change).
 FILLER = " I had a long day at work and would love something nerdy to cheer me up. " * 3
 MESSAGES = ["tell me a math joke." + FILLER, "add NVDA to my watchlist." + FILLER]
-
-
-def record_loads(runner: TeamRunner, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many events each ``get_session`` of the runner's store returns."""
-    loads: list[int] = []
-    service = runner.session_service
-    original = service.get_session
-
-    async def recording(**kwargs: Any):
-        session = await original(**kwargs)
-        if session is not None:
-            loads.append(len(session.events))
-        return session
-
-    monkeypatch.setattr(service, "get_session", recording)
-    return loads
 
 
 def url(tmp_path) -> str:
@@ -74,7 +59,7 @@ async def test_each_turn_loads_a_window_while_storage_keeps_everything(
     runner = build_runner(db_url=url(tmp_path), model="offline-rules", window=30)
     try:
         session = await get_or_create_session(runner.session_service, user_id=USER)
-        loads = record_loads(runner, monkeypatch)
+        loads = record_loads(runner.session_service, monkeypatch)
         for i in range(24):
             turn = await say(runner, USER, session.id, MESSAGES[i % 2])
             assert turn.replier in ("funny_nerd", "stock_analyst"), turn.reply
@@ -98,7 +83,7 @@ async def test_window_none_is_adks_default(tmp_path, monkeypatch: pytest.MonkeyP
         for i in range(8):
             await say(runner, USER, session.id, MESSAGES[i % 2])
         total = len((await stored(runner, USER, session.id)).events)
-        loads = record_loads(runner, monkeypatch)
+        loads = record_loads(runner.session_service, monkeypatch)
         await say(runner, USER, session.id, MESSAGES[0])
     finally:
         await runner.close()
