@@ -9,7 +9,8 @@ The tree (ADK's own classes in brackets; ADK code that catches those keeps worki
     │   ├── ForeignDatabaseError        the file/database belongs to another program
     │   └── InvalidValueError (ValueError)
     │       ├── StateNotSerializableError   a state value is not JSON (nothing written)
-    │       └── InvalidIdError              an app/user/session id we refuse to store
+    │       ├── InvalidIdError              an app/user/session id we refuse to store
+    │       └── EventIdConflict             a different event under an id already stored
     ├── RunNotFound (LookupError)       a branch/query named a run the session does not have
     ├── SessionNotFound   [google.adk.errors.SessionNotFoundError]
     ├── SessionAlreadyExists  [google.adk.errors.AlreadyExistsError]
@@ -27,6 +28,7 @@ from google.adk.errors.session_not_found_error import SessionNotFoundError
 
 __all__ = [
     "DatabaseUnavailableError",
+    "EventIdConflict",
     "ForeignDatabaseError",
     "InvalidIdError",
     "InvalidValueError",
@@ -54,7 +56,10 @@ class DatabaseUnavailableError(StoreError):
 
     Attributes:
         cause: a short machine-readable cause: ``unreachable``, ``locked``, ``read_only``,
-            ``disk_full``, ``corrupt``, ``no_such_path`` or ``other``.
+            ``disk_full``, ``corrupt``, ``no_such_path``, ``deleted`` (the SQLite file was
+            deleted while open), ``replaced`` (another file was renamed over it, e.g. a backup
+            restored) or ``other``. After ``deleted``/``replaced`` the store stays unusable:
+            restart the program.
     """
 
     def __init__(self, message: str, *, cause: str = "other") -> None:
@@ -95,6 +100,13 @@ class InvalidIdError(InvalidValueError):
     """An app name, user id or session id that the store refuses (empty, too long, NUL...)."""
 
 
+class EventIdConflict(InvalidValueError):
+    """An append gave a *different* event under an id the session already holds.
+
+    Nothing was written. Appending the *same* event again (a retry) is a no-op instead.
+    """
+
+
 class RunNotFound(MultiAgentError, LookupError):
     """A branch or query named a run that the session does not have."""
 
@@ -125,21 +137,64 @@ class SessionAlreadyExists(MultiAgentError, AlreadyExistsError):
 
 
 class StaleSession(MultiAgentError, StaleSessionError):
-    """The session object is behind storage: another writer appended since it was loaded.
+    """The session object is behind storage in a way the store will not paper over.
 
-    Nothing was written. Reload the session with ``get_session`` and append again; or
-    construct the service with ``on_stale="merge"`` to apply the event on top of what is
-    stored (safe for blind writes, not for read-modify-write of the same key by two writers).
+    Nothing was written. Reload the session with ``get_session`` and append again.
+
+    Attributes:
+        reason: ``behind`` (another writer appended to this session since the copy was
+            loaded; with ``on_stale="merge"`` the store merges that case instead),
+            ``keys`` (a state key the event writes with a plain value was written in
+            storage after the copy was loaded: at any scope, in either mode; write it with
+            ``multi_agent.store.updates.StateUpdates`` to have the change applied to the
+            stored value instead), ``branched`` (the session was branched since the copy was
+            loaded: its history is another one) or ``recreated`` (the session was deleted
+            and created again under the same id).
+        keys: the conflicting state keys, with their prefixes (for ``keys``).
     """
 
-    def __init__(self, session_id: str, *, local: int | None, stored: int) -> None:
-        StaleSessionError.__init__(
-            self,
-            f"Session {session_id!r} was modified in storage since this copy was loaded "
-            f"(copy is at revision {local if local is not None else 'unknown'}, storage at "
-            f"{stored}). Nothing was written. Reload it with get_session() and append again, "
-            "or use DatabaseSessionService(on_stale='merge') to merge concurrent writers.",
-        )
+    def __init__(
+        self, session_id: str, *, local: int | None, stored: int, reason: str = "behind",
+        keys: list[str] | tuple[str, ...] = (),
+    ) -> None:
+        copy_at = local if local is not None else "unknown"
+        if reason == "keys":
+            names = ", ".join(repr(k) for k in keys)
+            what = (
+                f"State {names} of session {session_id!r} changed in storage after this copy "
+                "read it (another session of the user or app, or another writer, wrote it), "
+                "so the value computed from the copy would undo that change."
+            )
+            fix = (
+                "Reload with get_session() and compute the value again, or write it with "
+                "multi_agent.store.updates.StateUpdates, which the store applies to the "
+                "stored value."
+            )
+        elif reason == "branched":
+            what = (
+                f"Session {session_id!r} was branched (time travel) after this copy was "
+                f"loaded (copy at revision {copy_at}, storage at {stored}); its history is "
+                "now another one."
+            )
+            fix = "Reload it with get_session() and continue from the new head."
+        elif reason == "recreated":
+            what = (
+                f"Session {session_id!r} was deleted and created again after this copy was "
+                "loaded; the copy belongs to the deleted session."
+            )
+            fix = "Load the new session with get_session()."
+        else:
+            what = (
+                f"Session {session_id!r} was modified in storage since this copy was loaded "
+                f"(copy is at revision {copy_at}, storage at {stored})."
+            )
+            fix = (
+                "Reload it with get_session() and append again, or use "
+                "DatabaseSessionService(on_stale='merge') to merge concurrent writers."
+            )
+        StaleSessionError.__init__(self, f"{what} Nothing was written. {fix}")
         self.session_id = session_id
         self.local_revision = local
         self.stored_revision = stored
+        self.reason = reason
+        self.keys = tuple(keys)

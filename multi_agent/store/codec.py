@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import enum
+import hashlib
 import json
 import math
 import os
@@ -33,9 +34,11 @@ from ..errors import StateNotSerializableError
 
 __all__ = [
     "EventDecoder",
+    "check_event_numbers",
     "check_json_value",
     "dumps",
     "encode_event",
+    "event_digest",
     "loads",
 ]
 
@@ -44,6 +47,10 @@ MAX_DEPTH = 100
 
 Well below the 200 levels pydantic's JSON parser accepts, since the value sits a few levels
 deep inside its event."""
+
+MAX_INT_BITS = 13_000
+"""Largest integer (in bits, ~3,900 digits) a value may hold: Python refuses to turn integers
+of more than 4,300 digits into text, so a larger one could be accepted but never read back."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -67,7 +74,17 @@ def check_json_value(key: str, value: Any) -> None:
         if isinstance(v, str):
             check_text(path, v)
             continue
-        if isinstance(v, bool) or v is None or isinstance(v, int):
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, int):
+            if v.bit_length() > MAX_INT_BITS:
+                raise StateNotSerializableError(
+                    f"State value at {path!r} is an integer of {v.bit_length()} bits; the "
+                    f"store keeps integers of up to {MAX_INT_BITS} bits exactly (Python "
+                    "cannot print longer ones as JSON). Store it as a string. Nothing was "
+                    "written.",
+                    key=path,
+                )
             continue
         if isinstance(v, float):
             if not math.isfinite(v):
@@ -155,6 +172,66 @@ def loads_batch(raws: list[str]) -> list[Any]:
 def encode_event(event: Event) -> str:
     """The stored form of an event: its JSON without None fields."""
     return event.model_dump_json(exclude_none=True)
+
+
+def event_digest(event_json: str) -> str:
+    """A 128-bit hash of an event's stored form: tells a retry from a different event."""
+    return hashlib.blake2b(event_json.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def check_event_numbers(event: Event, event_json: str) -> None:
+    """Refuses an event holding NaN or an infinity anywhere, before anything is written.
+
+    Pydantic writes such numbers as ``null``: the timestamp would come back unreadable (the
+    whole session then fails to load) and other fields would silently change. So an encoding
+    without ``null`` (``exclude_none`` leaves out absent fields) holds none, and only the
+    others are walked.
+
+    Raises:
+        InvalidValueError: naming the field, e.g. ``timestamp`` or ``content.parts[0]...``.
+    """
+    from ..errors import InvalidValueError
+
+    if not math.isfinite(event.timestamp):
+        raise InvalidValueError(
+            f"Event {event.id} has timestamp {event.timestamp!r}; a timestamp must be a "
+            "finite number of seconds since the epoch. Nothing was written."
+        )
+    path = _non_finite_path(event, "", 0) if "null" in event_json else None
+    if path is not None:
+        raise InvalidValueError(
+            f"Event {event.id} holds a non-finite number (NaN or infinity) at {path}, which "
+            "JSON cannot represent. Nothing was written."
+        )
+
+
+def _non_finite_path(value: Any, path: str, depth: int) -> str | None:
+    """Where ``value`` (a model, dict, list or scalar) holds NaN/inf; None when nowhere."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (path or "(root)")
+    if isinstance(value, str | int | bool) or value is None or depth > 400:
+        return None
+    if isinstance(value, BaseModel):
+        items: Iterable[tuple[str, Any]] = value.__dict__.items()
+        prefix = f"{path}." if path else ""
+        for name, item in items:
+            if item is not None and not isinstance(item, str | bool | int):
+                found = _non_finite_path(item, prefix + name, depth + 1)
+                if found is not None:
+                    return found
+        return None
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found = _non_finite_path(item, f"{path}.{name}", depth + 1)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple | set | frozenset):
+        for i, item in enumerate(value):
+            found = _non_finite_path(item, f"{path}[{i}]", depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def make_session(

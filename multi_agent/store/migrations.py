@@ -24,8 +24,37 @@ __all__ = ["MIGRATIONS", "ensure_schema"]
 
 Step = Callable[[Connection], None]
 
+def _add_columns(conn: Connection, table: str, names: tuple[str, ...]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each named column of ``schema`` the table lacks.
+
+    The column's type and server default come from ``schema.py``, so the two cannot drift.
+    """
+    present = {c["name"] for c in inspect(conn).get_columns(table)}
+    columns = schema.metadata.tables[table].c
+    for name in names:
+        if name in present:
+            continue
+        column = columns[name]
+        ddl = f"ALTER TABLE {table} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"
+        if column.server_default is not None:
+            default = column.server_default.arg
+            ddl += f" DEFAULT '{default}'" if isinstance(default, str) else f" DEFAULT {default}"
+        if not column.nullable:
+            ddl += " NOT NULL"
+        conn.execute(text(ddl))
+
+
+def _v2_concurrency_columns(conn: Connection) -> None:
+    for table in ("ma_app_states", "ma_user_states"):
+        _add_columns(conn, table, ("revision", "key_revs"))
+    _add_columns(conn, "ma_sessions", ("incarnation", "branch_rev", "key_revs"))
+    _add_columns(conn, "ma_events", ("digest",))
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     # (version it produces, what it does, the step). Version 1 is the initial create_all.
+    (2, "per-key revisions, session incarnation, branch revision, event digests",
+     _v2_concurrency_columns),
 ]
 """Steps after version 1, in order. A step must be idempotent within its transaction."""
 

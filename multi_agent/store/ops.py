@@ -8,6 +8,7 @@ applies the results to the caller's objects.
 from __future__ import annotations
 
 import gc
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,13 +21,15 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from ..errors import SessionAlreadyExists, SessionNotFound, StaleSession
+from ..errors import EventIdConflict, SessionAlreadyExists, SessionNotFound, StaleSession
 from . import schema as s
 from . import sql
 from .backend import Backend
 from .codec import EventDecoder, dumps, loads
 from .facts import EventFacts
+from .scopes import Marker, make_marker, merge_keys, parse_marker, read_scopes, write_scope
 from .state import ScopedDelta, merge_scopes
+from .updates import Op
 
 __all__ = [
     "AppendRequest",
@@ -37,7 +40,7 @@ __all__ = [
     "delete_session",
     "list_sessions",
     "load_session",
-    "read_scope_state",
+    "new_incarnation",
 ]
 
 _gc_lock = threading.Lock()
@@ -83,40 +86,9 @@ def gc_paused(*, promote: bool = False) -> Iterator[None]:
                 gc.enable()
 
 
-def _merge_app_state(
-    conn: Connection, backend: Backend, app_name: str, delta: dict[str, Any], now: float
-) -> dict[str, Any]:
-    """Applies a delta to the app's state row under a row lock; returns the new state."""
-    backend.ensure_app_row(conn, app_name=app_name, now=now)
-    state = loads(sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).scalar_one())
-    if delta:
-        state.update(delta)
-        sql.APP_STATE_UPDATE(conn, app_name=app_name, state=dumps(state), now=now)
-    return state
-
-
-def _merge_user_state(
-    conn: Connection, backend: Backend, app_name: str, user_id: str, delta: dict[str, Any],
-    now: float,
-) -> dict[str, Any]:
-    """Applies a delta to the user's state row under a row lock; returns the new state."""
-    backend.ensure_user_row(conn, app_name=app_name, user_id=user_id, now=now)
-    state = loads(
-        sql.USER_STATE_FOR_UPDATE(conn, app_name=app_name, user_id=user_id).scalar_one()
-    )
-    if delta:
-        state.update(delta)
-        sql.USER_STATE_UPDATE(conn, app_name=app_name, user_id=user_id, state=dumps(state), now=now)
-    return state
-
-
-def read_scope_state(conn: Connection, app_name: str, user_id: str | None) -> tuple[dict, dict]:
-    """(app state, user state) as stored, un-prefixed; empty dicts when absent."""
-    app_raw = sql.APP_STATE(conn, app_name=app_name).scalar()
-    user_raw = None
-    if user_id is not None:
-        user_raw = sql.USER_STATE(conn, app_name=app_name, user_id=user_id).scalar()
-    return (loads(app_raw) if app_raw else {}), (loads(user_raw) if user_raw else {})
+def new_incarnation() -> str:
+    """A fresh random token for a session being created (see ``scopes.py``)."""
+    return secrets.token_hex(8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,7 +99,7 @@ def read_scope_state(conn: Connection, app_name: str, user_id: str | None) -> tu
 class Created:
     app_state: dict[str, Any]
     user_state: dict[str, Any]
-    revision: int
+    marker: str
 
 
 def create_session(
@@ -137,13 +109,23 @@ def create_session(
     key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
     if sql.SESSION_EXISTS(conn, **key).first() is not None:
         raise SessionAlreadyExists(app_name, user_id, session_id)
-    app_state = _merge_app_state(conn, backend, app_name, delta.app, now)
-    user_state = _merge_user_state(conn, backend, app_name, user_id, delta.user, now)
+    # The initial state is a blind write: there is no copy it could be stale against.
+    app = write_scope(conn, backend, app_name=app_name, user_id=None, delta=delta.app,
+                      ops={}, seen_rev=None, now=now)
+    user = write_scope(conn, backend, app_name=app_name, user_id=user_id, delta=delta.user,
+                       ops={}, seen_rev=None, now=now)
+    incarnation = new_incarnation()
     try:
-        sql.SESSION_INSERT(conn, **key, state=dumps(delta.session), now=now)
+        sql.SESSION_INSERT(
+            conn, **key, state=dumps(delta.session), now=now, incarnation=incarnation,
+            key_revs=dumps(dict.fromkeys(delta.session, 0)),
+        )
     except IntegrityError as exc:  # another process created it between our check and insert
         raise SessionAlreadyExists(app_name, user_id, session_id) from exc
-    return Created(app_state=app_state, user_state=user_state, revision=0)
+    return Created(
+        app_state=app.state, user_state=user.state,
+        marker=make_marker(incarnation, 0, 0, user.revision, app.revision),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,8 +137,7 @@ class LoadedSession:
     state: dict[str, Any]
     events: list[Event]
     update_time: float
-    revision: int
-    last_seq: int
+    marker: str
 
 
 def load_session(
@@ -183,18 +164,19 @@ def load_session(
             raws = list(result.scalars())
             raws.reverse()
     try:
-        app_state, user_state = read_scope_state(conn, app_name, user_id)
+        scopes = read_scopes(conn, app_name, user_id)
         session_state = loads(row.state)
         with gc_paused(promote=len(raws) >= PROMOTE_AT):
             events = decoder.decode_many(raws)
     except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
         raise damaged(app_name, user_id, session_id, exc) from exc
     return LoadedSession(
-        state=merge_scopes(app_state, user_state, session_state),
+        state=merge_scopes(scopes.app, scopes.user, session_state),
         events=events,
         update_time=row.update_time,
-        revision=row.revision,
-        last_seq=row.last_seq,
+        marker=make_marker(
+            row.incarnation, row.revision, row.last_seq, scopes.user_rev, scopes.app_rev
+        ),
     )
 
 
@@ -204,31 +186,34 @@ class SessionRow:
     id: str
     state: dict[str, Any]
     update_time: float
-    revision: int
-    last_seq: int
+    marker: str
 
 
 def list_sessions(
     conn: Connection, *, app_name: str, user_id: str | None
 ) -> tuple[list[SessionRow], dict[str, Any], dict[str, dict[str, Any]]]:
     """Sessions (no events) oldest update first, the app state, and user states by user."""
+    scopes = read_scopes(conn, app_name, None)
+    u = s.user_states.c
+    ustmt = select(u.user_id, u.state, u.revision).where(u.app_name == app_name)
+    if user_id is not None:
+        ustmt = ustmt.where(u.user_id == user_id)
+    users = {r.user_id: (loads(r.state), r.revision) for r in conn.execute(ustmt)}
     c = s.sessions.c
-    stmt = select(c.user_id, c.id, c.state, c.update_time, c.revision, c.last_seq).where(
-        c.app_name == app_name
-    )
+    stmt = select(
+        c.user_id, c.id, c.state, c.update_time, c.revision, c.last_seq, c.incarnation
+    ).where(c.app_name == app_name)
     if user_id is not None:
         stmt = stmt.where(c.user_id == user_id)
     rows = [
-        SessionRow(r.user_id, r.id, loads(r.state), r.update_time, r.revision, r.last_seq)
+        SessionRow(
+            r.user_id, r.id, loads(r.state), r.update_time,
+            make_marker(r.incarnation, r.revision, r.last_seq,
+                        users.get(r.user_id, (None, 0))[1], scopes.app_rev),
+        )
         for r in conn.execute(stmt.order_by(c.update_time, c.user_id, c.id))
     ]
-    app_state, _ = read_scope_state(conn, app_name, None)
-    u = s.user_states.c
-    ustmt = select(u.user_id, u.state).where(u.app_name == app_name)
-    if user_id is not None:
-        ustmt = ustmt.where(u.user_id == user_id)
-    user_states = {r.user_id: loads(r.state) for r in conn.execute(ustmt)}
-    return rows, app_state, user_states
+    return rows, scopes.app, {k: v[0] for k, v in users.items()}
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,8 +239,11 @@ class AppendRequest:
     session_id: str
     event: Event
     event_json: str
+    digest: str
     facts: EventFacts
     delta: ScopedDelta
+    # Atomic updates behind delta values (``updates.py``), by scope, keys without prefixes.
+    ops: ScopedOps
     is_final: bool
     marker: str | None
     last_event_id: str | None
@@ -263,9 +251,15 @@ class AppendRequest:
 
 
 @dataclass(slots=True)
+class ScopedOps:
+    app: dict[str, list[Op]] = field(default_factory=dict)
+    user: dict[str, list[Op]] = field(default_factory=dict)
+    session: dict[str, list[Op]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class AppendResult:
-    revision: int
-    last_seq: int
+    marker: str
     update_time: float
     duplicate: bool = False
     stale: bool = False
@@ -274,21 +268,10 @@ class AppendResult:
     app_state: dict[str, Any] | None = None
     user_state: dict[str, Any] | None = None
     missed_raw_events: list[str] = field(default_factory=list)
-
-
-def parse_marker(marker: str | None) -> tuple[int | None, int | None]:
-    """``"revision/last_seq"`` -> (revision, last_seq); (None, None) for foreign markers."""
-    if not marker or "/" not in marker:
-        return None, None
-    rev, _, seq = marker.partition("/")
-    try:
-        return int(rev), int(seq)
-    except ValueError:
-        return None, None
-
-
-def make_marker(revision: int, last_seq: int) -> str:
-    return f"{revision}/{last_seq}"
+    user_rev: int = 0
+    app_rev: int = 0
+    # {full state key: stored value} where atomic updates gave another value than the delta's.
+    resolved: dict[str, Any] = field(default_factory=dict)
 
 
 def damaged(app_name: str, user_id: str, session_id: str, exc: Exception) -> Exception:
@@ -304,7 +287,7 @@ def damaged(app_name: str, user_id: str, session_id: str, exc: Exception) -> Exc
 
 
 def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
-    """Stores one event with its state delta atomically; compare-and-swap on the revision."""
+    """Stores one event with its state delta atomically (see ``scopes.py`` for the checks)."""
     try:
         return _append_event(conn, backend, req)
     except ValueError as exc:
@@ -319,9 +302,13 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     if row is None:
         raise SessionNotFound(req.app_name, req.user_id, req.session_id)
     event = req.event
-    local_rev, local_seq = parse_marker(req.marker)
-    if local_rev is not None:
-        stale = local_rev != row.revision
+    copy = parse_marker(req.marker)
+    if copy is not None:
+        if copy.incarnation != row.incarnation:
+            raise StaleSession(req.session_id, local=copy.revision, stored=row.revision,
+                               reason="recreated")
+        stale = copy.revision != row.revision
+        local_seq: int = copy.last_seq
     else:  # a session object we did not load: compare the newest event on the path
         stale = sql.EVENT_NEWEST_ON_PATH(conn, **key).scalar() != req.last_event_id
         local_seq = 0
@@ -329,29 +316,64 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
             known = sql.EVENT_BY_ID(conn, **key, event_id=req.last_event_id).first()
             local_seq = known.seq if known is not None else 0
     if row.duplicate_seq is not None:
+        _check_same_event(conn, req, key)
         # Already stored (a retry after a lost acknowledgement): idempotent, nothing written;
         # a copy that missed its own acknowledged write is brought up to date.
-        result = AppendResult(row.revision, row.last_seq, row.update_time, duplicate=True)
-        if stale:
-            _catch_up(conn, req, key, result, loads(row.state), local_seq, row.last_seq + 1)
+        result = AppendResult(_marker_of(row, copy, row.revision, row.last_seq),
+                              row.update_time, duplicate=True)
+        if stale or copy is None:
+            _catch_up(conn, req, key, result, loads(row.state), local_seq, row.last_seq + 1,
+                      row)
         return result
+    local_rev = copy.revision if copy is not None else None
     if stale and not req.merge_when_stale:
         raise StaleSession(req.session_id, local=local_rev, stored=row.revision)
+    if stale and local_rev is not None and local_rev < row.branch_rev:
+        raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
+                           reason="branched")
+    if stale and local_rev is None and row.branch_rev:
+        raise StaleSession(req.session_id, local=None, stored=row.revision, reason="branched")
 
     now = event.timestamp
-    state_json = row.state
+    new_rev = row.revision + 1
+    state_json, key_revs_json = row.state, row.key_revs
     session_state: dict[str, Any] | None = None
+    resolved: dict[str, Any] = {}
     if req.delta.session or stale:
         session_state = loads(row.state)
-        session_state.update(req.delta.session)
-        state_json = dumps(session_state)
-    user_state = app_state = None
-    if req.delta.user:
-        user_state = _merge_user_state(
-            conn, backend, req.app_name, req.user_id, req.delta.user, now
+    if req.delta.session:
+        assert session_state is not None
+        key_revs = loads(row.key_revs)
+        # A current copy cannot conflict; a behind one (merge mode) must not overwrite a key
+        # written after it was loaded.
+        conflicts, done = merge_keys(
+            session_state, key_revs, req.delta.session, req.ops.session,
+            seen_rev=local_rev if stale else None, new_rev=new_rev,
         )
-    if req.delta.app:
-        app_state = _merge_app_state(conn, backend, req.app_name, req.delta.app, now)
+        if conflicts:
+            raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
+                               reason="keys", keys=conflicts)
+        resolved.update(done)
+        state_json, key_revs_json = dumps(session_state), dumps(key_revs)
+    scope_revs = {"user": None, "app": None}
+    written: dict[str, Any] = {}
+    for scope, delta, ops, seen, prefix in (
+        ("user", req.delta.user, req.ops.user, copy.user_rev if copy else None, "user:"),
+        ("app", req.delta.app, req.ops.app, copy.app_rev if copy else None, "app:"),
+    ):
+        if not delta:
+            continue
+        wrote = write_scope(
+            conn, backend, app_name=req.app_name,
+            user_id=req.user_id if scope == "user" else None, delta=delta, ops=ops,
+            seen_rev=seen, now=now,
+        )
+        if wrote.conflicts:
+            raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
+                               reason="keys", keys=[prefix + k for k in wrote.conflicts])
+        resolved.update({prefix + k: v for k, v in wrote.resolved.items()})
+        scope_revs[scope] = wrote.revision
+        written[scope] = wrote.state
 
     seq = row.last_seq + 1
     facts = req.facts
@@ -385,48 +407,89 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     run_id = event.invocation_id or "-"
     _record_run(conn, req, key, row.head_run_id, run_id, seq, now, author)
 
+    event_json = req.event_json
+    if resolved:  # the stored event says what was stored, not what the copy computed
+        data = loads(event_json)
+        data["actions"]["state_delta"].update(resolved)
+        event_json = dumps(data)
     event_row = dict(
         seq=seq, id=event.id, invocation_id=event.invocation_id or "",
         run_id=run_id, timestamp=now, source=author, target=target, branch=branch,
         message_type=facts.message_type, final=req.is_final, text=facts.text,
         prompt_tokens=facts.prompt_tokens,
         completion_tokens=facts.completion_tokens, total_tokens=facts.total_tokens,
-        on_path=True, event_data=req.event_json,
+        on_path=True, event_data=event_json, digest=req.digest,
     )
     update_time = max(now, row.update_time)
     session_row = dict(
-        state=state_json, update_time=update_time, revision=row.revision + 1,
+        state=state_json, update_time=update_time, revision=new_rev,
         last_seq=seq, last_agent=last_agent, head_run_id=run_id, agent_paths=paths_json,
-        awaiting_seq=awaiting_seq,
+        awaiting_seq=awaiting_seq, key_revs=key_revs_json,
     )
     if backend.dialect == "postgresql":
         sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
     else:
         sql.EVENT_INSERT(conn, **key, **event_row)
         sql.SESSION_UPDATE_AFTER_APPEND(conn, **key, **session_row)
-    result = AppendResult(row.revision + 1, seq, update_time, stale=stale)
-    if stale:
-        # Merge mode: tell the caller's copy everything it missed.
-        assert session_state is not None
-        _catch_up(conn, req, key, result, session_state, local_seq, seq)
+    result = AppendResult("", update_time, stale=stale, resolved=resolved)
+    if stale or copy is None:
+        # Merge mode, or a copy of unknown age: tell it everything it missed, with the
+        # revisions of the scopes it is now current with.
+        assert session_state is not None or copy is None
+        _catch_up(conn, req, key, result,
+                  session_state if session_state is not None else loads(state_json),
+                  local_seq, seq, None)
+        result.marker = make_marker(row.incarnation, new_rev, seq, result.user_rev,
+                                    result.app_rev)
     else:
-        result.user_state = user_state
-        result.app_state = app_state
+        result.user_state = written.get("user")
+        result.app_state = written.get("app")
+        result.marker = make_marker(
+            row.incarnation, new_rev, seq,
+            scope_revs["user"] if scope_revs["user"] is not None else copy.user_rev,
+            scope_revs["app"] if scope_revs["app"] is not None else copy.app_rev,
+        )
     return result
+
+
+def _check_same_event(conn: Connection, req: AppendRequest, key: dict[str, str]) -> None:
+    """Raises EventIdConflict unless the stored event with this id is the one being appended."""
+    stored = sql.EVENT_BY_ID(conn, **key, event_id=req.event.id).first()
+    if stored is None:
+        return
+    same = stored.digest == req.digest if stored.digest is not None else (
+        stored.event_data == req.event_json
+    )
+    if not same:
+        raise EventIdConflict(
+            f"Session {req.session_id!r} already holds a different event with id "
+            f"{req.event.id!r} (stored as event {stored.seq}). Nothing was written. Give the "
+            "new event its own id (Event.new_id()); appending the same event again is a no-op."
+        )
+
+
+def _marker_of(row: Any, copy: Marker | None, revision: int, last_seq: int) -> str:
+    return make_marker(row.incarnation, revision, last_seq,
+                       copy.user_rev if copy else 0, copy.app_rev if copy else 0)
 
 
 def _catch_up(
     conn: Connection, req: AppendRequest, key: dict[str, str], result: AppendResult,
-    session_state: dict[str, Any], after_seq: int | None, before_seq: int,
+    session_state: dict[str, Any], after_seq: int | None, before_seq: int, row: Any,
 ) -> None:
     """Fills ``result`` with what a copy at ``after_seq`` missed, up to ``before_seq``."""
-    result.app_state, result.user_state = read_scope_state(conn, req.app_name, req.user_id)
+    scopes = read_scopes(conn, req.app_name, req.user_id)
+    result.app_state, result.user_state = scopes.app, scopes.user
+    result.user_rev, result.app_rev = scopes.user_rev, scopes.app_rev
     result.session_state = session_state
     result.missed_raw_events = list(
         sql.EVENTS_BETWEEN(
             conn, **key, after_seq=after_seq or 0, before_seq=before_seq
         ).scalars()
     )
+    if row is not None:
+        result.marker = make_marker(row.incarnation, row.revision, row.last_seq,
+                                    scopes.user_rev, scopes.app_rev)
 
 
 def _record_run(

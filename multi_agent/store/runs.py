@@ -206,6 +206,8 @@ def branch_session(
         .values(
             state=dumps(state), head_run_id=from_run_id, revision=revision,
             last_agent=last_agent, update_time=time.time(), awaiting_seq=None,
+            # Copies loaded before this hold another history: merge mode refuses them.
+            branch_rev=revision,
         )
     )
     return BranchResult(

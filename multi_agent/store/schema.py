@@ -10,6 +10,10 @@ ADK's float timestamps and no time-zone ambiguity.
 
 Schema history (see ``migrations.py``):
     1: sessions, events (with run/source/target/branch/type/seq/tokens), runs, app/user state.
+    2: concurrency control at every scope: a session ``incarnation`` (no ABA after delete and
+       re-create), ``branch_rev``, per-key revisions (``key_revs``) on sessions and on the
+       app/user state rows (which get a ``revision``), and each event's ``digest`` (an id
+       reused for a different event is refused).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this code writes. Bump it and add a step to ``migrations.MIGRATIONS``."""
 
 ID_LENGTH = 256
@@ -49,6 +53,9 @@ app_states = Table(
     Column("app_name", String(ID_LENGTH), primary_key=True),
     Column("state", Text, nullable=False, default="{}"),
     Column("update_time", Float, nullable=False),
+    # Bumped by every write of the row; key_revs: {key: the revision that last wrote it}.
+    Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("key_revs", Text, nullable=False, default="{}", server_default="{}"),
 )
 
 user_states = Table(
@@ -58,6 +65,8 @@ user_states = Table(
     Column("user_id", String(ID_LENGTH), primary_key=True),
     Column("state", Text, nullable=False, default="{}"),
     Column("update_time", Float, nullable=False),
+    Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("key_revs", Text, nullable=False, default="{}", server_default="{}"),
 )
 
 sessions = Table(
@@ -85,6 +94,13 @@ sessions = Table(
     Column("awaiting_seq", BigInteger),
     # {agent_name: "manager.stock_analyst"} learnt from transfers, for events.branch.
     Column("agent_paths", Text, nullable=False, default="{}"),
+    # A fresh random token per creation: a copy of a deleted session never matches the
+    # session re-created under its id (revisions restart at 0 there).
+    Column("incarnation", String(32), nullable=False, default="", server_default=""),
+    # The revision written by the latest branch(): copies older than it hold another history.
+    Column("branch_rev", BigInteger, nullable=False, default=0, server_default="0"),
+    # {session-state key: the revision that last wrote it}, for per-key conflict checks.
+    Column("key_revs", Text, nullable=False, default="{}", server_default="{}"),
     # No index on update_time: every append moves it, which would cost a page write per
     # index per append; list_sessions reads the (app, user) primary-key range and sorts.
 )
@@ -113,6 +129,9 @@ events = Table(
     # False once a branch moved the session's head away from this event's run.
     Column("on_path", Boolean, nullable=False, default=True),
     Column("event_data", Text, nullable=False),
+    # A hash of the event as the caller gave it: a retry of the same event is a no-op, a
+    # different event under a stored id is refused. NULL for rows from schema 1.
+    Column("digest", String(32)),
     ForeignKeyConstraint(
         ["app_name", "user_id", "session_id"],
         ["ma_sessions.app_name", "ma_sessions.user_id", "ma_sessions.id"],

@@ -43,12 +43,21 @@ from typing_extensions import override
 from ..errors import InvalidValueError
 from . import ops
 from .backend import Backend, open_backend
-from .codec import EventDecoder, check_json_value, encode_event, make_session
+from .codec import (
+    EventDecoder,
+    check_event_numbers,
+    check_json_value,
+    encode_event,
+    event_digest,
+    make_session,
+)
 from .extras import HistoryMixin
 from .facts import event_facts
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
+from .scopes import read_scopes
 from .state import merge_scopes, split_delta
+from .updates import restore_pending, take_pending
 
 __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
@@ -192,7 +201,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             events=[],
             last_update_time=now,
         )
-        session._storage_update_marker = ops.make_marker(created.revision, 0)
+        session._storage_update_marker = created.marker
         return session
 
     @override
@@ -224,7 +233,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             state=loaded.state,
             events=loaded.events,
             last_update_time=loaded.update_time,
-            marker=ops.make_marker(loaded.revision, loaded.last_seq),
+            marker=loaded.marker,
         )
 
     @override
@@ -247,7 +256,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
                 state=merge_scopes(app_state, user_states.get(row.user_id, {}), row.state),
                 events=[],
                 last_update_time=row.update_time,
-                marker=ops.make_marker(row.revision, row.last_seq),
+                marker=row.marker,
             )
             for row in rows
         ]
@@ -268,29 +277,39 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         check_ids(app_name=app_name, user_id=user_id)
         await self.prepare()
-        _, user_state = await self._backend.run(
-            lambda conn: ops.read_scope_state(conn, app_name, user_id), write=False
+        scopes = await self._backend.run(
+            lambda conn: read_scopes(conn, app_name, user_id), write=False
         )
-        return user_state
+        return scopes.user
 
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """The app-scoped state (keys without the ``app:`` prefix); empty when none."""
         check_id("app_name", app_name)
         await self.prepare()
-        app_state, _ = await self._backend.run(
-            lambda conn: ops.read_scope_state(conn, app_name, None), write=False
+        scopes = await self._backend.run(
+            lambda conn: read_scopes(conn, app_name, None), write=False
         )
-        return app_state
+        return scopes.app
 
     @override
     async def append_event(self, session: Session, event: Event) -> Event:
+        """Stores ``event`` and applies it to ``session`` (see the class docstring).
+
+        Raises:
+            StaleSession: the copy is behind storage (``reason`` says how); nothing written.
+            EventIdConflict: a different event with this id is already stored.
+            InvalidValueError: the event holds a value that cannot be stored exactly
+                (non-JSON state, a non-finite number, a lone surrogate); nothing written.
+            SessionNotFound: the session does not exist (any more).
+        """
         if event.partial:
             return event
         check_id("session_id", session.id)
         # Apply temp: state to the in-memory session, then keep it out of storage (ADK rule).
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
-        delta = split_delta(event.actions.state_delta if event.actions else None)
+        raw_delta = event.actions.state_delta if event.actions else None
+        delta = split_delta(raw_delta)
         # Fields that the caller fills with arbitrary values must round-trip exactly too.
         # (Tool-call arguments and results are converted to JSON the way ADK does.)
         if event.custom_metadata:
@@ -303,8 +322,10 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             raise InvalidValueError(
                 f"Event {event.id} cannot be stored as JSON ({exc}). Nothing was written."
             ) from exc
+        check_event_numbers(event, event_json)
         await self.prepare()
         facts = event_facts(event, last_agent=None)
+        taken = self._take_updates(session, raw_delta)
         async with self._session_lock(session):
             req = ops.AppendRequest(
                 app_name=session.app_name,
@@ -312,24 +333,59 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
                 session_id=session.id,
                 event=event,
                 event_json=event_json,
+                digest=event_digest(event_json),
                 facts=facts,
                 delta=delta,
+                ops=taken,
                 is_final=event.author != "user" and event.is_final_response(),
                 marker=session._storage_update_marker,
                 last_event_id=session.events[-1].id if session.events else None,
                 merge_when_stale=self.on_stale == "merge",
             )
-            result = await self._backend.run(
-                lambda conn: ops.append_event(conn, self._backend, req), write=True
-            )
+            try:
+                result = await self._backend.run(
+                    lambda conn: ops.append_event(conn, self._backend, req), write=True
+                )
+            except BaseException:
+                self._restore_updates(session, raw_delta, taken)
+                raise
+            if result.resolved and raw_delta is not None:
+                # The event now says what was stored (the copy's value may have been behind).
+                raw_delta.update(result.resolved)
             self._apply_result(session, result)
-            session._storage_update_marker = ops.make_marker(result.revision, result.last_seq)
+            session._storage_update_marker = result.marker
             session.last_update_time = result.update_time
             if result.duplicate:
                 return event  # stored before; a behind copy got it back through _apply_result
             return self._commit_event_to_session(session, event)
 
     # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _take_updates(session: Session, raw_delta: dict[str, Any] | None) -> ops.ScopedOps:
+        """The atomic updates (``updates.py``) behind the delta's values, by scope."""
+        out = ops.ScopedOps()
+        for key, value in (raw_delta or {}).items():
+            found = take_pending(session, key, value)
+            if found is None:
+                continue
+            if key.startswith("app:"):
+                out.app[key[4:]] = found
+            elif key.startswith("user:"):
+                out.user[key[5:]] = found
+            else:
+                out.session[key] = found
+        return out
+
+    @staticmethod
+    def _restore_updates(
+        session: Session, raw_delta: dict[str, Any] | None, taken: ops.ScopedOps
+    ) -> None:
+        """Puts the updates back after a failed append, so that a retry applies them."""
+        for prefix, scope in (("app:", taken.app), ("user:", taken.user), ("", taken.session)):
+            for key, found in scope.items():
+                full = prefix + key
+                restore_pending(session, full, found, (raw_delta or {}).get(full))
 
     def _apply_result(self, session: Session, result: ops.AppendResult) -> None:
         """Brings the caller's copy up to date with scopes the append read from storage."""

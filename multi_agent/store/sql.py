@@ -40,6 +40,12 @@ class Prepared:
             literals = {
                 c.bind_names[b]: b.value for b in c.binds.values() if not b.required
             }
+            # Scalar column defaults of an INSERT (``Column(default=0)``) that SQLAlchemy
+            # would fill in at execution time: here they are passed like literals.
+            for column in getattr(c, "insert_prefetch", ()) or ():
+                default = column.default
+                if default is not None and default.is_scalar:
+                    literals[column.key] = default.arg
             compiled = (str(c), names, literals)
             self._compiled[dialect.name] = compiled
         sql, names, literals = compiled
@@ -138,7 +144,8 @@ SESSION_FOR_APPEND = Prepared(
     # One round trip: the session row (locked) and whether the event is already stored.
     select(
         ss.state, ss.update_time, ss.revision, ss.last_seq, ss.head_run_id, ss.last_agent,
-        ss.agent_paths, ss.awaiting_seq, _duplicate_seq.label("duplicate_seq"),
+        ss.agent_paths, ss.awaiting_seq, ss.incarnation, ss.branch_rev, ss.key_revs,
+        _duplicate_seq.label("duplicate_seq"),
     )
     .where(_session_where(s.sessions, "id"))
     .with_for_update(of=s.sessions),
@@ -146,7 +153,7 @@ SESSION_FOR_APPEND = Prepared(
 
 SESSION_FOR_READ = Prepared(
     "session_for_read",
-    select(ss.state, ss.update_time, ss.revision, ss.last_seq).where(
+    select(ss.state, ss.update_time, ss.revision, ss.last_seq, ss.incarnation).where(
         _session_where(s.sessions, "id")
     ),
 )
@@ -169,6 +176,7 @@ SESSION_UPDATE_AFTER_APPEND = Prepared(
         awaiting_seq=bindparam("awaiting_seq"),
         head_run_id=bindparam("head_run_id"),
         agent_paths=bindparam("agent_paths"),
+        key_revs=bindparam("key_revs"),
     ),
 )
 
@@ -178,7 +186,8 @@ SESSION_INSERT = Prepared(
         app_name=bindparam("app_name"), user_id=bindparam("user_id"), id=bindparam("session_id"),
         state=bindparam("state"), initial_state=bindparam("state"),
         create_time=bindparam("now"), update_time=bindparam("now"), revision=0, last_seq=0,
-        event_count=0, agent_paths="{}",
+        event_count=0, agent_paths="{}", incarnation=bindparam("incarnation"),
+        branch_rev=0, key_revs=bindparam("key_revs"),
     ),
 )
 
@@ -206,7 +215,10 @@ EVENT_INSERT_WITH_SESSION_UPDATE = Prepared(
 )
 
 EVENT_BY_ID = Prepared(
-    "event_by_id", select(ev.seq).where(_session_where(s.events), ev.id == bindparam("event_id"))
+    "event_by_id",
+    select(ev.seq, ev.digest, ev.event_data).where(
+        _session_where(s.events), ev.id == bindparam("event_id")
+    ),
 )
 
 EVENT_NEWEST_ON_PATH = Prepared(
@@ -268,34 +280,28 @@ RUNS_DELETE = Prepared("runs_delete", delete(s.runs).where(_session_where(s.runs
 
 # -- app / user state -------------------------------------------------------------------------
 
-APP_STATE = Prepared(
-    "app_state",
-    select(s.app_states.c.state).where(s.app_states.c.app_name == bindparam("app_name")),
-)
-APP_STATE_FOR_UPDATE = Prepared(
-    "app_state_for_update",
-    select(s.app_states.c.state)
-    .where(s.app_states.c.app_name == bindparam("app_name"))
-    .with_for_update(),
-)
-APP_STATE_UPDATE = Prepared(
-    "app_state_update",
-    update(s.app_states)
-    .where(s.app_states.c.app_name == bindparam("app_name"))
-    .values(state=bindparam("state"), update_time=bindparam("now")),
+_app, _usr = s.app_states.c, s.user_states.c
+_app_where = _app.app_name == bindparam("app_name")
+_user_where = and_(_usr.app_name == bindparam("app_name"), _usr.user_id == bindparam("user_id"))
+_scope_values = dict(
+    state=bindparam("state"), update_time=bindparam("now"), revision=bindparam("revision"),
+    key_revs=bindparam("key_revs"),
 )
 
-_user_where = and_(
-    s.user_states.c.app_name == bindparam("app_name"),
-    s.user_states.c.user_id == bindparam("user_id"),
+APP_STATE = Prepared("app_state", select(_app.state, _app.revision).where(_app_where))
+APP_STATE_FOR_UPDATE = Prepared(
+    "app_state_for_update",
+    select(_app.state, _app.revision, _app.key_revs).where(_app_where).with_for_update(),
 )
-USER_STATE = Prepared("user_state", select(s.user_states.c.state).where(_user_where))
+APP_STATE_UPDATE = Prepared(
+    "app_state_update", update(s.app_states).where(_app_where).values(**_scope_values)
+)
+
+USER_STATE = Prepared("user_state", select(_usr.state, _usr.revision).where(_user_where))
 USER_STATE_FOR_UPDATE = Prepared(
-    "user_state_for_update", select(s.user_states.c.state).where(_user_where).with_for_update()
+    "user_state_for_update",
+    select(_usr.state, _usr.revision, _usr.key_revs).where(_user_where).with_for_update(),
 )
 USER_STATE_UPDATE = Prepared(
-    "user_state_update",
-    update(s.user_states)
-    .where(_user_where)
-    .values(state=bindparam("state"), update_time=bindparam("now")),
+    "user_state_update", update(s.user_states).where(_user_where).values(**_scope_values)
 )

@@ -54,6 +54,7 @@ from . import schema as s
 from .backend import Backend
 from .codec import dumps, loads
 from .facts import MESSAGE_TYPES
+from .ops import new_incarnation
 
 __all__ = [
     "FORMAT",
@@ -360,7 +361,11 @@ def import_session(
     for name in _JSON_SESSION_COLUMNS:
         values[name] = dumps(session[name])
     try:
-        conn.execute(s.sessions.insert().values(**key, id=session_id, **values))
+        conn.execute(
+            s.sessions.insert().values(
+                **key, id=session_id, incarnation=new_incarnation(), **values
+            )
+        )
     except IntegrityError as exc:  # created by another process since the check above
         raise SessionAlreadyExists(app_name, user_id, session_id) from exc
     runs = [{**key, "session_id": session_id, **run} for run in doc["runs"]]

@@ -27,6 +27,7 @@ import sys
 from google.adk.sessions.base_session_service import GetSessionConfig
 
 from multi_agent import DatabaseSessionService
+from multi_agent.store.updates import StateUpdates
 from tests.helpers import text_event
 
 MAX_APPENDS_PER_LIFE = 100_000
@@ -45,7 +46,6 @@ async def life(
         for sid in sids
     ]
     user_count = (await store.get_user_state(app_name=app, user_id=user)).get("count", 0)
-    app_count = (await store.get_app_state(app_name=app)).get("count", 0)
     os.write(fd, f"READY {user_count}\n".encode())
     for _ in range(MAX_APPENDS_PER_LIFE):
         i = rng.randrange(len(copies))
@@ -53,13 +53,16 @@ async def life(
         count = session.state.get("count", 0) + 1
         size = rng.choice([40, 300, 3_000, 20_000, 70_000])
         event = text_event(
-            f"life event {count} " + rng.choice("abcdefgh") * size,
-            state={"count": count, "user:count": user_count + 1, "app:count": app_count + 1},
+            f"life event {count} " + rng.choice("abcdefgh") * size, state={"count": count}
         )
+        # Two sessions of one user: user:/app: counters are atomic increments (a plain value
+        # computed from one session's copy is refused once the other session moved it).
+        updates = StateUpdates.for_event(session, event)
+        updates.increment("user:count", ())
+        updates.increment("app:count", ())
         os.write(fd, f"BEGIN {i} {event.id}\n".encode())
         await store.append_event(session, event)
-        user_count += 1
-        app_count += 1
+        user_count = session.state["user:count"]
         os.write(fd, f"ACK {i} {event.id} {count} {user_count}\n".encode())
 
 

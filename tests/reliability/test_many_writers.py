@@ -23,6 +23,7 @@ import time
 import pytest
 
 from multi_agent import DatabaseSessionService
+from multi_agent.store.scopes import parse_marker
 from tests.helpers import text_event
 
 from ._util import PY, ROOT, check_session_invariants
@@ -161,7 +162,8 @@ async def test_get_session_is_a_snapshot_while_another_writer_appends(
             got = await reader.get_session(app_name=app_name, user_id="u", session_id=s.id)
             reads += 1
             n = got.state.get("n", 0)
-            if n != len(got.events) or got._storage_update_marker != f"{n}/{n}":
+            marker = parse_marker(got._storage_update_marker)
+            if n != len(got.events) or (marker.revision, marker.last_seq) != (n, n):
                 torn.append((n, len(got.events), got._storage_update_marker))
         await task
     assert torn == [], (

@@ -1,0 +1,178 @@
+"""Concurrency control at every scope: revision markers and per-key conflict checks.
+
+A session copy handed out by the store carries a marker (``Session._storage_update_marker``)::
+
+    "<incarnation>:<revision>/<last_seq>/<user revision>/<app revision>"
+
+* ``incarnation``: a random token chosen when the session was created. A copy of a deleted
+  session never matches the session re-created under its id (no ABA).
+* ``revision`` / ``last_seq``: the session row's revision and newest event when the copy was
+  loaded (or last appended through).
+* ``user revision`` / ``app revision``: the revisions of the user's and the app's state rows
+  that the copy's ``user:`` and ``app:`` values are current with.
+
+Each state row (session, user, app) keeps ``key_revs``: for every key, the row revision that
+last wrote it. An append that writes a key with a plain value is a conflict when that key was
+written after the copy's revision for its scope: the value may have been computed from what
+the copy read, which is no longer what is stored. A key written through an atomic update
+(``updates.py``) never conflicts: its operations are applied to the stored value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from . import sql
+from .backend import Backend
+from .codec import dumps, loads
+from .updates import Op, apply_ops
+
+__all__ = [
+    "Marker",
+    "Scopes",
+    "make_marker",
+    "merge_keys",
+    "parse_marker",
+    "read_scopes",
+    "write_scope",
+]
+
+
+@dataclass(slots=True, frozen=True)
+class Marker:
+    """What a session copy knows about storage (see the module docstring)."""
+
+    incarnation: str
+    revision: int
+    last_seq: int
+    user_rev: int
+    app_rev: int
+
+
+def make_marker(incarnation: str, revision: int, last_seq: int, user_rev: int,
+                app_rev: int) -> str:
+    return f"{incarnation}:{revision}/{last_seq}/{user_rev}/{app_rev}"
+
+
+def parse_marker(marker: str | None) -> Marker | None:
+    """The marker's parts; None for a marker this store did not write (or none at all)."""
+    if not marker or ":" not in marker:
+        return None
+    incarnation, _, rest = marker.rpartition(":")
+    parts = rest.split("/")
+    if len(parts) != 4:
+        return None
+    try:
+        rev, seq, user_rev, app_rev = (int(p) for p in parts)
+    except ValueError:
+        return None
+    return Marker(incarnation, rev, seq, user_rev, app_rev)
+
+
+@dataclass(slots=True)
+class Scopes:
+    """The app's and the user's state as stored, with their row revisions."""
+
+    app: dict[str, Any] = field(default_factory=dict)
+    app_rev: int = 0
+    user: dict[str, Any] = field(default_factory=dict)
+    user_rev: int = 0
+
+
+def read_scopes(conn: Connection, app_name: str, user_id: str | None) -> Scopes:
+    """The app and user state rows (empty, revision 0, when they do not exist yet)."""
+    out = Scopes()
+    app = sql.APP_STATE(conn, app_name=app_name).first()
+    if app is not None:
+        out.app, out.app_rev = loads(app.state), app.revision
+    if user_id is not None:
+        user = sql.USER_STATE(conn, app_name=app_name, user_id=user_id).first()
+        if user is not None:
+            out.user, out.user_rev = loads(user.state), user.revision
+    return out
+
+
+def merge_keys(
+    state: dict[str, Any], key_revs: dict[str, int], delta: Mapping[str, Any],
+    ops: Mapping[str, list[Op]], *, seen_rev: int | None, new_rev: int,
+) -> tuple[list[str], dict[str, Any]]:
+    """Applies ``delta`` to ``state`` in place (atomic ``ops`` on the stored values).
+
+    Args:
+        seen_rev: the row revision the caller's copy is current with; ``None`` skips the
+            conflict check (the copy is known to be current, or its age is unknown).
+        new_rev: the revision this write gives the row.
+
+    Returns:
+        (keys in conflict, {key: stored value} for keys whose operations gave a value other
+        than the one in the delta). Nothing is changed when there is a conflict.
+    """
+    if seen_rev is not None:
+        conflicts = [
+            k for k in delta if k not in ops and key_revs.get(k, 0) > seen_rev
+        ]
+        if conflicts:
+            return conflicts, {}
+    resolved: dict[str, Any] = {}
+    for key, value in delta.items():
+        key_ops = ops.get(key)
+        if key_ops is not None:
+            stored = apply_ops(state.get(key), key_ops)
+            if stored != value:
+                resolved[key] = stored
+            value = stored
+        if key in state and state[key] == value and type(state[key]) is type(value):
+            continue  # unchanged: what other copies read of it is still true
+        state[key] = value
+        key_revs[key] = new_rev
+    return [], resolved
+
+
+@dataclass(slots=True)
+class ScopeWrite:
+    """What writing one app or user state row did."""
+
+    state: dict[str, Any]
+    revision: int
+    conflicts: list[str]
+    resolved: dict[str, Any]
+
+
+def write_scope(
+    conn: Connection, backend: Backend, *, app_name: str, user_id: str | None,
+    delta: Mapping[str, Any], ops: Mapping[str, list[Op]], seen_rev: int | None, now: float,
+) -> ScopeWrite:
+    """Merges a delta into the user's row (``user_id`` given) or the app's, under a row lock.
+
+    Nothing is written when a key is in conflict (``ScopeWrite.conflicts``).
+    """
+    if user_id is None:
+        backend.ensure_app_row(conn, app_name=app_name, now=now)
+        row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
+    else:
+        backend.ensure_user_row(conn, app_name=app_name, user_id=user_id, now=now)
+        row = sql.USER_STATE_FOR_UPDATE(conn, app_name=app_name, user_id=user_id).first()
+    assert row is not None
+    state = loads(row.state)
+    if not delta:
+        return ScopeWrite(state, row.revision, [], {})
+    key_revs = loads(row.key_revs)
+    new_rev = row.revision + 1
+    conflicts, resolved = merge_keys(
+        state, key_revs, delta, ops, seen_rev=seen_rev, new_rev=new_rev
+    )
+    if conflicts:
+        return ScopeWrite(state, row.revision, conflicts, {})
+    if new_rev not in key_revs.values():  # nothing changed: no write, no new revision
+        return ScopeWrite(state, row.revision, [], resolved)
+    values = {"state": dumps(state), "now": now, "revision": new_rev,
+              "key_revs": dumps(key_revs)}
+    if user_id is None:
+        sql.APP_STATE_UPDATE(conn, app_name=app_name, **values)
+    else:
+        sql.USER_STATE_UPDATE(conn, app_name=app_name, user_id=user_id, **values)
+    return ScopeWrite(state, new_rev, [], resolved)
