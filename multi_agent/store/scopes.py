@@ -112,9 +112,9 @@ def merge_keys(
         than the one in the delta). Nothing is changed when there is a conflict.
     """
     if seen_rev is not None:
-        conflicts = [
-            k for k in delta if k not in ops and key_revs.get(k, 0) > seen_rev
-        ]
+        # Even a value equal to the stored one conflicts: two copies that read 0 and both
+        # write 1 are two increments, of which storing one would lose the other.
+        conflicts = [k for k in delta if k not in ops and key_revs.get(k, 0) > seen_rev]
         if conflicts:
             return conflicts, {}
     resolved: dict[str, Any] = {}
@@ -125,11 +125,16 @@ def merge_keys(
             if stored != value:
                 resolved[key] = stored
             value = stored
-        if key in state and state[key] == value and type(state[key]) is type(value):
+        if _same(state, key, value):
             continue  # unchanged: what other copies read of it is still true
         state[key] = value
         key_revs[key] = new_rev
     return [], resolved
+
+
+def _same(state: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether storing ``value`` under ``key`` would leave ``state`` as it is."""
+    return key in state and state[key] == value and type(state[key]) is type(value)
 
 
 @dataclass(slots=True)
