@@ -133,3 +133,40 @@ async def test_api_server_uses_our_store(api_server) -> None:
         stored = await store.get_session(app_name="notes_app", user_id="u1", session_id="s1")
         assert stored.state == {"notes": 1, "user:note_count": 1, "user:name": "Ann"}
         assert [e.author for e in stored.events][:2] == ["user", "coordinator"]
+
+
+def test_api_server_non_finite_timestamp_is_refused_and_breaks_nothing(api_server) -> None:
+    """One request with ``"timestamp": Infinity`` used to make the session and the user's
+    session list answer 500 for good; now the event is refused and everything stays readable."""
+    base, _ = api_server
+    sids = []
+    for literal in ("Infinity", "-Infinity", "NaN"):
+        sid = f"s-{literal}"
+        sids.append(sid)
+        body = (
+            f'{{"session_id": "{sid}", "events": [{{"author": "user", "invocation_id": "i1", '
+            '"content": {"role": "user", "parts": [{"text": "hi"}]}, "timestamp": '
+            + literal + "}]}"
+        )
+        with httpx.Client(base_url=base, timeout=30) as http:
+            try:  # ADK answers our InvalidValueError with a 500 (or drops the connection)
+                refused = http.post(
+                    "/apps/notes_app/users/u/sessions", content=body,
+                    headers={"content-type": "application/json"},
+                )
+                assert refused.status_code >= 400
+            except httpx.TransportError:
+                pass
+        with httpx.Client(base_url=base, timeout=30) as http:  # a new connection
+            got = http.get(f"/apps/notes_app/users/u/sessions/{sid}")
+            assert got.status_code == 200 and got.json()["events"] == []
+            listed = http.get("/apps/notes_app/users/u/sessions")
+            assert listed.status_code == 200
+            assert sorted(s["id"] for s in listed.json()) == sorted(sids)
+    with httpx.Client(base_url=base, timeout=30) as http:
+        ok = http.post("/apps/notes_app/users/u/sessions", json={"session_id": "ok", "events": [
+            {"author": "user", "invocation_id": "i2",
+             "content": {"role": "user", "parts": [{"text": "fine"}]}, "timestamp": 1.5e9},
+        ]})
+        assert ok.status_code == 200, ok.text
+        assert len(http.get("/apps/notes_app/users/u/sessions/ok").json()["events"]) == 1
