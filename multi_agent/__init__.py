@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     DatabaseUnavailableError,
+    EventIdConflict,
     InvalidIdError,
     MultiAgentError,
     SchemaVersionError,
@@ -24,7 +25,7 @@ from .errors import (
     StateNotSerializableError,
     StoreError,
 )
-from .store import DEFAULT_DB_URL, DatabaseSessionService
+from .store import DEFAULT_DB_URL, DatabaseSessionService, StateUpdates
 
 if TYPE_CHECKING:
     from .app import build_runner
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_DB_URL",
     "DatabaseSessionService",
     "DatabaseUnavailableError",
+    "EventIdConflict",
     "InvalidIdError",
     "MultiAgentError",
     "SchemaVersionError",
@@ -40,6 +42,7 @@ __all__ = [
     "SessionNotFound",
     "StaleSession",
     "StateNotSerializableError",
+    "StateUpdates",
     "StoreError",
     "build_runner",
 ]

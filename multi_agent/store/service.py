@@ -3,17 +3,31 @@
 A drop-in ``google.adk.sessions.BaseSessionService`` for ``Runner``, ``App``, ``adk web`` and
 ``adk api_server``. What it adds to ADK's own database service:
 
-* **No lost updates**: every append is one transaction that takes the write lock first (SQLite
-  ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE``), compares the caller's revision with
-  the stored one, and merges ``app:``/``user:`` deltas key by key into what is stored *now*.
-* **Stale copies**: by default (``on_stale="raise"``) an append from a copy that is behind storage
-  raises :class:`~multi_agent.errors.StaleSession` (an ADK ``StaleSessionError``) and writes
-  nothing. With ``on_stale="merge"`` the event is applied on top of storage and the copy is
-  brought up to date (state and the events it missed).
+* **No lost updates, at any scope**: every append is one transaction that takes the write lock
+  first (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE``) and checks the
+  caller's copy against what is stored (``scopes.py``):
+
+  - the session itself: by default (``on_stale="raise"``) an append from a copy that is behind
+    storage raises :class:`~multi_agent.errors.StaleSession` and writes nothing. With
+    ``on_stale="merge"`` it is applied on top of storage and the copy is brought up to date
+    (state and the events it missed), unless one of the next two rules refuses it;
+  - every state key the event writes with a plain value, at every scope (session, ``user:``,
+    ``app:``): refused (``StaleSession``, reason ``keys``, in both modes) when storage wrote
+    that key after the copy read it, since the value may have been computed from the old one;
+  - atomic updates (``updates.StateUpdates``: set, increment, add_unique, remove, append) are
+    never refused: they are re-applied to the value stored now;
+  - a copy of a deleted session never writes into one re-created under its id (the marker
+    carries the session's incarnation), and in merge mode a copy loaded before a ``branch``
+    is refused (its history is another one).
+
+  What is not detected: a value computed from *another* key that changed meanwhile (write
+  skew). Keep values that must agree in one key, or write them with atomic updates.
 * **Idempotent appends**: appending an event whose id is already stored is a no-op, so a retry
-  after a lost acknowledgement cannot duplicate it.
-* **Strict state**: a value that is not plain JSON raises before anything is written (ADK
-  stringifies it with a warning).
+  after a lost acknowledgement cannot duplicate it; a *different* event under a stored id is
+  refused (:class:`~multi_agent.errors.EventIdConflict`).
+* **Strict values**: a state value that is not plain JSON, and a NaN or infinity anywhere in an
+  event (its timestamp included), raise before anything is written (ADK stringifies the
+  first with a warning and stores the second as an unreadable row).
 * **Speed**: one thread hop per operation on SQLite and a fast event decoder (see ``codec.py``).
 * **Who said what to whom**: each event row records its run, source, target, agent path,
   message type, sequence number and token usage (see ``schema.py``).
@@ -77,8 +91,12 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             ``postgresql+asyncpg://user:pw@host/db`` (needs the ``postgres`` extra).
             Defaults to ``./multi_agent_data.db`` when no engine is given.
         db_engine: an existing ``AsyncEngine`` to use instead of a URL (left open by close()).
-        on_stale: ``"raise"`` (default): appending from a copy that is behind storage raises
-            ``StaleSession`` and writes nothing. ``"merge"``: apply it on top of storage.
+        on_stale: ``"raise"`` (default): appending from a copy of a session that another
+            writer appended to since raises ``StaleSession`` and writes nothing. ``"merge"``:
+            apply it on top of storage when none of the keys it writes changed since the
+            copy read them (atomic updates always merge); a plain write of a key changed
+            since is refused in both modes: merge never writes a value computed from an
+            outdated read of that key.
         sqlite_synchronous: SQLite ``PRAGMA synchronous``; ``FULL`` (default) makes every
             acknowledged append survive power loss, ``NORMAL`` survives process crashes only.
         sqlite_busy_timeout: seconds a SQLite writer waits for another process's lock.
