@@ -8,7 +8,10 @@ runs inside one transaction. How it gets there depends on the database:
   aiosqlite every statement is its own hop, ~20 per append; ADK's service spends most of its
   4 ms an append there.) WAL, ``synchronous=FULL`` by default (an acknowledged write survives
   power loss), a 30 s busy timeout, foreign keys on, and writes start with ``BEGIN IMMEDIATE``
-  so that the compare-and-swap that follows cannot race another process.
+  so that the compare-and-swap that follows cannot race another process. ``journal_size_limit``
+  (SQLITE_WAL_LIMIT_BYTES) cuts the ``-wal`` back after a long reader let it grow. Before every
+  transaction one ``os.stat`` checks that the path still names the file the connections opened
+  (deleted or replaced under a running service: ``DatabaseUnavailableError``, see _retire).
 * **PostgreSQL** (asyncpg) and any injected ``AsyncEngine``: ``AsyncConnection.run_sync`` runs
   the same function, each statement awaiting the driver; writes lock rows ``FOR UPDATE``.
 """
@@ -38,6 +41,16 @@ T = TypeVar("T")
 __all__ = ["Backend", "open_backend", "redact"]
 
 SQLITE_WORKERS = 4
+
+SQLITE_WAL_LIMIT_BYTES = 8 * 1024 * 1024
+"""``PRAGMA journal_size_limit`` on every SQLite connection: the size the ``-wal`` is cut back
+to when SQLite restarts it. A read transaction held open elsewhere (another process's
+``BEGIN; SELECT``) keeps checkpoints from restarting the log, so appends grow it without bound
+meanwhile (3,000 appends: ~100 MB); SQLite never shrinks the file by itself unless this is set
+(the default, -1, keeps it at its largest until the last connection closes). With it, measured:
+once the reader ends, the first commit checkpoints the whole log and the second restarts it and
+truncates it to this size. Override with ``open_backend(sqlite_wal_limit_bytes=...)``; -1: no
+limit."""
 
 
 def redact(url: str | URL) -> str:
@@ -81,7 +94,14 @@ class Backend:
         )
         self._local = threading.local()
         self._conns: list[Connection] = []
-        self._conns_lock = threading.Lock()
+        self._conns_lock = threading.Lock()  # guards _conns, _active, _identity*, _lost
+        # The file's identity, (st_dev, st_ino), from when the first connection opened it
+        # (that connection may be what creates it); every transaction compares the path's
+        # against it. None: not recorded yet, or not a file we can stat (memory, a URI).
+        self._identity: tuple[int, int] | None = None
+        self._identity_known = sqlite_path is None
+        self._active = 0  # transactions between their entry check and their end
+        self._lost: tuple[str, str] | None = None  # (message, cause) once the file is gone
         self.locks_rows = self.dialect in ("postgresql", "mysql", "mariadb")
         from sqlalchemy import bindparam
 
@@ -145,34 +165,161 @@ class Backend:
         Checking a connection out of the pool and back costs ~300 µs a call, three times the
         statements of an append, so each worker thread keeps one. The transaction is begun on
         the driver (``BEGIN IMMEDIATE`` for writes) and SQLAlchemy's own bookkeeping follows.
+
+        On a SQLite file, every transaction first checks (one ``os.stat``, ~1.5 µs) that the
+        path still names the file the connections have open: see :meth:`_check_identity`.
         """
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            assert self.sync_engine is not None
-            conn = self.sync_engine.connect()
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
+        with self._conns_lock:
+            if self._lost is not None:
+                raise DatabaseUnavailableError(self._lost[0], cause=self._lost[1])
+            self._active += 1
         try:
-            raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            result = fn(conn)
-            if conn.in_transaction():
-                conn.commit()
-            if raw.in_transaction:
-                raw.commit()
-            return result
-        except BaseException:
+            if self._identity is not None:
+                self._check_identity()
+            conn = getattr(self._local, "conn", None)
+            if conn is None or conn.closed:
+                assert self.sync_engine is not None
+                conn = self.sync_engine.connect()
+                self._local.conn = conn
+                with self._conns_lock:
+                    self._conns.append(conn)
+                if not self._identity_known:
+                    self._record_identity()
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
             try:
+                raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                result = fn(conn)
                 if conn.in_transaction():
-                    conn.rollback()
+                    conn.commit()
                 if raw.in_transaction:
-                    raw.rollback()
-            except Exception:
-                conn.invalidate()
-                self._local.conn = None
-            raise
+                    raw.commit()
+                return result
+            except BaseException:
+                try:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    if raw.in_transaction:
+                        raw.rollback()
+                except Exception:
+                    conn.invalidate()
+                    self._local.conn = None
+                raise
+        finally:
+            with self._conns_lock:
+                self._active -= 1
+                retire = self._lost is not None and self._active == 0 and bool(self._conns)
+            if retire:
+                self._retire()
+
+    # -- the file under the connections (SQLite) --------------------------------------------
+
+    def _record_identity(self) -> None:
+        """Notes which file the first connection opened (it exists now: SQLite created it)."""
+        assert self.sqlite_path is not None
+        try:
+            st = os.stat(self.sqlite_path)
+            identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            identity = None  # e.g. a file: URI, not a plain path: no check
+        with self._conns_lock:
+            if not self._identity_known:
+                self._identity, self._identity_known = identity, True
+                return
+            recorded = self._identity
+        if recorded is not None and identity != recorded:  # replaced between two first opens
+            self._lose("deleted" if identity is None else "replaced")
+
+    def _check_identity(self) -> None:
+        """Raises, and marks the backend lost, if the path no longer names the file we opened.
+
+        SQLite itself does not notice: after ``rm data.db``, or ``mv backup.db data.db`` /
+        ``os.replace``, its open descriptors keep reading and writing the old inode, and
+        appends are acknowledged into a file that no process opening the path will see.
+        """
+        assert self.sqlite_path is not None and self._identity is not None
+        try:
+            st = os.stat(self.sqlite_path)
+        except (FileNotFoundError, NotADirectoryError):
+            self._lose("deleted")
+        except OSError:
+            return  # cannot tell (e.g. the directory lost its search permission): carry on
+        else:
+            if (st.st_dev, st.st_ino) != self._identity:
+                self._lose("replaced")
+
+    def _lose(self, cause: str) -> None:
+        path = self.sqlite_path
+        name = os.path.basename(path or "")
+        restore = (
+            f"When restoring a backup by copying or renaming it into place, first stop every "
+            f"process that uses the database, then remove the old {name}-wal and {name}-shm "
+            "files: SQLite replays a -wal left beside a restored file over it."
+        )
+        if cause == "deleted":
+            message = (
+                f"The SQLite database file {path} was deleted while this program had it open. "
+                "Nothing was written: this call and every later one of this store fail rather "
+                "than write into the deleted file, which no new process would see. Restart the "
+                "program: it then opens the file now at that path (or creates a new, empty "
+                "one); if the deletion was a mistake, restore the file from a backup before "
+                f"restarting. {restore}"
+            )
+        else:
+            message = (
+                f"The SQLite database file {path} was replaced by another file (renamed over "
+                "it, e.g. a backup restored with mv or os.replace) while this program had the "
+                "old one open. Nothing was written: this call and every later one of this store "
+                "fail rather than write into the old file, which is no longer at that path. "
+                f"Restart the program so that it opens the file now at that path. {restore} "
+                "This process empties the old file's -wal as it lets go of it; a process "
+                "killed before it noticed the replacement leaves its -wal behind, and the next "
+                "process to open the path replays it over the new file (undoing a restore): "
+                "in that case stop everything, remove the -wal/-shm and restore again."
+            )
+        with self._conns_lock:
+            if self._lost is None:
+                self._lost = (message, cause)
+            message, cause = self._lost
+        raise DatabaseUnavailableError(message, cause=cause)
+
+    def _retire(self) -> None:
+        """Empties the lost file's -wal, then closes every connection to it.
+
+        Runs once no transaction is active (none can start: the backend is lost). Measured
+        with SQLite 3.40.1: closing the last connection to a file that was deleted or renamed
+        over does *not* checkpoint or remove its ``-wal``/``-shm`` (SQLite skips the close-time
+        checkpoint when the file has moved, SQLITE_READONLY_DBMOVED); the ``-wal`` stays
+        beside the path with the old file's pages, and the next process to open the path
+        replays them over whatever file is there now: a restored backup then reads as the old
+        database, and that process's close checkpoints them into it for good. So the -wal is
+        emptied here first: ``wal_checkpoint(TRUNCATE)`` copies its pages into the old inode
+        (harmless: nothing will read it) and truncates it to 0 bytes; measured, a process that
+        opens the path afterwards, even if this one is SIGKILLed, then sees exactly the file
+        that is there. Not covered (nothing here can make it safe): a process that was killed
+        before it noticed leaves a full -wal; and a process that opened the new file while
+        this one still had the old one open shares this -wal and -shm (it sees the old pages
+        over the new file, and emptying the -wal drops what it wrote since).
+        """
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        live = [c for c in conns if not c.closed and not c.invalidated]
+        for conn in live:
+            try:
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                # Waits (at most 2 s) for a reader of the old file in another process.
+                raw.execute("PRAGMA busy_timeout=2000")
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                break  # one connection does it for all (if busy, another would wait as long)
+            except Exception:  # this connection is unusable: try the next
+                continue
+        for conn in live:
+            try:
+                conn.invalidate()  # closes the sqlite3 connection (close() would pool it)
+                conn.close()
+            except Exception:  # already lost; closing is best effort
+                pass
 
     # -- dialect differences ---------------------------------------------------------------
 
@@ -213,6 +360,17 @@ class Backend:
                     f"({original}). Another process holds a long write transaction: wait and "
                     "retry, or raise sqlite_busy_timeout.",
                     cause="locked",
+                )
+            if getattr(original, "sqlite_errorcode", None) == _SQLITE_READONLY_DBMOVED:
+                # SQLite's own check (rollback-journal mode only; in WAL mode it writes on)
+                gone = self.sqlite_path is not None and not os.path.exists(self.sqlite_path)
+                return DatabaseUnavailableError(
+                    f"The SQLite database file {self.sqlite_path or self.url} was "
+                    f"{'deleted' if gone else 'renamed or replaced'} while this program had it "
+                    f"open ({original}). Nothing was written. Restart the program so that it "
+                    "opens the file now at that path; stop every process that uses the "
+                    "database before restoring a backup.",
+                    cause="deleted" if gone else "replaced",
                 )
             if "readonly" in text or "read-only" in text:
                 return DatabaseUnavailableError(
@@ -268,9 +426,20 @@ class Backend:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Closes the pool and threads this backend created (an injected engine is left open)."""
+        """Closes the pool and threads this backend created (an injected engine is left open).
+
+        A SQLite file that was deleted or replaced since the last transaction is noticed here
+        too, so that its -wal is emptied rather than left beside the new file (see _retire).
+        """
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+            if self._identity is not None and self._lost is None:
+                try:
+                    self._check_identity()
+                except DatabaseUnavailableError:
+                    pass
+            if self._lost is not None:
+                self._retire()
             for conn in self._conns:
                 conn.close()
             self._conns.clear()
@@ -280,6 +449,8 @@ class Backend:
             if self.async_engine is not None:
                 await self.async_engine.dispose()
 
+
+_SQLITE_READONLY_DBMOVED = 1032  # SQLITE_READONLY | (4 << 8)
 
 _CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
 """Connection exceptions (class 08), admin/crash shutdown, cannot connect now, too many clients."""
@@ -328,7 +499,11 @@ def _looks_like_connection_error(exc: BaseException) -> bool:
 
 
 def _sqlite_on_connect(
-    synchronous: str, busy_timeout_ms: int, wal: bool, pragmas: dict[str, Any] | None = None
+    synchronous: str,
+    busy_timeout_ms: int,
+    wal: bool,
+    pragmas: dict[str, Any] | None = None,
+    wal_limit_bytes: int = SQLITE_WAL_LIMIT_BYTES,
 ) -> Callable[..., None]:
     extra = dict(pragmas or {})
     for name, value in extra.items():
@@ -349,6 +524,8 @@ def _sqlite_on_connect(
             except sqlite3.OperationalError:
                 pass  # read-only file: reads may still work; a write will explain itself
         cur.execute(f"PRAGMA synchronous={synchronous}")
+        if wal:
+            cur.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         for name, value in extra.items():
             cur.execute(f"PRAGMA {name}={value}")
         cur.close()
@@ -378,8 +555,11 @@ def open_backend(
     sqlite_busy_timeout: float = 30.0,
     sqlite_pragmas: dict[str, Any] | None = None,
     engine_kwargs: dict[str, Any] | None = None,
+    sqlite_wal_limit_bytes: int = SQLITE_WAL_LIMIT_BYTES,
 ) -> Backend:
     """Builds the backend for a URL or an injected engine.
+
+    ``sqlite_wal_limit_bytes``: SQLite's ``journal_size_limit`` (see SQLITE_WAL_LIMIT_BYTES).
 
     Raises:
         InvalidValueError: (a ValueError) a malformed URL, or both/neither of url and engine.
@@ -389,9 +569,18 @@ def open_backend(
         raise InvalidValueError("Give exactly one of db_url or db_engine.")
     if sqlite_synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
         raise InvalidValueError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA.")
+    if (
+        not isinstance(sqlite_wal_limit_bytes, int)
+        or isinstance(sqlite_wal_limit_bytes, bool)
+        or sqlite_wal_limit_bytes < -1
+    ):
+        raise InvalidValueError(
+            "sqlite_wal_limit_bytes must be a whole number of bytes (0 or more), or -1 for no "
+            f"limit (got {sqlite_wal_limit_bytes!r})."
+        )
     on_connect = _sqlite_on_connect(
         sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000), wal=True,
-        pragmas=sqlite_pragmas,
+        pragmas=sqlite_pragmas, wal_limit_bytes=sqlite_wal_limit_bytes,
     )
     if db_engine is not None:
         if db_engine.dialect.name == "sqlite":
