@@ -293,36 +293,19 @@ def new_session_state(*, user_name: str | None = None) -> dict[str, Any]:
 def initial_state(*, user_name: str | None = None, stored_user_state: dict[str, Any]) -> dict[
     str, Any
 ]:
-    """:func:`new_session_state` plus the ``user:`` keys the user has nothing stored for yet.
+    """:func:`new_session_state`: the state ``get_or_create_session`` creates a session with.
+
+    No ``user:`` defaults: writing them at creation would be a blind overwrite of whatever
+    another session of the user stored between reading the user's state and creating this
+    session (a lost update). Tools treat missing ``user:`` keys as empty.
 
     Args:
-        user_name: stored as ``user:user_name`` when given.
-        stored_user_state: the user's stored state (keys without the ``user:`` prefix).
+        user_name: stored as ``user:user_name`` when given (the caller says so).
+        stored_user_state: the user's stored state (keys without the ``user:`` prefix); kept
+            for callers of the old signature, no longer needed.
     """
-    from state_tools import default_preferences
-
-    state = new_session_state(user_name=user_name)
-    defaults: dict[str, Any] = {
-        "user_name": None,
-        "preferences": default_preferences(),
-        "agent_stats": {},
-    }
-    for key, value in defaults.items():
-        if key not in stored_user_state and f"user:{key}" not in state:
-            state[f"user:{key}"] = value
-    return state
-
-
-async def _stored_user_state(
-    service: BaseSessionService, *, app_name: str, user_id: str
-) -> dict[str, Any]:
-    try:
-        return dict(await service.get_user_state(app_name=app_name, user_id=user_id))
-    except NotImplementedError:
-        listed = await service.list_sessions(app_name=app_name, user_id=user_id)
-        for session in listed.sessions:
-            return {k[5:]: v for k, v in session.state.items() if k.startswith("user:")}
-        return {}
+    del stored_user_state
+    return new_session_state(user_name=user_name)
 
 
 async def get_or_create_session(
@@ -349,12 +332,11 @@ async def get_or_create_session(
         )
         if found is not None:
             return found
-    stored = await _stored_user_state(service, app_name=app_name, user_id=user_id)
     return await service.create_session(
         app_name=app_name,
         user_id=user_id,
         session_id=session_id,
-        state=initial_state(user_name=user_name, stored_user_state=stored),
+        state=new_session_state(user_name=user_name),
     )
 
 
