@@ -102,6 +102,8 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         sqlite_busy_timeout: seconds a SQLite writer waits for another process's lock.
         sqlite_pragmas: extra ``PRAGMA name=value`` for every SQLite connection (e.g.
             ``{"cache_size": -64000}``).
+        sqlite_wal_limit_bytes: SQLite ``PRAGMA journal_size_limit``: the ``-wal`` file is cut
+            back to this size after a checkpoint (default 8 MiB; -1: never cut).
         **engine_kwargs: passed to SQLAlchemy's ``create_engine``/``create_async_engine``.
     """
 
@@ -114,6 +116,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         sqlite_synchronous: str = "FULL",
         sqlite_busy_timeout: float = 30.0,
         sqlite_pragmas: dict[str, Any] | None = None,
+        sqlite_wal_limit_bytes: int | None = None,
         **engine_kwargs: Any,
     ) -> None:
         if on_stale not in ("raise", "merge"):
@@ -127,6 +130,8 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
             sqlite_busy_timeout=sqlite_busy_timeout,
             sqlite_pragmas=sqlite_pragmas,
             engine_kwargs=engine_kwargs,
+            **({} if sqlite_wal_limit_bytes is None
+               else {"sqlite_wal_limit_bytes": sqlite_wal_limit_bytes}),
         )
         self.on_stale = on_stale
         self._decoder = EventDecoder()
