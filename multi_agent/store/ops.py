@@ -221,11 +221,17 @@ def list_sessions(
 
 
 def delete_session(conn: Connection, *, app_name: str, user_id: str, session_id: str) -> bool:
-    """Deletes a session with its events and runs; False when there was none."""
+    """Deletes a session with its events and runs, and what long memory holds of it when the
+    memory tables are in this database (``memory.tables.forget_session``, also when the
+    session row is already gone); False when there was no session."""
+    from ..memory.tables import forget_session  # not at the top: the memory imports the store
+
     key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
     sql.EVENTS_DELETE(conn, **key)
     sql.RUNS_DELETE(conn, **key)
-    return bool(sql.SESSION_DELETE(conn, **key).rowcount)
+    deleted = bool(sql.SESSION_DELETE(conn, **key).rowcount)
+    forget_session(conn, **key)
+    return deleted
 
 
 # --------------------------------------------------------------------------------------------
@@ -457,9 +463,10 @@ def _check_same_event(conn: Connection, req: AppendRequest, key: dict[str, str])
     stored = sql.EVENT_BY_ID(conn, **key, event_id=req.event.id).first()
     if stored is None:
         return
-    same = stored.digest == req.digest if stored.digest is not None else (
-        stored.event_data == req.event_json
-    )
+    # The same object appended again has the same digest. An event read back from storage
+    # (its fields in another order; atomic updates already resolved in it) or a row from
+    # schema 1 (no digest) is the same when its JSON says the same.
+    same = stored.digest == req.digest or loads(stored.event_data) == loads(req.event_json)
     if not same:
         raise EventIdConflict(
             f"Session {req.session_id!r} already holds a different event with id "
