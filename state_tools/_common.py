@@ -1,16 +1,18 @@
-"""What every state tool shares: the state layout, validation and result shapes.
+"""What every state tool shares: the state layout, validation, result shapes and atomic updates.
 
 State layout (tests and tools depend on these names)::
 
     session scope   conversation_history  [{timestamp, user_input, agent_response, agent}]
-                    agent_delegations     [{timestamp, agent_name, task, status}]
+                    agent_delegations     [{id, timestamp, agent_name, task, status}]
+                                          (status "delegated", then "completed" once the
+                                          agent answered; a completed entry moves to the end)
                     session_metadata      {created_at, last_activity, total_interactions}
     user scope      user:user_name        str | None
                     user:preferences      {favorite_agent, joke_preferences, stock_watchlist,
-                                           nerd_topics}
+                                           nerd_topics}  (favorite_agent may be absent: none)
                     user:agent_stats      {agent_name: {delegations, last_used}}
                     user:conversation_log [{timestamp, session_id, user_input, agent_response,
-                                           agent}]  (the latest 20, as excerpts: what the
+                                           agent}]  (the latest 50, as excerpts: what the
                                            historian falls back on without the store)
 
 The lists are short on purpose: ADK stores a state change as the key's whole new value in the
@@ -18,9 +20,20 @@ event, so a list rewritten on every turn costs its full size in the database on 
 Every message is stored as an event anyway; the historian reads older history from the store
 (``state_tools.history``) and from long memory (ADK's ``load_memory``).
 
-Tools never mutate a stored value in place: they copy it, change the copy and assign it back,
-so the change is always a visible state delta. They never raise into the model either: bad
-arguments come back as ``{"status": "error", "error": "..."}``.
+Tools write state only through atomic updates (:class:`~multi_agent.store.updates.StateUpdates`:
+``set``, ``increment``, ``add_unique``, ``remove``, ``append`` at a path inside a key's value),
+never by copying a value, changing the copy and assigning it back. A session's copy of the
+``user:`` keys is the one loaded when its turn started; another session of the same user (a
+second chat) may have changed them since. A value computed from the copy would undo that change
+(a lost ticker), and this project's store refuses such a write (``StaleSession``: the turn
+fails). An atomic update says what the change is, and the store applies it to the value stored
+when the event is appended, under the write lock: concurrent chats of one user lose nothing and
+fail nothing. The same holds for the session keys when several writers share one session
+(``on_stale="merge"``). Each update also writes the new value through ``tool_context.state`` as
+an ordinary assignment would, so later reads in the turn see it, it is a visible state delta,
+and other session services (e.g. ADK's in-memory one) store it as a plain value. Stored values
+are never mutated in place. Tools never raise into the model either: bad arguments come back as
+``{"status": "error", "error": "..."}``.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 from google.adk.sessions.state import State
+
+from multi_agent.store.updates import StateUpdates
 
 __all__ = [
     "AGENT_DELEGATIONS",
@@ -48,7 +63,6 @@ __all__ = [
     "USER_LOG_LIMIT",
     "USER_NAME",
     "WATCHLIST_LIMIT",
-    "append_bounded",
     "as_int",
     "change_preference_list",
     "default_preferences",
@@ -59,10 +73,12 @@ __all__ = [
     "normalize_topic",
     "now_iso",
     "ok",
+    "preference_updates",
     "read_list",
     "read_mapping",
     "read_preferences",
     "touch_session",
+    "updates",
 ]
 
 # State keys.
@@ -77,7 +93,12 @@ CONVERSATION_LOG = "user:conversation_log"
 # Bounds that keep every state value small enough to rewrite on each turn.
 HISTORY_LIMIT = 20
 DELEGATION_LIMIT = 20
-USER_LOG_LIMIT = 20
+USER_LOG_LIMIT = 50
+"""Entries kept in ``user:conversation_log``. The whole log is rewritten into each turn's event:
+two ~120-character excerpts (``LOG_TEXT_LIMIT``) plus timestamp, session id and agent make an
+entry ~300-350 bytes of JSON, so a full log puts ~15-17 KB into every turn's event (50 x ~300
+bytes; measured with the offline team: ~43 KB stored per turn with a full log of 50, ~32 KB
+with 20). 50 holds the latest turns of a few concurrent chats of one user."""
 WATCHLIST_LIMIT = 50
 TOPIC_LIMIT = 30
 
@@ -153,22 +174,25 @@ def read_preferences(state: StateLike) -> dict[str, Any]:
     return prefs
 
 
-def append_bounded(items: list[Any], item: Any, limit: int) -> list[Any]:
-    """A new list: ``items`` plus ``item``, keeping only the newest ``limit`` entries."""
-    out = [*items, item]
-    return out[-limit:] if len(out) > limit else out
+def updates(context: Any) -> StateUpdates:
+    """Atomic updates through ``context`` (a ``ToolContext`` or ``CallbackContext``)."""
+    return StateUpdates(context)
 
 
-def touch_session(state: Any, *, interaction: bool = False) -> None:
-    """Updates ``session_metadata.last_activity`` (and the turn count when ``interaction``)."""
-    meta = read_mapping(state, SESSION_METADATA) or default_session_metadata()
-    meta.setdefault("created_at", now_iso())
-    meta["last_activity"] = now_iso()
-    count = meta.get("total_interactions")
-    meta["total_interactions"] = (count if isinstance(count, int) else 0) + (
-        1 if interaction else 0
-    )
-    state[SESSION_METADATA] = meta
+def touch_session(context: Any, *, interaction: bool = False) -> None:
+    """Updates ``session_metadata.last_activity`` (and the turn count when ``interaction``).
+
+    Args:
+        context: a ``ToolContext`` or ``CallbackContext`` (see :func:`updates`).
+    """
+    change = updates(context)
+    stamp = now_iso()
+    meta = context.state.get(SESSION_METADATA)
+    if not isinstance(meta, dict) or "created_at" not in meta:
+        change.set(SESSION_METADATA, ("created_at",), stamp)
+    change.set(SESSION_METADATA, ("last_activity",), stamp)
+    # A missing (or malformed) count becomes 0 even when this is not an interaction.
+    change.increment(SESSION_METADATA, ("total_interactions",), 1 if interaction else 0)
 
 
 def normalize_ticker(value: Any) -> tuple[str | None, str | None]:
@@ -224,31 +248,50 @@ def normalize_agent(value: Any, *, allowed: tuple[str, ...] = SUB_AGENTS) -> tup
     return name, None
 
 
-def change_preference_list(state: Any, key: str, item: str, *, add: bool) -> dict[str, Any]:
-    """Adds ``item`` to (or removes it from) the list preference ``key`` by reassignment.
+def change_preference_list(context: Any, key: str, item: str, *, add: bool) -> dict[str, Any]:
+    """Adds ``item`` to (or removes it from) the list preference ``key``, atomically.
 
-    Adding an item already present moves it to the end (most recent last).
+    Adding an item already present moves it to the end (most recent last). The change is an
+    ``add_unique``/``remove`` at ``(key,)`` inside ``user:preferences`` (see the module
+    docstring), so what another session of the user changed meanwhile is kept.
+
+    Args:
+        context: a ``ToolContext`` (see :func:`updates`).
 
     Returns:
         A tool result: status "ok" with ``changed`` and the new list, or status "error".
     """
-    prefs = read_preferences(state)
-    current = list(prefs[key])
+    current = list(read_preferences(context.state)[key])
     present = item in current
-    rest = [x for x in current if x != item]
     if add:
         limit = WATCHLIST_LIMIT if key == "stock_watchlist" else TOPIC_LIMIT
         if not present and len(current) >= limit:
             message = f"{key} already holds {limit} entries; remove one first."
             return error(message, **{key: current})
-        items = [*rest, item]
+        prefs = preference_updates(context).add_unique(PREFERENCES, (key,), item)
     elif not present:
         return error(f"{item!r} is not in {key}.", **{key: current})
     else:
-        items = rest
-    prefs[key] = items
-    state[PREFERENCES] = prefs
-    return ok(changed=add != present, **{key: items})
+        prefs = preference_updates(context).remove(PREFERENCES, (key,), item)
+    return ok(changed=add != present, **{key: list(prefs[key])})
+
+
+def preference_updates(context: Any) -> StateUpdates:
+    """:func:`updates` for changing ``user:preferences``, its list fields made present first.
+
+    A list field the copy lacks (the user had no preferences stored) is created empty by a
+    ``remove`` of ``None`` (which no preference list holds): a list operation on a missing value
+    starts from ``[]``, and one on a list another session filled meanwhile leaves it as it is.
+    ``favorite_agent`` has no such operation (a ``set`` to None would undo another session's
+    choice), so it is absent until set; readers use :func:`read_preferences`.
+    """
+    change = updates(context)
+    stored = context.state.get(PREFERENCES)
+    stored = stored if isinstance(stored, dict) else {}
+    for field, default in default_preferences().items():
+        if isinstance(default, list) and not isinstance(stored.get(field), list):
+            change.remove(PREFERENCES, (field,), None)
+    return change
 
 
 def as_int(value: Any, *, low: int, high: int) -> int | None:

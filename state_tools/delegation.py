@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from google.adk.tools.tool_context import ToolContext
@@ -11,15 +12,16 @@ from ._common import (
     AGENT_STATS,
     DELEGATION_LIMIT,
     PREFERENCES,
-    append_bounded,
     error,
     normalize_agent,
     now_iso,
     ok,
+    preference_updates,
     read_list,
     read_mapping,
     read_preferences,
     touch_session,
+    updates,
 )
 
 __all__ = ["get_agent_performance_stats", "set_favorite_agent", "track_agent_delegation"]
@@ -51,20 +53,16 @@ def track_agent_delegation(agent_name: str, task: str, tool_context: ToolContext
     if len(text) > _TASK_MAX:
         text = text[: _TASK_MAX - 1] + "…"
     stamp = now_iso()
-    entry = {"timestamp": stamp, "agent_name": name, "task": text, "status": "delegated"}
-    state = tool_context.state
-    state[AGENT_DELEGATIONS] = append_bounded(
-        read_list(state, AGENT_DELEGATIONS), entry, DELEGATION_LIMIT
-    )
-    stats = read_mapping(state, AGENT_STATS)
-    agent_stats = dict(stats.get(name) or {})
-    count = agent_stats.get("delegations")
-    agent_stats["delegations"] = (count if isinstance(count, int) else 0) + 1
-    agent_stats["last_used"] = stamp
-    stats[name] = agent_stats
-    state[AGENT_STATS] = stats
-    touch_session(state)
-    return ok(delegation=entry, total_delegations_to_agent=agent_stats["delegations"])
+    entry = {"id": uuid.uuid4().hex[:8], "timestamp": stamp, "agent_name": name, "task": text,
+             "status": "delegated"}
+    # Atomic updates (see _common): a concurrent chat of the user counts its delegations too.
+    change = updates(tool_context)
+    change.append(AGENT_DELEGATIONS, (), entry, keep_last=DELEGATION_LIMIT)
+    count = change.increment(AGENT_STATS, (name, "delegations"))[name]["delegations"]
+    change.set(AGENT_STATS, (name, "last_used"), stamp)
+    touch_session(tool_context)
+    shown = {k: v for k, v in entry.items() if k != "id"}
+    return ok(delegation=shown, total_delegations_to_agent=count)
 
 
 def set_favorite_agent(agent_name: str, tool_context: ToolContext) -> dict[str, Any]:
@@ -81,10 +79,8 @@ def set_favorite_agent(agent_name: str, tool_context: ToolContext) -> dict[str, 
     name, problem = normalize_agent(agent_name)
     if problem or name is None:
         return error(problem or "invalid agent name")
-    prefs = read_preferences(tool_context.state)
-    previous = prefs["favorite_agent"]
-    prefs["favorite_agent"] = name
-    tool_context.state[PREFERENCES] = prefs
+    previous = read_preferences(tool_context.state)["favorite_agent"]
+    preference_updates(tool_context).set(PREFERENCES, ("favorite_agent",), name)
     return ok(favorite_agent=name, previous=previous)
 
 

@@ -18,9 +18,11 @@ from ._common import (
     normalize_ticker,
     normalize_topic,
     ok,
+    preference_updates,
     read_list,
     read_mapping,
     read_preferences,
+    updates,
 )
 
 __all__ = [
@@ -59,18 +61,16 @@ def update_user_preferences(
     key = (preference or "").strip().lower() if isinstance(preference, str) else ""
     verb = (action or "add").strip().lower() if isinstance(action, str) else ""
     if key == "favorite_agent":
-        prefs = read_preferences(tool_context.state)
         if verb == "clear":
-            prefs["favorite_agent"] = None
+            name = None
         elif verb in ("set", "add"):
             name, problem = normalize_agent(value)
             if problem:
                 return error(problem)
-            prefs["favorite_agent"] = name
         else:
             return error(f"Unknown action {action!r} for favorite_agent; use 'set' or 'clear'.")
-        tool_context.state[PREFERENCES] = prefs
-        return ok(favorite_agent=prefs["favorite_agent"])
+        preference_updates(tool_context).set(PREFERENCES, ("favorite_agent",), name)
+        return ok(favorite_agent=name)
     normalize = _LIST_PREFERENCES.get(key)
     if normalize is None:
         return error(
@@ -82,7 +82,7 @@ def update_user_preferences(
     item, problem = normalize(value)
     if problem or item is None:
         return error(problem or "invalid value")
-    return change_preference_list(tool_context.state, key, item, add=verb == "add")
+    return change_preference_list(tool_context, key, item, add=verb == "add")
 
 
 def add_joke_preference(topic: str, tool_context: ToolContext) -> dict[str, Any]:
@@ -101,7 +101,7 @@ def add_joke_preference(topic: str, tool_context: ToolContext) -> dict[str, Any]
     item, problem = normalize_topic(topic)
     if problem or item is None:
         return error(problem or "invalid topic")
-    return change_preference_list(tool_context.state, "joke_preferences", item, add=True)
+    return change_preference_list(tool_context, "joke_preferences", item, add=True)
 
 
 def remove_joke_preference(topic: str, tool_context: ToolContext) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def remove_joke_preference(topic: str, tool_context: ToolContext) -> dict[str, A
     item, problem = normalize_topic(topic)
     if problem or item is None:
         return error(problem or "invalid topic")
-    return change_preference_list(tool_context.state, "joke_preferences", item, add=False)
+    return change_preference_list(tool_context, "joke_preferences", item, add=False)
 
 
 def set_user_name(name: str, tool_context: ToolContext) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def set_user_name(name: str, tool_context: ToolContext) -> dict[str, Any]:
     if not clean.isprintable():
         return error("A name cannot contain control characters.")
     previous = tool_context.state.get(USER_NAME)
-    tool_context.state[USER_NAME] = clean
+    updates(tool_context).set(USER_NAME, (), clean)
     return ok(user_name=clean, previous=previous)
 
 

@@ -26,7 +26,7 @@ def add_to_stock_watchlist(ticker: str, tool_context: ToolContext) -> dict[str, 
     symbol, problem = normalize_ticker(ticker)
     if problem or symbol is None:
         return error(problem or "invalid ticker")
-    result = change_preference_list(tool_context.state, "stock_watchlist", symbol, add=True)
+    result = change_preference_list(tool_context, "stock_watchlist", symbol, add=True)
     return {**result, "ticker": symbol}
 
 
@@ -43,7 +43,7 @@ def remove_from_stock_watchlist(ticker: str, tool_context: ToolContext) -> dict[
     symbol, problem = normalize_ticker(ticker)
     if problem or symbol is None:
         return error(problem or "invalid ticker")
-    result = change_preference_list(tool_context.state, "stock_watchlist", symbol, add=False)
+    result = change_preference_list(tool_context, "stock_watchlist", symbol, add=False)
     if result["status"] == "error":
         result["error"] = f"{symbol} is not on the watch list."
     return {**result, "ticker": symbol}

@@ -26,8 +26,9 @@ def test_track_agent_delegation_records_session_and_user_stats(ctx: FakeToolCont
     [entry] = ctx.state["agent_delegations"]
     assert entry["agent_name"] == "funny_nerd" and entry["task"] == "Tell a python joke"
     assert entry["status"] == "delegated" and set(entry) == {
-        "timestamp", "agent_name", "task", "status"
+        "id", "timestamp", "agent_name", "task", "status"
     }
+    assert result["delegation"] == {k: v for k, v in entry.items() if k != "id"}
     assert ctx.state["user:agent_stats"]["funny_nerd"]["delegations"] == 1
     st.track_agent_delegation("funny_nerd", "again", ctx)
     assert ctx.state["user:agent_stats"]["funny_nerd"]["delegations"] == 2

@@ -116,12 +116,14 @@ async def test_jokes_do_not_repeat_across_sessions(runner: TeamRunner) -> None:
 
 
 async def test_history_is_bounded(runner: TeamRunner) -> None:
-    filler = [{"timestamp": "t", "user_input": f"q{i}", "agent_response": "a", "agent": "x"}
-              for i in range(HISTORY_LIMIT)]
-    log = [{**e, "session_id": "gone"} for e in filler[:USER_LOG_LIMIT]]
+    def filler(count: int) -> list[dict[str, Any]]:
+        return [{"timestamp": "t", "user_input": f"q{i}", "agent_response": "a", "agent": "x"}
+                for i in range(count)]
+
+    log = [{**e, "session_id": "gone"} for e in filler(USER_LOG_LIMIT)]
     session = await runner.session_service.create_session(
         app_name=APP_NAME, user_id=USER,
-        state={"conversation_history": filler, "user:conversation_log": log},
+        state={"conversation_history": filler(HISTORY_LIMIT), "user:conversation_log": log},
     )
     long_text = "hello " + "blah " * 300
     await say(runner, USER, session.id, long_text)
@@ -132,6 +134,7 @@ async def test_history_is_bounded(runner: TeamRunner) -> None:
     assert history[-1]["user_input"] == long_text[: HISTORY_TEXT_LIMIT - 1] + "…"
     logged = state["user:conversation_log"]
     assert len(logged) == USER_LOG_LIMIT and logged[-1]["session_id"] == session.id
+    assert logged[0]["user_input"] == "q1"
     assert len(logged[-1]["user_input"]) == LOG_TEXT_LIMIT
 
 
