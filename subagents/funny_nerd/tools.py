@@ -6,6 +6,8 @@ from typing import Any
 
 from google.adk.tools.tool_context import ToolContext
 
+from multi_agent.store.updates import StateUpdates
+
 from state_tools._common import error, normalize_topic, ok, read_mapping, read_preferences
 
 from .jokes import load_jokes
@@ -69,8 +71,12 @@ def tell_joke(tool_context: ToolContext, topic: str = "") -> dict[str, Any]:
     heard = [x for x in (told.get(name) or []) if isinstance(x, str)]
     joke, exhausted = book.pick(name, heard)
     heard = [] if exhausted else heard
-    told[name] = [*heard, joke.id]
-    state[JOKES_TOLD] = told
+    # Atomic updates: two chats of the user telling jokes at once both keep their record.
+    updates = StateUpdates(tool_context)
+    if exhausted:
+        told = updates.set(JOKES_TOLD, (name,), [joke.id])
+    else:
+        told = updates.add_unique(JOKES_TOLD, (name,), joke.id)
     total = len(book.topics[name])
     return ok(
         topic=name,
