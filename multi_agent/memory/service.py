@@ -26,6 +26,27 @@ chat pick it up.
 What is remembered: the person's messages and the agents' text replies. Tool calls, tool
 results, state-only and other system events are left out, as are events of branches that a
 ``branch`` moved away from (when they are indexed from the store).
+
+Deleted and re-created sessions (the memory follows the sessions it was made from):
+
+* **Memory in the session store's database** (built from the ``DatabaseSessionService``, as
+  ``build_runner`` does, or from that database's URL): ``delete_session`` removes the session's
+  entries, their vectors and its watermark in the transaction that deletes the session
+  (``tables.forget_session``), so once the delete has returned no search finds the deleted
+  session's messages. That holds for memory tables created after the session service started
+  (by this or another process). On PostgreSQL, indexing share-locks the session row, so an
+  ``add_session_to_memory`` running at the same time as the delete cannot leave entries
+  behind. Built from the session service, the memory also refuses to index a stale copy of
+  the deleted session afterwards; built from a URL it cannot tell that copy from a session of
+  another database's store, and indexes its ``events``.
+* **Memory on another database** (built from a URL, sessions stored elsewhere): the delete
+  cannot reach it. The deleted session's entries stay searchable until :meth:`forget_session`
+  is called for it (or ``delete_memory`` for each entry), or until a session re-created under
+  the same id is added, which replaces them. Between two incarnations of one id the last one
+  added wins.
+* Either way, a session re-created under a deleted one's id is indexed afresh: the watermark
+  records the session's ``incarnation`` (a random token per creation, in the store's marker),
+  and an add for another incarnation drops the old entries and indexes from the first message.
 """
 
 from __future__ import annotations
@@ -48,6 +69,7 @@ from typing_extensions import override
 from ..errors import StoreError
 from ..store.backend import Backend, open_backend
 from ..store.facts import event_facts
+from ..store.scopes import parse_marker
 from ..store.service import DatabaseSessionService, check_id
 from . import tables as t
 from .embeddings import Embedder, MemoryConfigError, MiniLMEmbedder
@@ -95,9 +117,12 @@ class DatabaseMemoryService(BaseMemoryService):
 
     Args:
         source: the ``DatabaseSessionService`` whose engine to share (recommended: the memory
-            then indexes straight from the stored events, in SQL), or a database URL (the
-            memory opens its own engine; sessions from any session service are indexed from
-            their ``events``).
+            then indexes straight from the stored events, in SQL, and deleting a session
+            deletes its memory), or a database URL (the memory opens its own engine; sessions
+            stored in that database are indexed from the store, and their memory is deleted
+            with them; sessions from any other session service are indexed from their
+            ``events``, and their memory outlives them until :meth:`forget_session` or a
+            re-created session replaces it: see the module docstring).
         max_results: the most memories one search returns.
         max_entry_chars: the longest text one memory carries back to the model (the full
             message stays indexed up to ``tables.MAX_TEXT_CHARS``); longer text is cut at a
@@ -192,6 +217,7 @@ class DatabaseMemoryService(BaseMemoryService):
                     conn.exec_driver_sql(t.ADVISORY_LOCK)
                 for statement in t.ddl(dialect):
                     conn.exec_driver_sql(statement)
+                t.upgrade(conn)
                 return inspect(conn).has_table("ma_events")
 
             try:
@@ -223,34 +249,69 @@ class DatabaseMemoryService(BaseMemoryService):
         are copied in one ``INSERT ... SELECT`` (so a session loaded with a window of recent
         events still has all its messages indexed). Otherwise its ``events`` are indexed.
         Re-adding never duplicates: rows are unique by (app, user, session, event id).
+
+        Sessions and incarnations: the store gives each creation of a session a random
+        ``incarnation`` (carried by the session object's marker), and the memory records the
+        incarnation it indexed. When they differ (the session was deleted and re-created
+        under the same id, and the old memory survived the delete: memory on another
+        database, or a delete by an older version), the session's old entries are dropped
+        and it is indexed from its first message. A copy of a session that is no longer
+        stored in the session store this service was built from (it was deleted) is not
+        indexed: a stale copy cannot bring a deleted session's messages back.
         """
         app_name, user_id = check_id("app_name", session.app_name), check_id(
             "user_id", session.user_id
         )
         check_id("session_id", session.id)
         await self.prepare()
+        marker = parse_marker(getattr(session, "_storage_update_marker", None))
+        incarnation = marker.incarnation if marker is not None else None
         rows = list(self._rows(app_name, user_id, session.id, session.events))
         scope = t.scope_token(app_name, user_id)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session.id}
         use_store = self._has_events_table
+        # Built from the session service: a session with its marker that is not stored was
+        # deleted (with its memory, in the same transaction).
+        deleted_when_absent = self._sessions is not None and marker is not None
+        lock_session = t.SESSION_FOR_INDEXING[self._backend.dialect]
 
         def write(conn: Connection) -> int:
             """Indexes what is new; returns how many entries were added (at most)."""
             if use_store:
-                last_seq = conn.execute(t.SESSION_LAST_SEQ, key).scalar()
-                if last_seq is not None:
-                    done = conn.execute(t.INDEXED_SEQ, key).scalar() or 0
-                    added = 0
-                    if last_seq > done:
-                        added = conn.execute(
-                            t.COPY_FROM_EVENTS,
-                            {**key, "scope": scope, "after_seq": done, "upto_seq": last_seq},
-                        ).rowcount
-                        conn.execute(t.SET_INDEXED_SEQ, {**key, "seq": last_seq})
-                    return max(added, 0)
+                stored = conn.execute(lock_session, key).first()
+                if stored is not None:
+                    return index_stored(conn, stored.last_seq, stored.incarnation)
+                if deleted_when_absent:
+                    return 0
+            if incarnation is not None:
+                mark = conn.execute(t.WATERMARK, key).first()
+                if mark is None or mark.incarnation != incarnation:
+                    if mark is not None:  # entries of the deleted session this one replaces
+                        t.forget_session(conn, **key)
+                    # indexed_seq 0: events are not copied from a store for this session.
+                    conn.execute(t.SET_WATERMARK, {**key, "seq": 0, "incarnation": incarnation})
             if rows:
                 conn.execute(t.INSERT_ENTRY, rows)
             return len(rows)
+
+        def index_stored(conn: Connection, last_seq: int, stored_incarnation: str) -> int:
+            mark = conn.execute(t.WATERMARK, key).first()
+            done = 0
+            if mark is not None and mark.incarnation == stored_incarnation:
+                done = mark.indexed_seq
+            elif mark is not None:  # the watermark and entries of a deleted incarnation
+                t.forget_session(conn, **key)
+            added = 0
+            if last_seq > done:
+                added = conn.execute(
+                    t.COPY_FROM_EVENTS,
+                    {**key, "scope": scope, "after_seq": done, "upto_seq": last_seq},
+                ).rowcount
+            if mark is None or last_seq > done or mark.incarnation != stored_incarnation:
+                conn.execute(
+                    t.SET_WATERMARK, {**key, "seq": last_seq, "incarnation": stored_incarnation}
+                )
+            return max(added, 0)
 
         added = await self._backend.run(write, write=True)
         # What this call added is embedded now, plus a bounded part of any older backlog.
@@ -505,6 +566,26 @@ class DatabaseMemoryService(BaseMemoryService):
             conn.execute(t.DELETE_ENTRY, params)
 
         await self._backend.run(delete, write=True)
+
+    async def forget_session(self, *, app_name: str, user_id: str, session_id: str) -> int:
+        """Forgets everything remembered of one session: its entries, their vectors and its
+        watermark; returns how many entries. Idempotent; the session itself is not touched.
+
+        Deleting a session through a ``DatabaseSessionService`` on this database already does
+        this (in the delete's transaction); call it when the memory is on another database
+        than the sessions, which the delete cannot reach, or for sessions of another session
+        service.
+        """
+        check_id("app_name", app_name)
+        check_id("user_id", user_id)
+        check_id("session_id", session_id)
+        await self.prepare()
+        return await self._backend.run(
+            lambda conn: t.forget_session(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id
+            ),
+            write=True,
+        )
 
     async def recent_user_events(
         self,

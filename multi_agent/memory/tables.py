@@ -2,10 +2,12 @@
 
 Both dialects share the row layout of ``ma_memory_entries`` (one row per remembered human or
 agent message, unique by app, user, session and event id) and ``ma_memory_sessions`` (per
-session, the sequence number up to which the session's stored events have been indexed). The
-full-text index differs. An agent's reply is indexed with the human message it answers as
-``context`` (weighted lower than its own text), so "which wine did you suggest?" finds the reply
-that names the wines, not only the question that named "wine".
+session, the sequence number up to which the session's stored events have been indexed, and
+the ``incarnation`` of the session those entries came from: a session re-created under a
+deleted one's id has another, and is indexed afresh). The full-text index differs. An agent's
+reply is indexed with the human message it answers as ``context`` (weighted lower than its own
+text), so "which wine did you suggest?" finds the reply that names the wines, not only the
+question that named "wine".
 
 The full-text index per dialect:
 
@@ -23,21 +25,31 @@ with their entry (``ON DELETE CASCADE``).
 
 Every statement here is created with ``IF NOT EXISTS``, so setting up is idempotent; it runs in
 one write transaction (on PostgreSQL under an advisory lock, so two processes starting at once
-do not race on the catalog).
+do not race on the catalog). :func:`upgrade` then adds the columns a database made by an older
+version lacks (``ma_memory_sessions.incarnation``).
+
+The session store's ``delete_session`` calls :func:`forget_session` in its own transaction, so
+a deleted session's memory goes with it when the memory tables are in the store's database
+(whether they are is looked up cheaply, see :func:`present_tables`).
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, inspect, text
+from sqlalchemy.engine import Connection
 
 __all__ = [
     "ADVISORY_LOCK",
     "MAX_CONTEXT_CHARS",
     "MAX_TEXT_CHARS",
+    "MEMORY_TABLES",
     "ddl",
+    "forget_session",
+    "present_tables",
     "scope_token",
+    "upgrade",
 ]
 
 MAX_TEXT_CHARS = 20_000
@@ -67,9 +79,15 @@ CREATE TABLE IF NOT EXISTS ma_memory_sessions (
     user_id VARCHAR(256) NOT NULL,
     session_id VARCHAR(256) NOT NULL,
     indexed_seq BIGINT NOT NULL,
+    incarnation VARCHAR(32) NOT NULL DEFAULT '',
     PRIMARY KEY (app_name, user_id, session_id)
 )
 """
+
+# Added after the first release; ``upgrade`` adds it to older databases ('' there, which is
+# also the incarnation the store's migration gives sessions that predate schema 2).
+_INCARNATION_COLUMN = "incarnation VARCHAR(32) NOT NULL DEFAULT ''"
+
 
 def _vectors(id_type: str, bytes_type: str) -> str:
     return f"""
@@ -153,6 +171,25 @@ def ddl(dialect: str) -> list[str]:
     raise ValueError(f"The memory service supports SQLite and PostgreSQL, not {dialect!r}.")
 
 
+def upgrade(conn: Connection) -> None:
+    """Adds what ``ddl`` creates but tables made by an older version lack (idempotent; run
+    in the set-up transaction, after ``ddl``)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            f"ALTER TABLE ma_memory_sessions ADD COLUMN IF NOT EXISTS {_INCARNATION_COLUMN}"
+        )
+    elif "incarnation" not in watermark_columns(conn):
+        conn.exec_driver_sql(f"ALTER TABLE ma_memory_sessions ADD COLUMN {_INCARNATION_COLUMN}")
+
+
+def watermark_columns(conn: Connection) -> set[str]:
+    """The column names of ``ma_memory_sessions`` (empty when the table does not exist)."""
+    inspector = inspect(conn)
+    if not inspector.has_table("ma_memory_sessions"):
+        return set()
+    return {c["name"] for c in inspector.get_columns("ma_memory_sessions")}
+
+
 def scope_token(app_name: str, user_id: str) -> str:
     """One FTS5 token per (app, user): hex digits between letters no stemmer alters."""
     digest = hashlib.sha256(f"{app_name}\x00{user_id}".encode()).hexdigest()[:32]
@@ -171,13 +208,21 @@ INSERT_ENTRY = text(
     """
 )
 
-SESSION_LAST_SEQ = text(
-    "SELECT last_seq FROM ma_sessions WHERE app_name = :app_name AND user_id = :user_id "
-    "AND id = :session_id"
+# The stored session the memory indexes from. On PostgreSQL the row is share-locked (the
+# weakest lock a DELETE waits for) until the indexing commits: a concurrent delete_session
+# either waits and then removes what was indexed, or commits first and there is no row.
+# SQLite needs no lock: write transactions are serialised (BEGIN IMMEDIATE).
+_SESSION_FOR_INDEXING = (
+    "SELECT last_seq, incarnation FROM ma_sessions WHERE app_name = :app_name "
+    "AND user_id = :user_id AND id = :session_id"
 )
+SESSION_FOR_INDEXING = {
+    "sqlite": text(_SESSION_FOR_INDEXING),
+    "postgresql": text(_SESSION_FOR_INDEXING + " FOR KEY SHARE"),
+}
 
-INDEXED_SEQ = text(
-    "SELECT indexed_seq FROM ma_memory_sessions WHERE app_name = :app_name "
+WATERMARK = text(
+    "SELECT indexed_seq, incarnation FROM ma_memory_sessions WHERE app_name = :app_name "
     "AND user_id = :user_id AND session_id = :session_id"
 )
 
@@ -203,15 +248,95 @@ COPY_FROM_EVENTS = text(
     """
 )
 
-SET_INDEXED_SEQ = text(
+# The watermark only moves forward within one incarnation; another incarnation replaces it.
+SET_WATERMARK = text(
     """
-    INSERT INTO ma_memory_sessions (app_name, user_id, session_id, indexed_seq)
-    VALUES (:app_name, :user_id, :session_id, :seq)
-    ON CONFLICT (app_name, user_id, session_id) DO UPDATE SET indexed_seq =
-        CASE WHEN excluded.indexed_seq > ma_memory_sessions.indexed_seq
-             THEN excluded.indexed_seq ELSE ma_memory_sessions.indexed_seq END
+    INSERT INTO ma_memory_sessions (app_name, user_id, session_id, indexed_seq, incarnation)
+    VALUES (:app_name, :user_id, :session_id, :seq, :incarnation)
+    ON CONFLICT (app_name, user_id, session_id) DO UPDATE SET
+        indexed_seq = CASE
+            WHEN excluded.incarnation <> ma_memory_sessions.incarnation
+              OR excluded.indexed_seq > ma_memory_sessions.indexed_seq
+            THEN excluded.indexed_seq ELSE ma_memory_sessions.indexed_seq END,
+        incarnation = excluded.incarnation
     """
 )
+
+_SESSION_KEY = "app_name = :app_name AND user_id = :user_id AND session_id = :session_id"
+
+# Vectors first: ON DELETE CASCADE does it too, unless an injected SQLite engine has foreign
+# keys off.
+DELETE_SESSION_VECTORS = text(
+    "DELETE FROM ma_memory_vectors WHERE app_name = :app_name AND user_id = :user_id "
+    f"AND entry_id IN (SELECT id FROM ma_memory_entries WHERE {_SESSION_KEY})"
+)
+DELETE_SESSION_ENTRIES = text(f"DELETE FROM ma_memory_entries WHERE {_SESSION_KEY}")
+DELETE_WATERMARK = text(f"DELETE FROM ma_memory_sessions WHERE {_SESSION_KEY}")
+
+MEMORY_TABLES = ("ma_memory_entries", "ma_memory_vectors", "ma_memory_sessions")
+"""The tables that hold a session's memory (what :func:`forget_session` deletes from)."""
+
+_PRESENT = {
+    "sqlite": text(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
+        "('ma_memory_entries', 'ma_memory_vectors', 'ma_memory_sessions')"
+    ),
+    # to_regclass resolves the name like the unqualified statements do (search_path).
+    "postgresql": text(
+        "SELECT name FROM unnest(CAST(ARRAY['ma_memory_entries', 'ma_memory_vectors', "
+        "'ma_memory_sessions'] AS text[])) AS name WHERE to_regclass(name) IS NOT NULL"
+    ),
+}
+
+_PRESENT_KEY = "multi_agent.memory_tables"
+
+
+def present_tables(conn: Connection) -> frozenset[str]:
+    """Which of :data:`MEMORY_TABLES` exist in the connection's database.
+
+    Memory tables are created (by a memory service's set-up, possibly in another process, at
+    any time) and never dropped, so once all of them are seen the answer is cached on the
+    DBAPI connection (``Connection.info``, which lives as long as the pooled connection) and
+    costs nothing more. Until then every call looks again: one catalog query (SQLite:
+    ``sqlite_master``, in the schema cache; PostgreSQL: ``to_regclass``, one round trip), so
+    a memory service set up after this connection first looked is still seen.
+    """
+    info = conn.info
+    cached = info.get(_PRESENT_KEY)
+    if cached is not None:
+        return cached
+    statement = _PRESENT.get(conn.dialect.name)
+    if statement is None:  # pragma: no cover - the memory supports SQLite and PostgreSQL only
+        return frozenset()
+    found = frozenset(conn.execute(statement).scalars())
+    if len(found) == len(MEMORY_TABLES):
+        info[_PRESENT_KEY] = found
+    return found
+
+
+def forget_session(conn: Connection, *, app_name: str, user_id: str, session_id: str) -> int:
+    """Deletes a session's memory: its entries, their vectors and its watermark.
+
+    Runs in the caller's transaction (the store's ``delete_session`` calls it in the one
+    that deletes the session). A database without the memory tables is left alone (see
+    :func:`present_tables` for what that check costs).
+
+    Returns:
+        How many entries were deleted.
+    """
+    present = present_tables(conn)
+    if not present:
+        return 0
+    key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
+    if "ma_memory_vectors" in present and "ma_memory_entries" in present:
+        conn.execute(DELETE_SESSION_VECTORS, key)
+    deleted = 0
+    if "ma_memory_entries" in present:
+        deleted = max(conn.execute(DELETE_SESSION_ENTRIES, key).rowcount, 0)
+    if "ma_memory_sessions" in present:
+        conn.execute(DELETE_WATERMARK, key)
+    return deleted
+
 
 SEARCH_SQLITE = text(
     """
