@@ -18,6 +18,8 @@ from typing import Any
 
 from google.adk.tools.tool_context import ToolContext
 
+from multi_agent.models.companies import Alias, alias_in, search_aliases
+
 from ._common import (
     CONVERSATION_HISTORY,
     CONVERSATION_LOG,
@@ -214,7 +216,8 @@ async def search_conversation_history(
     Use for "what did I ask about stocks?", "did we talk about python?", "what jokes did you
     tell me last week?". Area words match the whole area: "stocks"/"prices"/"watchlist" find
     every stock_analyst exchange, "jokes" every funny_nerd one. The historian's own earlier
-    answers are left out unless the query is about the history itself.
+    answers are left out unless the query is about the history itself. A company and its
+    ticker find each other ("Nvidia" also finds "NVDA", "GOOGL" also finds "Google").
 
     Args:
         query: the subject to look for, e.g. "stocks", "AAPL", "python".
@@ -224,7 +227,10 @@ async def search_conversation_history(
     Returns:
         status "ok" with ``matches`` (up to 20, oldest first, each with timestamp,
         session_id, agent, user_input and agent_response excerpts) and ``total_matches``,
-        or status "error" for an empty query or an invalid number of days.
+        or status "error" for an empty query or an invalid number of days. When the query
+        names a company or its ticker, also ``also_searched`` (its other names and tickers)
+        and ``alias_matches`` / ``total_alias_matches``: the exchanges found only under one of
+        those, each with ``alias`` (the name or ticker it contains).
     """
     if not isinstance(query, str) or not query.strip():
         return error("A search query is required, for example 'stocks' or 'python'.")
@@ -236,8 +242,10 @@ async def search_conversation_history(
     if not words:
         return error("The search query has no usable words.")
     agents = {agent for agent, area in _AREA_WORDS.items() if words & area}
+    aliases = search_aliases(query)
     since = datetime.now(UTC) - timedelta(days=window) if window else None
     found = []
+    by_alias: list[dict[str, Any]] = []
     entries, _ = await _all_entries(tool_context)
     for entry in entries:
         if since is not None and not _after(entry.get("timestamp"), since):
@@ -246,12 +254,31 @@ async def search_conversation_history(
             continue  # earlier recaps quote everything; they are not what the user asked
         if _matches(entry, words, agents):
             found.append(entry)
+        elif aliases:
+            alias = _alias_match(entry, aliases)
+            if alias is not None:
+                by_alias.append({**_public(entry), "alias": alias})
+    extra: dict[str, Any] = {}
+    if aliases:
+        extra = {
+            "also_searched": [a.text for a in aliases],
+            "total_alias_matches": len(by_alias),
+            "alias_matches": by_alias[-_MAX_MATCHES:],
+        }
     return ok(
         query=query.strip(),
         days=window,
         total_matches=len(found),
         matches=[_public(e) for e in found[-_MAX_MATCHES:]],
+        **extra,
     )
+
+
+def _alias_match(entry: dict[str, Any], aliases: list[Alias]) -> str | None:
+    """The other name or ticker of the searched-for company that the exchange contains."""
+    text = f"{entry.get('user_input') or ''}\n{entry.get('agent_response') or ''}"
+    alias = alias_in(text, aliases)
+    return alias.text if alias is not None else None
 
 
 def _after(stamp: Any, since: datetime) -> bool:

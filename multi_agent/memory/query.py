@@ -5,7 +5,8 @@ to SQLite FTS5 as is, its ``?``, quotes, ``-``, ``*``, ``AND``/``NOT`` or an unb
 parenthesis raise a syntax error; and its words "what", "did", "I", "say", "about" would make
 every message that contains them a match. So the query is reduced to its content words:
 
-1. split into words (letters and digits of any script; everything else separates words),
+1. split into words (letters and digits of any script, and tickers such as ``BRK.B``;
+   everything else separates words),
 2. lower-cased, de-duplicated, words of English grammar and of "asking about memory"
    (say, said, remember, mention...) dropped,
 3. each remaining word is quoted for FTS5 (so no word can act as an operator) and the words are
@@ -51,7 +52,11 @@ STOP_WORDS = frozenset((_GRAMMAR + _ASKING).split())
 """Words that never become search terms: English function words and the vocabulary of asking
 about past conversations."""
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+# A word is a run of letters and digits, or a ticker with a class suffix ("BRK.B"), kept whole
+# because PostgreSQL indexes "BRK.B" as the one token 'brk.b' (SQLite FTS5 reads the quoted term
+# as the phrase "brk b", which matches it too); two letters at least before the dot, so "e.g."
+# stays two stray letters.
+_WORD = re.compile(r"[^\W\d_]{2,5}\.[^\W\d_](?!\w)|[^\W_]+", re.UNICODE)
 
 
 def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
@@ -62,8 +67,9 @@ def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
         max_terms: how many words to keep at most.
 
     Returns:
-        Words made of letters and digits only (safe to quote in any search syntax); empty when
-        the query has no content word.
+        Words made of letters and digits only, or a ticker with a class suffix such as
+        ``brk.b`` (safe to quote in any search syntax); empty when the query has no content
+        word.
 
     Example:
         >>> query_terms("What did I say about Nvidia's earnings?")

@@ -17,11 +17,14 @@ from .recall import describe_recall, read_memories
 from .replies import (
     HELP,
     describe_joke,
+    describe_last_session,
     describe_profile,
     describe_quote,
     describe_sessions,
     describe_stats,
+    describe_suggestions,
     describe_summary,
+    describe_summary_window,
     describe_watchlist_change,
     describe_watchlist_quotes,
 )
@@ -169,29 +172,52 @@ def _topic_plan(tool: str, done_text: str) -> Callable[[Args, Done], Action]:
 # -- stock_analyst ------------------------------------------------------------------------------
 
 
+def _named(companies: dict[str, str]) -> str:
+    """"Apple is AAPL." for company names the request used instead of tickers."""
+    return "; ".join(f"{name} is {ticker}" for ticker, name in companies.items()) + "."
+
+
 def _watchlist_plan(tool: str, verb: str) -> Callable[[Args, Done], Action]:
+    where = "to" if verb == "add" else "from"
+
     def run(args: Args, done: Done) -> Action:
         tickers: list[str] = args.get("tickers") or []
+        unknown: dict[str, list[str]] = args.get("unknown") or {}
+        if unknown:  # a misspelt name: ask rather than guess (nothing is changed)
+            lines = [
+                describe_suggestions(word, hints, f"{verb} {{ticker}} {where} my watchlist")
+                for word, hints in unknown.items()
+            ]
+            return Say("\n".join([*lines, "I haven't changed your watch list."]))
         if not tickers:
             return Say(f"Which ticker should I {verb}? For example '{verb} AAPL'.")
         made = done.results(tool)
         if len(made) < len(tickers):
             return Call(tool, {"ticker": tickers[len(made)]})
-        return Say(describe_watchlist_change(verb, tickers, made))
+        text = describe_watchlist_change(verb, tickers, made)
+        named = args.get("companies")
+        return Say(f"{_named(named)}\n{text}" if named else text)
 
     return run
 
 
 def plan_price(args: Args, done: Done) -> Action:
     ticker = args.get("ticker")
+    if args.get("suggestions"):
+        return Say(describe_suggestions(
+            str(args.get("unknown") or ""), list(args["suggestions"]), "price of {ticker}"
+        ))
     if not ticker:
         return Say(
-            "Which stock? Give me its ticker symbol, for example 'price of AAPL' "
-            "(I look prices up by ticker, not by company name)."
+            "Which stock? Give me its ticker symbol or the company's name, for example "
+            "'price of AAPL' or 'price of Apple' (I know the names of about 60 large US "
+            "companies; for any other, use its ticker)."
         )
     if not done.has("get_stock_price"):
         return Call("get_stock_price", {"ticker": ticker})
-    return Say(describe_quote(done.result("get_stock_price")))
+    text = describe_quote(done.result("get_stock_price"))
+    company = args.get("company")
+    return Say(f"{_named({ticker: company})} {text}" if company else text)
 
 
 def plan_watchlist_prices(args: Args, done: Done) -> Action:
@@ -259,10 +285,29 @@ def plan_history_search(args: Args, done: Done) -> Action:
     ))
 
 
+SUMMARY_TOOL = "get_conversation_summary"
+MAX_SUMMARY_ENTRIES = 50
+"""The most exchanges the summary tool returns: what "last time" and "yesterday" look at."""
+
+
 def plan_history_summary(args: Args, done: Done) -> Action:
+    days = args.get("days") or 0
+    if days:  # "what did we talk about yesterday?": the recent exchanges within the window
+        return _one_call(
+            SUMMARY_TOOL, lambda a: {"scope": "all", "max_entries": MAX_SUMMARY_ENTRIES},
+            lambda r, a: describe_summary_window(r, int(days)),
+        )(args, done)
     return _one_call(
-        "get_conversation_summary", lambda a: {"scope": "all", "max_entries": 10},
+        SUMMARY_TOOL, lambda a: {"scope": "all", "max_entries": 10},
         _from_result(describe_summary),
+    )(args, done)
+
+
+def plan_last_session(args: Args, done: Done) -> Action:
+    """"What did we talk about last time?": the latest earlier session's exchanges."""
+    return _one_call(
+        SUMMARY_TOOL, lambda a: {"scope": "all", "max_entries": MAX_SUMMARY_ENTRIES},
+        lambda r, a: describe_last_session(r, done.session_id),
     )(args, done)
 
 
@@ -275,6 +320,15 @@ def plan_greeting(args: Args, done: Done) -> Action:
     name = done.result("get_user_profile").get("user_name")
     hello = f"Hello {name}!" if name else "Hello!"
     return Say(f"{hello} {HELP}")
+
+
+def plan_set_name(args: Args, done: Done) -> Action:
+    if not args.get("name"):
+        return Say("What's your name? Say 'my name is ...' and I'll remember it.")
+    return _one_call(
+        "set_user_name", lambda a: {"name": a["name"]},
+        lambda r, a: f"Nice to meet you, {r['user_name']}! I'll remember your name.",
+    )(args, done)
 
 
 def _name_reply(result: dict[str, Any], _: Args) -> str:
@@ -306,15 +360,12 @@ PLANS: dict[str, Plan] = {
     "watchlist_prices": Plan(plan_watchlist_prices, frozenset({"get_watchlist_prices"})),
     "price": Plan(plan_price, frozenset({"get_stock_price"})),
     "history_summary": Plan(plan_history_summary, frozenset({"get_conversation_summary"})),
+    "history_last_session": Plan(plan_last_session, frozenset({"get_conversation_summary"})),
     "history_search": Plan(plan_history_search,
                            frozenset({"search_conversation_history", "get_conversation_summary"})),
     "list_sessions": Plan(_one_call("list_my_sessions", _no_args, _from_result(describe_sessions)),
                           frozenset({"list_my_sessions"})),
-    "set_name": Plan(
-        _one_call("set_user_name", lambda a: {"name": a.get("name", "")},
-                  lambda r, a: f"Nice to meet you, {r['user_name']}! I'll remember your name."),
-        frozenset({"set_user_name"}),
-    ),
+    "set_name": Plan(plan_set_name, frozenset({"set_user_name"})),
     "get_name": Plan(_one_call("get_user_profile", _no_args, _name_reply),
                      frozenset({"get_user_profile"})),
     "favorite_agent": Plan(

@@ -36,6 +36,9 @@ class Memory:
     score: float | None = None
     similar_only: bool = False
     """Found by meaning (semantic search) without containing the words asked about."""
+    alias: str | None = None
+    """Found only under another name or ticker of the company asked about (``NVDA`` for
+    "Nvidia"): ``custom_metadata["matched_alias"]`` of the historian's ``load_memory``."""
 
     @property
     def by_person(self) -> bool:
@@ -96,18 +99,22 @@ def _words(query: str) -> set[str]:
 
 def relevant_history(history: dict[str, Any], query: str) -> dict[str, Any]:
     """``history`` without matches that only matched the offline model's boilerplate reply
-    (unless the person's own message has a word of the query)."""
-    matches = history.get("matches") or []
-    words = _words(query)
-    kept = [
-        m for m in matches
-        if not _is_boilerplate(str(m.get("agent_response") or ""))
-        or any(w in str(m.get("user_input") or "").lower() for w in words)
-    ]
-    if len(kept) == len(matches):
-        return history
-    total = int(history.get("total_matches") or len(matches)) - (len(matches) - len(kept))
-    return {**history, "matches": kept, "total_matches": total}
+    (unless the person's own message has a word of the query, or the other name of the
+    company an ``alias_matches`` entry was found under)."""
+    out = dict(history)
+    for key, total_key in (("matches", "total_matches"),
+                           ("alias_matches", "total_alias_matches")):
+        matches = history.get(key) or []
+        kept = [
+            m for m in matches
+            if not _is_boilerplate(str(m.get("agent_response") or ""))
+            or any(w in str(m.get("user_input") or "").lower()
+                   for w in _words(str(m.get("alias") or query)))
+        ]
+        if len(kept) != len(matches):
+            total = int(history.get(total_key) or len(matches)) - (len(matches) - len(kept))
+            out.update({key: kept, total_key: total})
+    return out
 
 
 def read_memories(result: dict[str, Any], *, days: int = 0) -> Recalled:
@@ -140,6 +147,8 @@ def read_memories(result: dict[str, Any], *, days: int = 0) -> Recalled:
             score=meta.get("score") if isinstance(meta, dict) else None,
             similar_only=isinstance(meta, dict) and "similarity" in meta
             and "fulltext_rank" not in meta,
+            alias=str(meta["matched_alias"]) if isinstance(meta, dict)
+            and meta.get("matched_alias") else None,
         )
         when = _when(memory.timestamp)
         if since is not None and (when is None or when < since):
@@ -174,9 +183,13 @@ def _line(memory: Memory, query: str, session_id: str | None) -> str:
     said = f'on {_day(memory.timestamp)} {_where(memory, session_id)}: "{_quote(memory.text)}"'
     if memory.by_person:
         subject = f"'{query}'" if " " in query else query
+        if memory.alias:  # honest: it says the company's other name, not the one asked about
+            return f"You mentioned {memory.alias} ({subject}) {said}"
         if memory.similar_only:  # honest: the words asked about are not in it
             return f"You said something close to {subject} {said}"
         return f"You mentioned {subject} {said}"
+    if memory.alias:
+        return f"{memory.author} told you about {memory.alias} ({query}) {said}"
     return f"{memory.author} told you {said}"
 
 
@@ -199,11 +212,17 @@ def describe_recall(
     """
     window = f" in the last {days} day{'s' if days != 1 else ''}" if days else ""
     memories = recalled.memories if recalled else []
+    # What a company's other name or ticker found ("NVDA" for "Nvidia") is the answer only
+    # when the query itself found nothing in memory.
+    memories = [m for m in memories if not m.alias] or memories
     history = relevant_history(history, query) if history else history
-    if history.get("matches"):
+    if history.get("matches") or history.get("alias_matches"):
         # The stored history already lists these exchanges: add only what the person said
         # elsewhere (older than the history scan, or matched by meaning of the words).
-        asked = [str(m.get("user_input") or "").rstrip("…") for m in history["matches"]]
+        asked = [
+            str(m.get("user_input") or "").rstrip("…")
+            for m in [*(history.get("matches") or []), *(history.get("alias_matches") or [])]
+        ]
         memories = [
             m for m in memories
             if m.by_person and not any(a and m.text.startswith(a) for a in asked)
@@ -221,7 +240,7 @@ def describe_recall(
         if len(memories) > len(best):
             more = len(memories) - len(best)
             lines.append(f"(and {more} more mention{'s' if more != 1 else ''} in memory)")
-    if history.get("matches"):
+    if history.get("matches") or history.get("alias_matches"):
         lines.append(describe_search(history))
     if lines:
         return "\n".join(lines)

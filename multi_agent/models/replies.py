@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from . import companies
 
 __all__ = [
     "HELP",
     "NOT_UNDERSTOOD",
     "NOT_UNDERSTOOD_PREFIX",
     "describe_joke",
+    "describe_last_session",
     "describe_profile",
     "describe_quote",
     "describe_search",
     "describe_sessions",
     "describe_stats",
+    "describe_suggestions",
     "describe_summary",
+    "describe_summary_window",
     "describe_watchlist_change",
     "describe_watchlist_quotes",
 ]
@@ -28,7 +35,8 @@ EXAMPLES = (
     "  - jokes: 'tell me a joke about python', 'another one', 'what joke topics are there?'\n"
     "  - stocks: 'add AAPL to my watchlist', 'remove AAPL from my watchlist', "
     "'show my watchlist', 'price of AAPL', 'prices for my watchlist'\n"
-    "  - history: 'what did we talk about?', 'what did I ask about stocks last week?'\n"
+    "  - history: 'what did we talk about last time?', 'what did I ask about stocks last "
+    "week?'\n"
     "  - you: 'my name is Ada', 'set my favourite agent to historian', 'show my profile', "
     "'show my stats'"
 )
@@ -166,18 +174,116 @@ def describe_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def describe_search(result: dict[str, Any]) -> str:
-    """What was found about the query, newest last."""
+    """What was found about the query, newest last; then what was found only under another
+    name or ticker of the company asked about ("NVDA" for "Nvidia"), said as such."""
     query = result.get("query")
     days = result.get("days") or 0
     window = f" in the last {days} day{'s' if days != 1 else ''}" if days else ""
     matches = result.get("matches") or []
-    if not matches:
+    also = result.get("alias_matches") or []
+    if not matches and not also:
         return f"I found nothing about {query!r}{window} in our conversations."
-    total = result.get("total_matches") or len(matches)
-    lines = [f"I found {total} exchange{'s' if total != 1 else ''} about {query!r}{window}:"]
-    lines.extend(_exchange(e) for e in matches[-10:])
+    lines: list[str] = []
+    if matches:
+        total = result.get("total_matches") or len(matches)
+        count = f"{total} exchange{'s' if total != 1 else ''}"
+        lines.append(f"I found {count} about {query!r}{window}:")
+        lines.extend(_exchange(e) for e in matches[-10:])
+    if also:
+        total = result.get("total_alias_matches") or len(also)
+        names = _or(list(dict.fromkeys(str(e.get("alias")) for e in also)))
+        count = f"{total} exchange{'s' if total != 1 else ''}"
+        lines.append(
+            f"Under {names}, another name for {query!r}, I found {count}{window} as well:"
+            if matches else f"I found {count} about {query!r}{window} under {names}:"
+        )
+        lines.extend(_exchange(e) for e in also[-10:])
     return "\n".join(lines)
+
+
+def _when(stamp: Any) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def describe_last_session(result: dict[str, Any], session_id: str | None) -> str:
+    """"What did we talk about last time?": the exchanges of the latest earlier session, from
+    a ``get_conversation_summary`` result (``recent`` carries each exchange's session)."""
+    total = result.get("total_turns") or 0
+    recent = result.get("recent") or []
+    if not total:
+        return "I have no earlier conversation with you on record yet."
+    if session_id is None:  # this session can't be told apart: the whole recap instead
+        return describe_summary(result)
+    earlier = [e for e in recent if e.get("session_id") != session_id]
+    if not earlier:
+        if total > len(recent):
+            return (
+                f"The latest {len(recent)} exchanges I have are all from this session, so I "
+                "can't show the one before it here; ask 'what did I say about ...?' to search "
+                "every session."
+            )
+        lines = ["I have no session with you before this one on record. In this one so far:"]
+        lines.extend(_exchange(e) for e in recent[-5:])
+        return "\n".join(lines)
+    previous = earlier[-1].get("session_id")
+    rows = [e for e in recent if e.get("session_id") == previous]
+    first, last = _day(rows[0].get("timestamp")), _day(rows[-1].get("timestamp"))
+    span = first if first[:10] == last[:10] else f"{first} to {last}"
+    cut = recent[0].get("session_id") == previous and total > len(recent)
+    count = f"{len(rows)}{' or more' if cut else ''} exchange{'s' if len(rows) != 1 else ''}"
+    lines = [f"Last time ({span} UTC) we had {count}:"]
+    if len(rows) > 10:
+        lines[0] = lines[0][:-1] + "; the latest 10:"
+    lines.extend(_exchange(e) for e in rows[-10:])
+    return "\n".join(lines)
+
+
+def describe_summary_window(result: dict[str, Any], days: int) -> str:
+    """"What did we talk about yesterday?": the recent exchanges within ``days`` days."""
+    recent = result.get("recent") or []
+    total = result.get("total_turns") or 0
+    since = datetime.now(UTC) - timedelta(days=days)
+    rows = [e for e in recent if (_when(e.get("timestamp")) or since) > since]
+    window = f"in the last {days} day{'s' if days != 1 else ''}"
+    if not rows:
+        if not total:
+            return "I have no earlier conversation with you on record yet."
+        latest = _day(recent[-1].get("timestamp")) if recent else "?"
+        return f"We haven't talked {window}; our latest exchange was on {latest} UTC."
+    more = " (at least: I looked at the latest ones only)" if (
+        len(rows) == len(recent) and total > len(recent)
+    ) else ""
+    lines = [f"{window[0].upper()}{window[1:]} we had {len(rows)} "
+             f"exchange{'s' if len(rows) != 1 else ''}{more}:"]
+    if len(rows) > 10:
+        lines[0] = lines[0][:-1] + "; the latest 10:"
+    lines.extend(_exchange(e) for e in rows[-10:])
+    return "\n".join(lines)
+
+
+def describe_suggestions(asked: str, suggestions: list[str], example: str) -> str:
+    """A word that is no company or ticker I know but looks like a misspelling of some:
+    ask, and say how to get the ticker exactly as typed. ``example`` is the request with
+    ``{ticker}`` in it, e.g. ``"price of {ticker}"``."""
+    known = [companies.lookup(t) for t in suggestions]
+    labels = [c.label() if c is not None else t for c, t in zip(known, suggestions, strict=True)]
+    text = (
+        f"I don't know a stock called {asked!r}. Did you mean {_or(labels)}? "
+        f"Say '{example.format(ticker=suggestions[0])}'"
+    )
+    symbol = asked.strip().lstrip("$").upper()
+    if re.fullmatch(r"[A-Z]{1,5}(?:\.[A-Z]{1,2})?", symbol):
+        text += f", or '{example.format(ticker=symbol)}' if {symbol} is the ticker you meant"
+    return text + "."
 
 
 def describe_sessions(result: dict[str, Any]) -> str:
