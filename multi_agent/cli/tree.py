@@ -260,29 +260,30 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """``multi-agent import``: store a session document from a file or stdin."""
-    try:
-        if args.file == "-":
-            raw = sys.stdin.read()
-        else:
-            with open(args.file, encoding="utf-8") as fh:
-                raw = fh.read()
-    except OSError as exc:
-        print(f"multi-agent: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        print(f"multi-agent: {args.file} is not JSON ({exc}); expected a file written by "
-              "`multi-agent export`.", file=sys.stderr)
-        return 2
+    """``multi-agent import``: store a session document from a file or stdin.
+
+    The file is read incrementally (bounded memory whatever its size); anything wrong with
+    it is one line on stderr and a failure exit code, never a traceback.
+    """
+    import os
+
     from ..errors import SessionAlreadyExists
 
+    if args.file == "-":
+        source: Any = sys.stdin.buffer
+    else:
+        try:
+            if os.path.isdir(args.file):
+                raise IsADirectoryError(21, "Is a directory")
+            source = open(args.file, "rb")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            print(f"multi-agent: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
     try:
         result = _with_store(
             args.db,
-            lambda store: store.import_session(
-                doc, app_name=args.app, user_id=args.user, session_id=args.session
+            lambda store: store.import_session_file(
+                source, app_name=args.app, user_id=args.user, session_id=args.session
             ),
         )
     except SessionAlreadyExists as exc:
@@ -290,6 +291,9 @@ def cmd_import(args: argparse.Namespace) -> int:
               "id with --session NEW (or --user), or delete the existing session first.",
               file=sys.stderr)
         return 2
+    finally:
+        if source is not sys.stdin.buffer:
+            source.close()
     print(f"Imported session {result.session_id} of user {result.user_id} in app "
           f"{result.app_name}: {result.runs} runs, {result.events} events.")
     return 0

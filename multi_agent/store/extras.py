@@ -6,12 +6,13 @@ ready and runs one transaction on the service's backend.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import os
+from typing import IO, TYPE_CHECKING, Any
 
 from .ids import check_id, check_ids
 from .messages import DEFAULT_LIMIT, Message, query_messages
 from .runs import BranchResult, RunInfo, branch_session, list_runs
-from .transfer import ImportResult, export_session, import_session, validate_document
+from .transfer import ImportResult, export_session, import_session
 
 if TYPE_CHECKING:
     from .backend import Backend
@@ -135,6 +136,9 @@ class HistoryMixin:
     ) -> ImportResult:
         """Stores a document made by ``export_session``, in one transaction.
 
+        The document is checked in full (see ``transfer.py``): every column must be what
+        appending its events gives, every value one ``append_event`` would accept.
+
         Args:
             doc: the parsed export document.
             app_name: store it under this app instead of the document's.
@@ -145,20 +149,61 @@ class HistoryMixin:
             InvalidValueError: the document is not a valid export (nothing written).
             SessionAlreadyExists: the target session id is taken (nothing written).
         """
-        validate_document(doc)
-        app = check_id("app_name", app_name if app_name is not None else doc["app_name"])
-        user = check_id("user_id", user_id if user_id is not None else doc["user_id"])
-        sid = check_id(
-            "session_id", session_id if session_id is not None else doc["session"]["id"]
-        )
+        self._check_targets(app_name, user_id, session_id)
         await self.prepare()
         backend = self._backend
         return await backend.run(
             lambda conn: import_session(
-                conn, backend, doc, app_name=app, user_id=user, session_id=sid
+                conn, backend, doc, app_name=app_name, user_id=user_id, session_id=session_id
             ),
             write=True,
         )
+
+    async def import_session_file(
+        self,
+        source: str | os.PathLike[str] | IO[Any],
+        *,
+        app_name: str | None = None,
+        user_id: str | None = None,
+        session_id: str | None = None,
+    ) -> ImportResult:
+        """Stores an export file (a path, or a binary or text file object), in one transaction.
+
+        The file is read incrementally and its events are written in batches, so memory stays
+        bounded whatever its size. The checks and arguments are those of ``import_session``.
+        On PostgreSQL the reading runs on the event loop's thread (inside the transaction),
+        like every other store call's work there.
+
+        Raises:
+            InvalidValueError: the file cannot be read, or is not a valid export (nothing
+                written).
+            SessionAlreadyExists: the target session id is taken (nothing written).
+        """
+        import asyncio
+
+        from .transfer import import_session_file, open_source
+
+        self._check_targets(app_name, user_id, session_id)
+        opened = await asyncio.to_thread(open_source, source)
+        try:
+            await self.prepare()
+            backend = self._backend
+            return await backend.run(
+                lambda conn: import_session_file(
+                    conn, backend, opened, app_name=app_name, user_id=user_id,
+                    session_id=session_id,
+                ),
+                write=True,
+            )
+        finally:
+            opened.close()
+
+    @staticmethod
+    def _check_targets(app_name: str | None, user_id: str | None, session_id: str | None) -> None:
+        for kind, value in (("app_name", app_name), ("user_id", user_id),
+                            ("session_id", session_id)):
+            if value is not None:
+                check_id(kind, value)
 
     async def set_run_status(
         self, *, app_name: str, user_id: str, session_id: str, run_id: str, status: str,
