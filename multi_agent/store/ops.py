@@ -351,10 +351,10 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
         assert session_state is not None
         key_revs = loads(row.key_revs)
         # A current copy cannot conflict; a behind one (merge mode) must not overwrite a key
-        # written after it was loaded.
+        # written after it was loaded (one of unknown age: any key written since creation).
         conflicts, done = merge_keys(
             session_state, key_revs, req.delta.session, req.ops.session,
-            seen_rev=local_rev if stale else None, new_rev=new_rev,
+            seen_rev=(local_rev or 0) if stale else None, new_rev=new_rev,
         )
         if conflicts:
             raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
