@@ -2,8 +2,21 @@
 
 Each command group lives in its own module that exposes ``register(subparsers)``; it adds its
 sub-commands with ``set_defaults(func=...)``, where ``func(args) -> int`` runs the command and
-returns the exit code. Errors of the library (``MultiAgentError``) are printed as one clear
-line on stderr with exit code 2, never as a traceback.
+returns the exit code.
+
+Exit codes, as argparse and most command-line tools use them:
+
+* ``0`` done; ``2`` a usage error (unknown option, missing argument: argparse says which);
+* ``1`` a failure: errors of the library (``MultiAgentError``) are printed as one clear line on
+  stderr (``multi-agent: ...``), never as a traceback; :func:`fail` does the same for a
+  command's own checks;
+* ``130`` Ctrl-C; ``141`` the reader of the output went away (``multi-agent ... | head -1``):
+  the command stops quietly, like a program killed by SIGPIPE.
+
+Output: while a command runs with stdout not a terminal, rich renders wide (``$COLUMNS``, when
+set, wins), so piped tables and trees keep each row on one line and ids are never wrapped.
+Long work reports progress with :func:`multi_agent.cli.render.progress` (on stderr, only on a
+terminal).
 """
 
 from __future__ import annotations
@@ -11,10 +24,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "main"]
 
 # Command modules, in the order their commands appear in --help.
 COMMAND_MODULES = (
@@ -24,6 +38,30 @@ COMMAND_MODULES = (
 )
 
 DEFAULT_DB = "sqlite+aiosqlite:///./multi_agent_data.db"
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+
+def fail(message: str) -> int:
+    """Prints ``multi-agent: message`` on stderr; returns the failure exit code (1)."""
+    print(f"multi-agent: {message}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def version() -> str:
+    """The installed package's version."""
+    try:
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as installed
+
+        return installed("multi-agent")
+    except PackageNotFoundError:  # run from a source tree that is not installed
+        from .. import __version__
+
+        return __version__
 
 
 def default_db() -> str:
@@ -56,12 +94,38 @@ def normalise_db(value: str) -> str:
     return f"sqlite+aiosqlite:///{os.path.abspath(os.path.expanduser(value))}"
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps the description and epilog to the terminal, paragraph by paragraph, and keeps
+    indented lines (examples) exactly as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out: list[str] = []
+        for block in re.split(r"\n\s*\n", text.strip("\n")):
+            plain: list[str] = []
+            for line in [*block.splitlines(), None]:
+                verbatim = line is None or line.startswith(" ") or line.rstrip().endswith(":")
+                if verbatim and plain:
+                    out.append(super()._fill_text(" ".join(plain), width, indent))
+                    plain = []
+                if line is None:
+                    break
+                if verbatim:
+                    out.append(indent + line.rstrip())
+                else:
+                    plain.append(line.strip())
+            out.append("")
+        return "\n".join(out).rstrip("\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="multi-agent",
         description="A persistent multi-agent assistant on Google ADK, and its session store.",
-        epilog="Example: multi-agent chat --user ann",
+        epilog="Example:\n  multi-agent chat --user ann\n\n"
+        "Each command's --help has an example. Exit codes: 0 done, 1 failed, 2 usage error.",
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"multi-agent {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -71,15 +135,40 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # a command group not built yet
             raise
         module.register(sub)
+    _wrap_help(parser)
     return parser
+
+
+def _wrap_help(parser: argparse.ArgumentParser) -> None:
+    """Every (sub-)command's help is wrapped by :class:`HelpFormatter`."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                child.formatter_class = HelpFormatter
+                _wrap_help(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``multi-agent`` console script."""
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
+        return code
     except KeyboardInterrupt:  # also during the 1-2 s it takes to import ADK
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _discard_stdout() -> None:
+    """Points stdout at /dev/null, so Python's last flush at exit finds no broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (e.g. captured in a test)
+        pass
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -88,17 +177,34 @@ def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
     if hasattr(args, "db"):
         args.db = normalise_db(args.db)
+    piped = _wide_when_piped()
     try:
         return int(args.func(args) or 0)
     except MultiAgentError as exc:
-        print(f"multi-agent: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
+    finally:
+        if piped:
+            os.environ.pop("COLUMNS", None)
+
+
+def _wide_when_piped() -> bool:
+    """Sets $COLUMNS for the command when stdout is not a terminal and it is not set; True if
+    it did (the caller removes it again)."""
+    from .render import PIPE_WIDTH
+
+    try:
+        if sys.stdout.isatty() or os.environ.get("COLUMNS"):
+            return False
+    except (AttributeError, ValueError):
+        return False
+    os.environ["COLUMNS"] = str(PIPE_WIDTH)
+    return True
 
 
 if __name__ == "__main__":  # pragma: no cover

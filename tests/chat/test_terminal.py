@@ -17,6 +17,7 @@ from tests.chat._util import Terminal, read_back, texts
 pytestmark = pytest.mark.timeout(300)
 
 USER = "ann"
+GAP = r"(?:\s|\x1b\[[0-9;]*m)+"  # between two table cells: spaces and style codes
 
 
 def chat(tmp_path: Path, *extra: str, term: str = "xterm", **kw) -> Terminal:
@@ -34,7 +35,7 @@ def test_joke_quit_come_back_remembered(tmp_path: Path, term: str) -> None:
         t.type("tell me a joke about python")
         t.expect_exact("manager → funny_nerd")  # the delegation, shown as it happens
         reply = t.expect_exact("[funny_nerd]")
-        assert "tell_joke" in reply  # the tool call line (not --quiet)
+        assert "tell_joke" not in reply  # tool calls only with --verbose or /details
         t.expect_exact("remember that you like python jokes")
         t.wait_prompt()
         t.type("/quit")
@@ -52,8 +53,8 @@ def test_joke_quit_come_back_remembered(tmp_path: Path, term: str) -> None:
         t.expect_exact("I remember: you like jokes about python")
         t.wait_prompt()
         t.type("/prefs")
-        prefs = t.expect_exact('"stock_watchlist"')
-        assert '"joke_preferences": [' in prefs and '"python"' in prefs
+        t.expect_exact("Your preferences")
+        t.expect(rf"joke topics{GAP}python")
         t.wait_prompt()
         t.key("d")
         t.expect_exact("Bye. Everything is saved.")
@@ -104,11 +105,11 @@ def test_line_editing_and_history(tmp_path: Path) -> None:
         t.expect_exact("remember that you like python jokes")
         t.wait_prompt()
         t.type("/stats")
-        t.expect_exact('"delegations": 1')
+        t.expect(rf"funny_nerd{GAP}1\s")
         t.wait_prompt()
         t.child.send("\x1b[A")  # ↑ recalls "/stats"
         t.child.send("\r")
-        t.expect_exact('"delegations": 1')
+        t.expect(rf"funny_nerd{GAP}1\s")
         t.wait_prompt()
         t.type("/quit")
         code, rest = t.finish()
