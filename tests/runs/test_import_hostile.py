@@ -395,7 +395,7 @@ async def test_duplicate_ids_across_batches(
     store: DatabaseSessionService, app_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, doc = await scenario_export(store, app_name)
-    monkeypatch.setattr(transfer, "BATCH_ROWS", 2)
+    monkeypatch.setattr(transfer.replay, "BATCH_ROWS", 2)
     bad = copy.deepcopy(doc)
     first = bad["events"][1]["id"]
     bad["events"][9]["id"] = bad["events"][9]["event"]["id"] = first

@@ -178,7 +178,7 @@ async def test_import_is_one_transaction(
     store: DatabaseSessionService, app_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure after every row was written leaves no trace of the import."""
-    from multi_agent.store import transfer
+    from multi_agent.store.transfer import replay
 
     await three_turns_branch_fourth(store, app_name)
     doc = await export(store, app_name)
@@ -186,7 +186,7 @@ async def test_import_is_one_transaction(
     def fail_at_the_end(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(transfer, "ImportResult", fail_at_the_end)
+    monkeypatch.setattr(replay, "ImportResult", fail_at_the_end)
     with pytest.raises(RuntimeError, match="disk on fire"):
         await store.import_session(doc, session_id="copy")
     monkeypatch.undo()
