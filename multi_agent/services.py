@@ -17,64 +17,322 @@ same database file): full-text search, or with ``?search=hybrid`` / ``?search=se
 semantic search with the bundled sentence-embedding model (the ``[semantic]`` extra; the
 environment variable ``MULTI_AGENT_MEMORY_SEARCH`` does the same).
 
+Options: the constructors' options go in the URI's query, e.g.
+``multi-agent+postgresql://u:pw@host/db?on_stale=merge&pool_size=20`` or
+``multi-agent://?sqlite_synchronous=NORMAL``; :data:`OPTIONS` lists them (session service:
+``on_stale``; SQLite: ``sqlite_synchronous``, ``sqlite_busy_timeout``,
+``sqlite_wal_limit_bytes``; PostgreSQL: ``pool_size``, ``max_overflow``, ``pool_timeout``,
+``pool_recycle``, ``pool_pre_ping``; memory service: ``search``, ``max_results``,
+``max_entry_chars``, ``min_similarity``, ``backfill_per_search``). The driver's own
+parameters pass through (PostgreSQL: ``ssl``, ``timeout``, ``command_timeout``, ...; SQLite:
+``mode``, ``uri``, ...). An unknown option, one that does not apply to the service or the
+database, a bad value or an option given twice raises ``ValueError`` naming what is accepted,
+so ``adk web`` stops at start-up instead of running with a default.
+
 Example::
 
     adk web --session_service_uri multi-agent:// --memory_service_uri multi-agent:// .
-    adk web --session_service_uri multi-agent:// \
+    adk web --session_service_uri 'multi-agent://?on_stale=merge' \
         --memory_service_uri 'multi-agent://?search=hybrid' .
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from .store import DatabaseSessionService
 
-__all__ = ["SCHEMES", "memory_service_from_uri", "register", "session_service_from_uri"]
+__all__ = [
+    "OPTIONS",
+    "SCHEMES",
+    "UriOption",
+    "memory_service_from_uri",
+    "register",
+    "session_service_from_uri",
+]
 
 SCHEMES = ("multi-agent", "multi-agent+sqlite", "multi-agent+postgresql")
 
+SQLITE, POSTGRESQL = "sqlite", "postgresql"
+SESSION, MEMORY = "session", "memory"
+_DIALECT_NAMES = {SQLITE: "SQLite", POSTGRESQL: "PostgreSQL"}
 
-def database_url(uri: str, **kwargs: Any) -> str:
-    """The SQLAlchemy URL behind one of our :data:`SCHEMES`.
+
+# -- value parsers: a query string value -> the constructor's value, or ValueError ------------
+
+
+def _choice(*values: str, upper: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in values:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _integer(low: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip().replace("_", ""))
+        if value < low:
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _number(low: float, *, inclusive: bool = True, high: float | None = None
+            ) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not math.isfinite(value) or value < low or (value == low and not inclusive) or (
+            high is not None and value > high
+        ):
+            raise ValueError
+        return value
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError
+
+
+def _text(raw: str) -> str:
+    if not raw:
+        raise ValueError
+    return raw
+
+
+@dataclass(frozen=True)
+class UriOption:
+    """One query parameter of our URIs.
+
+    Attributes:
+        name: the parameter (the constructor's argument of that name, or the driver's).
+        services: which services take it (``session``, ``memory``).
+        dialects: on which databases it applies (``sqlite``, ``postgresql``).
+        parse: turns the query string value into the constructor's value (ValueError: bad).
+        expects: what a good value looks like, for the error message.
+        target: ``service`` (a constructor argument), ``engine`` (SQLAlchemy's engine
+            argument), ``connect`` (the driver's connect argument, typed) or ``url`` (left in
+            the database URL for the driver).
+    """
+
+    name: str
+    services: frozenset[str]
+    dialects: frozenset[str]
+    parse: Callable[[str], Any]
+    expects: str
+    target: str = "service"
+
+
+_BOTH = frozenset({SESSION, MEMORY})
+_ANY_DB = frozenset({SQLITE, POSTGRESQL})
+_SQLITE_ONLY = frozenset({SQLITE})
+_PG_ONLY = frozenset({POSTGRESQL})
+
+
+def _option(name: str, services: frozenset[str], dialects: frozenset[str],
+            parse: Callable[[str], Any], expects: str, target: str = "service") -> UriOption:
+    return UriOption(name, services, dialects, parse, expects, target)
+
+
+OPTIONS: tuple[UriOption, ...] = (
+    # the session service
+    _option("on_stale", frozenset({SESSION}), _ANY_DB, _choice("raise", "merge"),
+            "expected raise or merge"),
+    # the memory service
+    _option("search", frozenset({MEMORY}), _ANY_DB, _choice("fulltext", "semantic", "hybrid"),
+            "not a memory search mode; expected fulltext, semantic or hybrid"),
+    _option("max_results", frozenset({MEMORY}), _ANY_DB, _integer(1),
+            "expected a whole number of memories, 1 or more"),
+    _option("max_entry_chars", frozenset({MEMORY}), _ANY_DB, _integer(1),
+            "expected a whole number of characters, 1 or more"),
+    _option("min_similarity", frozenset({MEMORY}), _ANY_DB,
+            _number(-1.0, high=1.0), "expected a cosine similarity from -1 to 1"),
+    _option("backfill_per_search", frozenset({MEMORY}), _ANY_DB, _integer(0),
+            "expected a whole number of memories, 0 or more"),
+    # SQLite (both services: each opens its own engine from a URI)
+    _option("sqlite_synchronous", _BOTH, _SQLITE_ONLY,
+            _choice("OFF", "NORMAL", "FULL", "EXTRA", upper=True),
+            "expected OFF, NORMAL, FULL or EXTRA"),
+    _option("sqlite_busy_timeout", _BOTH, _SQLITE_ONLY, _number(0.0),
+            "expected seconds, 0 or more"),
+    _option("sqlite_wal_limit_bytes", _BOTH, _SQLITE_ONLY, _integer(-1),
+            "expected a whole number of bytes, 0 or more, or -1 for no limit"),
+    # PostgreSQL: SQLAlchemy's pool
+    _option("pool_size", _BOTH, _PG_ONLY, _integer(0),
+            "expected a whole number of connections, 0 or more (0: no limit)", "engine"),
+    _option("max_overflow", _BOTH, _PG_ONLY, _integer(-1),
+            "expected a whole number of connections, 0 or more, or -1 for no limit", "engine"),
+    _option("pool_timeout", _BOTH, _PG_ONLY, _number(0.0, inclusive=False),
+            "expected seconds, more than 0", "engine"),
+    _option("pool_recycle", _BOTH, _PG_ONLY, _integer(-1),
+            "expected whole seconds, 0 or more, or -1 for never", "engine"),
+    _option("pool_pre_ping", _BOTH, _PG_ONLY, _boolean, "expected true or false", "engine"),
+    # PostgreSQL: asyncpg's connect arguments (numbers and flags typed, the rest as text)
+    _option("timeout", _BOTH, _PG_ONLY, _number(0.0, inclusive=False),
+            "expected the connect timeout in seconds, more than 0", "connect"),
+    _option("command_timeout", _BOTH, _PG_ONLY, _number(0.0, inclusive=False),
+            "expected seconds, more than 0", "connect"),
+    _option("statement_cache_size", _BOTH, _PG_ONLY, _integer(0),
+            "expected a whole number, 0 or more", "connect"),
+    _option("prepared_statement_cache_size", _BOTH, _PG_ONLY, _integer(0),
+            "expected a whole number, 0 or more", "connect"),
+    _option("direct_tls", _BOTH, _PG_ONLY, _boolean, "expected true or false", "connect"),
+    *(
+        _option(name, _BOTH, _PG_ONLY, _text, "expected a value", "url")
+        for name in ("ssl", "target_session_attrs", "host", "port", "passfile", "service",
+                     "servicefile", "krbsrvname", "gsslib")
+    ),
+    # SQLite: URI parameters of the sqlite3 driver (with uri=true)
+    *(
+        _option(name, _BOTH, _SQLITE_ONLY, _text, "expected a value", "url")
+        for name in ("uri", "mode", "cache", "vfs", "immutable", "nolock")
+    ),
+)
+"""Every query parameter our URIs accept, with where it applies."""
+
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def _takes(service: str, dialect: str) -> list[UriOption]:
+    return [o for o in OPTIONS if service in o.services and dialect in o.dialects]
+
+
+def _accepted(service: str, dialect: str) -> str:
+    ours = [o.name for o in _takes(service, dialect) if o.target in ("service", "engine")]
+    driver = [o.name for o in _takes(service, dialect) if o.target in ("connect", "url")]
+    return (
+        f"The {service} service on {_DIALECT_NAMES[dialect]} takes {', '.join(ours)}; "
+        f"and the driver's {', '.join(driver)}."
+    )
+
+
+def parse_uri(uri: str, service: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """The SQLAlchemy URL behind one of our :data:`SCHEMES` and the constructor's keyword
+    arguments from its query (see :data:`OPTIONS`).
+
+    Args:
+        uri: the ``--session_service_uri`` / ``--memory_service_uri``.
+        service: ``session`` or ``memory``.
+        **kwargs: ADK's (``agents_dir``: where ``multi-agent://`` puts its database).
 
     Raises:
-        ValueError: the URI does not use one of our schemes.
+        ValueError: not one of our schemes; an unknown option, one for another service or
+            database, a bad value, or an option given twice.
     """
     scheme, sep, rest = uri.partition("://")
     if not sep or scheme not in SCHEMES:
         raise ValueError(f"{uri!r} does not use one of the schemes {', '.join(SCHEMES)}.")
+    rest, _, query = rest.partition("?")
+    dialect = POSTGRESQL if scheme == "multi-agent+postgresql" else SQLITE
+    where = f"the {service} service URI {scheme}://..."
+    constructor: dict[str, Any] = {}
+    engine: dict[str, Any] = {}
+    connect: dict[str, Any] = {}
+    url_query: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for name, raw in parse_qsl(query, keep_blank_values=True):
+        option = _BY_NAME.get(name)
+        if option is None:
+            close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise ValueError(
+                f"Unknown option {name!r} in {where}.{hint} {_accepted(service, dialect)}"
+            )
+        if service not in option.services:
+            other = next(iter(option.services))
+            raise ValueError(
+                f"{name} is an option of the {other} service, not of the {service} service "
+                f"(in {where}). {_accepted(service, dialect)}"
+            )
+        if dialect not in option.dialects:
+            only = " and ".join(_DIALECT_NAMES[d] for d in sorted(option.dialects))
+            raise ValueError(
+                f"{name} applies to {only} only, and {where} is "
+                f"{_DIALECT_NAMES[dialect]}. {_accepted(service, dialect)}"
+            )
+        if name in seen:
+            raise ValueError(f"{name} is given twice in {where}; give it once.")
+        seen.add(name)
+        try:
+            value = option.parse(raw)
+        except ValueError:
+            raise ValueError(
+                f"Invalid value {name}={raw!r} in {where}: {option.expects}."
+            ) from None
+        if option.target == "service":
+            constructor[name] = value
+        elif option.target == "engine":
+            engine[name] = value
+        elif option.target == "connect":
+            connect[name] = value
+        else:
+            url_query.append((name, value))
+    if connect:
+        engine["connect_args"] = connect
+    if engine:
+        if service == SESSION:
+            constructor.update(engine)  # DatabaseSessionService(**engine_kwargs)
+        else:
+            constructor["engine_kwargs"] = engine
     if scheme == "multi-agent":
         base = kwargs.get("agents_dir") or os.getcwd()
         path = rest or os.path.join(os.path.abspath(base), "multi_agent_data.db")
-        return f"sqlite+aiosqlite:///{path}"
-    if scheme == "multi-agent+sqlite":
-        return f"sqlite+aiosqlite://{rest}"
-    return f"postgresql+asyncpg://{rest}"
+        url = f"sqlite+aiosqlite:///{path}"
+    elif scheme == "multi-agent+sqlite":
+        url = f"sqlite+aiosqlite://{rest}"
+    else:
+        url = f"postgresql+asyncpg://{rest}"
+    if url_query:
+        url += "?" + urlencode(url_query)
+    return url, constructor
+
+
+def database_url(uri: str, **kwargs: Any) -> str:
+    """The SQLAlchemy URL behind one of our :data:`SCHEMES` (its options checked, left out).
+
+    Raises:
+        ValueError: the URI does not use one of our schemes, or has a bad option.
+    """
+    return parse_uri(uri, SESSION, **kwargs)[0]
 
 
 def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
-    """Builds our session service from one of :data:`SCHEMES`."""
-    return DatabaseSessionService(database_url(uri, **kwargs))
+    """Builds our session service from one of :data:`SCHEMES` and its query's options.
+
+    Raises:
+        ValueError: not one of our schemes, or a bad option (see :func:`parse_uri`).
+    """
+    url, options = parse_uri(uri, SESSION, **kwargs)
+    return DatabaseSessionService(url, **options)
 
 
 def memory_service_from_uri(uri: str, **kwargs: Any) -> Any:
     """Builds our memory service from one of :data:`SCHEMES`; a ``search`` query parameter
-    (``fulltext``, ``semantic``, ``hybrid``) picks the search mode.
+    (``fulltext``, ``semantic``, ``hybrid``) picks the search mode, the others are in
+    :data:`OPTIONS`.
 
     Raises:
-        ValueError: not one of our schemes, or an unknown search mode.
+        ValueError: not one of our schemes, or a bad option (see :func:`parse_uri`).
     """
     from .memory import DatabaseMemoryService
 
-    base, _, query = uri.partition("?")
-    params = parse_qsl(query, keep_blank_values=True)
-    search = [v for k, v in params if k == "search"]
-    rest = urlencode([(k, v) for k, v in params if k != "search"])
-    url = database_url(base + ("?" + rest if rest else ""), **kwargs)
-    return DatabaseMemoryService(url, search=search[-1] if search else None)
+    url, options = parse_uri(uri, MEMORY, **kwargs)
+    return DatabaseMemoryService(url, **options)
 
 
 def register(registry: Any | None = None) -> None:

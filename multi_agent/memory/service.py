@@ -71,6 +71,7 @@ from ..store.backend import Backend, open_backend
 from ..store.facts import event_facts
 from ..store.scopes import parse_marker
 from ..store.service import DatabaseSessionService, check_id
+from ..store.tracing import count, session_attributes, traced
 from . import tables as t
 from .embeddings import Embedder, MemoryConfigError, MiniLMEmbedder
 from .query import fts5_match, query_terms, tsquery_text
@@ -195,6 +196,7 @@ class DatabaseMemoryService(BaseMemoryService):
 
     # -- set-up -----------------------------------------------------------------------------
 
+    @traced("memory.prepare", unless=lambda self: self._ready)
     async def prepare(self, *, load_model: bool = True) -> None:
         """Creates the memory tables now instead of on first use (idempotent), and loads the
         embedding model when semantic search is on.
@@ -225,6 +227,7 @@ class DatabaseMemoryService(BaseMemoryService):
         """True when no embedding model is needed, or it is loaded."""
         return self.embedder is None or self._model_loaded or not hasattr(self.embedder, "load")
 
+    @traced("memory.load_model", unless=lambda self: self.model_loaded)
     async def load_model(self) -> float:
         """Loads the embedding model now, in a worker thread (idempotent; concurrent calls
         share one load); returns the seconds this call waited (0.0 when nothing was to load).
@@ -273,6 +276,7 @@ class DatabaseMemoryService(BaseMemoryService):
     # -- writing ----------------------------------------------------------------------------
 
     @override
+    @traced("memory.add_session_to_memory", call=session_attributes)
     async def add_session_to_memory(self, session: Session) -> None:
         """Indexes the session's human and agent messages; safe to call after every turn.
 
@@ -349,6 +353,8 @@ class DatabaseMemoryService(BaseMemoryService):
         await self._embed(app_name, user_id, limit=self.backfill_per_search + added)
 
     @override
+    @traced("memory.add_events_to_memory",
+            call=lambda _self, **kw: {"multi_agent.event_count": len(kw["events"])})
     async def add_events_to_memory(
         self,
         *,
@@ -400,6 +406,8 @@ class DatabaseMemoryService(BaseMemoryService):
     # -- reading ----------------------------------------------------------------------------
 
     @override
+    @traced("memory.search_memory", result=count("rows", lambda found: found.memories),
+            call=lambda self, **_: {"multi_agent.search_mode": self.search_mode})
     async def search_memory(
         self, *, app_name: str, user_id: str, query: str
     ) -> SearchMemoryResponse:
@@ -554,6 +562,7 @@ class DatabaseMemoryService(BaseMemoryService):
                 break
         return done
 
+    @traced("memory.embed_pending", result=count("rows"))
     async def embed_pending(
         self, *, app_name: str, user_id: str,
         progress: Callable[[int, int], None] | None = None,
@@ -593,6 +602,7 @@ class DatabaseMemoryService(BaseMemoryService):
         )
 
     @override
+    @traced("memory.delete_memory")
     async def delete_memory(
         self, *, app_name: str, user_id: str, memory_id: str | None = None
     ) -> None:
@@ -612,6 +622,7 @@ class DatabaseMemoryService(BaseMemoryService):
 
         await self._backend.run(delete, write=True)
 
+    @traced("memory.forget_session", result=count("rows"))
     async def forget_session(self, *, app_name: str, user_id: str, session_id: str) -> int:
         """Forgets everything remembered of one session: its entries, their vectors and its
         watermark; returns how many entries. Idempotent; the session itself is not touched.
@@ -632,6 +643,7 @@ class DatabaseMemoryService(BaseMemoryService):
             write=True,
         )
 
+    @traced("memory.recent_user_events", result=count("rows"))
     async def recent_user_events(
         self,
         *,

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any
 from .ids import check_id, check_ids
 from .messages import DEFAULT_LIMIT, Message, query_messages
 from .runs import BranchResult, RunInfo, branch_session, list_runs
+from .tracing import count, import_attributes, traced
 from .transfer import ImportResult, export_session, import_session
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ class HistoryMixin:
     async def prepare(self) -> None:  # provided by DatabaseSessionService
         raise NotImplementedError
 
+    @traced("list_runs", result=count("run_count"))
     async def list_runs(self, *, app_name: str, user_id: str, session_id: str) -> list[RunInfo]:
         """The session's runs (one per invocation) in start order; empty for no session."""
         check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
@@ -39,6 +41,7 @@ class HistoryMixin:
             write=False,
         )
 
+    @traced("branch", result=count("run_count", lambda branched: branched.runs_on_path))
     async def branch(
         self, *, app_name: str, user_id: str, session_id: str, from_run_id: str
     ) -> BranchResult:
@@ -67,6 +70,7 @@ class HistoryMixin:
             write=True,
         )
 
+    @traced("query_messages", result=count("rows"))
     async def query_messages(
         self,
         *,
@@ -107,6 +111,7 @@ class HistoryMixin:
             write=False,
         )
 
+    @traced("export_session", result=count("event_count", lambda doc: doc["events"]))
     async def export_session(
         self, *, app_name: str, user_id: str, session_id: str
     ) -> dict[str, Any] | None:
@@ -126,6 +131,7 @@ class HistoryMixin:
             write=False,
         )
 
+    @traced("import_session", result=import_attributes)
     async def import_session(
         self,
         doc: dict[str, Any],
@@ -159,6 +165,7 @@ class HistoryMixin:
             write=True,
         )
 
+    @traced("import_session_file", result=import_attributes)
     async def import_session_file(
         self,
         source: str | os.PathLike[str] | IO[Any],
@@ -205,6 +212,7 @@ class HistoryMixin:
             if value is not None:
                 check_id(kind, value)
 
+    @traced("set_run_status", call=lambda _self, **kw: {"multi_agent.run_status": kw["status"]})
     async def set_run_status(
         self, *, app_name: str, user_id: str, session_id: str, run_id: str, status: str,
         error: str | None = None,
@@ -234,6 +242,7 @@ class HistoryMixin:
         if not found:
             raise RunNotFound(f"Session {session_id!r} has no run {run_id!r}.")
 
+    @traced("add_sub_run", call=lambda _self, **kw: {"multi_agent.run_kind": kw["kind"]})
     async def add_sub_run(
         self, *, app_name: str, user_id: str, session_id: str, run_id: str,
         parent_run_id: str, kind: str, agent: str | None = None,

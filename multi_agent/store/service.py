@@ -71,6 +71,7 @@ from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .scopes import read_scopes
 from .state import merge_scopes, split_delta
+from .tracing import append_attributes, count, traced
 from .updates import restore_pending, take_pending
 
 __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
@@ -151,6 +152,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         """``sqlite`` or ``postgresql``."""
         return self._backend.dialect
 
+    @traced("prepare", unless=lambda self: self._ready)
     async def prepare(self) -> None:
         """Creates or upgrades the schema now instead of on first use (idempotent).
 
@@ -191,6 +193,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
     # -- ADK contract ---------------------------------------------------------------------
 
     @override
+    @traced("create_session")
     async def create_session(
         self,
         *,
@@ -228,6 +231,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         return session
 
     @override
+    @traced("get_session", result=count("event_count", lambda session: session.events))
     async def get_session(
         self,
         *,
@@ -260,6 +264,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         )
 
     @override
+    @traced("list_sessions", result=count("session_count", lambda listed: listed.sessions))
     async def list_sessions(
         self, *, app_name: str, user_id: str | None = None
     ) -> ListSessionsResponse:
@@ -286,6 +291,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         return ListSessionsResponse.model_construct(sessions=sessions)
 
     @override
+    @traced("delete_session")
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
         check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
         await self.prepare()
@@ -297,6 +303,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         )
 
     @override
+    @traced("get_user_state", result=count("state_keys"))
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
         check_ids(app_name=app_name, user_id=user_id)
         await self.prepare()
@@ -305,6 +312,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         )
         return scopes.user
 
+    @traced("get_app_state", result=count("state_keys"))
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """The app-scoped state (keys without the ``app:`` prefix); empty when none."""
         check_id("app_name", app_name)
@@ -315,6 +323,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         return scopes.app
 
     @override
+    @traced("append_event", call=append_attributes)
     async def append_event(self, session: Session, event: Event) -> Event:
         """Stores ``event`` and applies it to ``session`` (see the class docstring).
 
