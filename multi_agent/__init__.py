@@ -7,6 +7,10 @@ The store is importable on its own::
 
 ``build_runner`` (the agent team on that store) is imported lazily so that using the store does
 not load the agents.
+
+Importing the package also registers the built-in offline rules model with ADK's
+``LLMRegistry`` (lazily: no agents or rule tables are loaded), so
+``LlmAgent(model="offline-rules")`` works in your own agents after ``import multi_agent``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .errors import (
     StateNotSerializableError,
     StoreError,
 )
+from .models import _registry as _offline_model  # noqa: F401  (registers "offline-rules")
 from .store import DEFAULT_DB_URL, DatabaseSessionService, StateUpdates
 
 if TYPE_CHECKING:

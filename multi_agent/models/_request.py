@@ -6,6 +6,9 @@ What the model gets from ADK, and what this module makes of it:
   sub-agent its parent (``transfer to your parent agent X``), and for the historian the current
   session's id (``The current session id is "X"``: memories of this session are told apart);
 * ``tools_dict`` and the ``transfer_to_agent`` declaration name the tools and transfer targets;
+  the function declarations in ``config.tools`` describe each tool (description, parameters),
+  and the transfer instruction describes each target (``Agent name: X`` / ``Agent
+  description: Y``): agents that are not the team's choose from these (``generic.py``);
 * ``contents`` is the whole conversation. The human's messages are ``role='user'`` text, but so
   are other agents' events after a transfer (``For context: ... [manager] called tool ...``),
   so the human's latest message is the last user text that is *not* such a relay. The agent's
@@ -21,7 +24,7 @@ from typing import Any
 from google.adk.models.llm_request import LlmRequest
 from google.genai import types
 
-__all__ = ["RequestView", "Step", "read_request"]
+__all__ = ["Param", "RequestView", "Step", "ToolSpec", "read_request"]
 
 _NAME = re.compile(r'Your internal name is "([^"]+)"')
 _PARENT = re.compile(r"transfer to your parent agent (\w+)")
@@ -30,6 +33,8 @@ _SESSION = re.compile(r'The current session id is "([^"]+)"')
 _RELAY_PREFIX = "For context:"
 _INSTRUCTION_MARK = "<<<BEGIN_SYSTEM_INSTRUCTION>>>"
 _RELAYED_TRANSFER = "called tool `transfer_to_agent`"
+# One transfer target in ADK's transfer instruction; a description runs to the next blank line.
+_TARGET = re.compile(r"^Agent name: (.+)\nAgent description: (.*(?:\n.+)*)", re.MULTILINE)
 
 
 @dataclass(slots=True)
@@ -39,6 +44,27 @@ class Step:
     name: str
     args: dict[str, Any]
     result: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of a tool, from its function declaration."""
+
+    name: str
+    type: str = "string"  # JSON schema type: string, integer, number, boolean, array, object
+    description: str = ""
+    required: bool = False
+    enum: tuple[str, ...] = ()
+    items: str = "string"  # for arrays: the items' type
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A tool the agent has, as the model is told about it."""
+
+    name: str
+    description: str = ""
+    params: tuple[Param, ...] = ()
 
 
 @dataclass(slots=True)
@@ -55,6 +81,8 @@ class RequestView:
     transfers_this_turn: int = 0
     prompt_chars: int = 0
     session_id: str | None = None
+    declarations: tuple[ToolSpec, ...] = ()
+    target_descriptions: dict[str, str] = field(default_factory=dict)
 
 
 def _instruction_text(config: types.GenerateContentConfig | None) -> str:
@@ -130,6 +158,82 @@ def _own_steps(tail: list[types.Content]) -> list[Step]:
     return steps
 
 
+def _schema_type(schema: Any) -> str:
+    """The JSON schema type of a property (``Optional[str]`` is ``anyOf`` string/null)."""
+    if not isinstance(schema, dict):
+        return "string"
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind is None:
+        for option in schema.get("anyOf") or schema.get("oneOf") or []:
+            found = _schema_type(option) if isinstance(option, dict) else None
+            if found and option.get("type") != "null":
+                return found
+        return "string"
+    return str(kind).lower()
+
+
+def _params_from_json(schema: dict[str, Any]) -> tuple[Param, ...]:
+    required = set(schema.get("required") or [])
+    out = []
+    for name, prop in (schema.get("properties") or {}).items():
+        prop = prop if isinstance(prop, dict) else {}
+        enum = prop.get("enum") or next(
+            (o.get("enum") for o in prop.get("anyOf") or [] if isinstance(o, dict)
+             and o.get("enum")), None,
+        ) or ()
+        items = prop.get("items") if isinstance(prop.get("items"), dict) else {}
+        out.append(Param(
+            name=str(name), type=_schema_type(prop), description=str(prop.get("description") or ""),
+            required=name in required, enum=tuple(str(e) for e in enum),
+            items=_schema_type(items) if items else "string",
+        ))
+    return tuple(out)
+
+
+def _params_from_schema(schema: types.Schema) -> tuple[Param, ...]:
+    required = set(schema.required or [])
+    out = []
+    for name, prop in (schema.properties or {}).items():
+        def kind(s: types.Schema | None) -> str:
+            value = getattr(s, "type", None) if s is not None else None
+            return str(getattr(value, "value", value) or "string").lower()
+
+        out.append(Param(
+            name=name, type=kind(prop), description=prop.description or "",
+            required=name in required, enum=tuple(prop.enum or ()),
+            items=kind(prop.items) if prop.items is not None else "string",
+        ))
+    return tuple(out)
+
+
+def _spec(decl: types.FunctionDeclaration) -> ToolSpec:
+    if isinstance(decl.parameters_json_schema, dict):
+        params = _params_from_json(decl.parameters_json_schema)
+    elif decl.parameters is not None:
+        params = _params_from_schema(decl.parameters)
+    else:
+        params = ()
+    return ToolSpec(name=decl.name or "", description=decl.description or "", params=params)
+
+
+def _declarations(llm_request: LlmRequest) -> tuple[ToolSpec, ...]:
+    """Every tool but ``transfer_to_agent``, from the declarations sent with the request; a tool
+    in ``tools_dict`` without one (built-in tools) is named with its description only."""
+    specs: dict[str, ToolSpec] = {}
+    for tool in (llm_request.config.tools if llm_request.config else None) or []:
+        for decl in getattr(tool, "function_declarations", None) or []:
+            if decl.name and decl.name != "transfer_to_agent":
+                specs.setdefault(decl.name, _spec(decl))
+    for name, tool in (llm_request.tools_dict or {}).items():
+        if name not in specs and name != "transfer_to_agent":
+            description = getattr(tool, "description", "")
+            specs[name] = ToolSpec(name=name, description=description if isinstance(
+                description, str) else "")
+    return tuple(specs.values())
+
+
 def read_request(llm_request: LlmRequest) -> RequestView:
     """Builds the :class:`RequestView` of ``llm_request``."""
     instruction = _instruction_text(llm_request.config)
@@ -165,4 +269,8 @@ def read_request(llm_request: LlmRequest) -> RequestView:
         transfers_this_turn=relayed + own,
         prompt_chars=chars,
         session_id=session_match.group(1) if session_match else None,
+        declarations=_declarations(llm_request),
+        target_descriptions={
+            m.group(1).strip(): " ".join(m.group(2).split()) for m in _TARGET.finditer(instruction)
+        },
     )

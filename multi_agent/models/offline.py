@@ -1,7 +1,9 @@
 """The built-in offline model: ADK ``BaseLlm`` that follows rules instead of a neural network.
 
 It is registered in ADK's ``LLMRegistry`` for names matching ``offline-.*`` (the default is
-``offline-rules``), so ``LlmAgent(model="offline-rules")`` works like any other model name.
+``offline-rules``) as soon as ``multi_agent`` is imported (``_registry.py``; this module is only
+loaded when such a model is first resolved), so ``LlmAgent(model="offline-rules")`` works like
+any other model name.
 It answers through ADK's normal flow: it emits real ``transfer_to_agent`` and tool function
 calls, ADK runs them, stores their events and state changes, and calls the model again with
 the results, exactly as with an LLM. Only the decisions are rules:
@@ -13,6 +15,13 @@ the results, exactly as with an LLM. Only the decisions are rules:
    if a sub-agent handles it, the manager first records the delegation with
    ``track_agent_delegation`` and then transfers; any other agent hands back to its parent;
 4. say plainly when the message is not understood.
+
+That is the team's path (:func:`is_team_agent`: the agent's tools are the team's). Any other
+agent, say a user's ``LlmAgent(name="helper", model="offline-rules", tools=[get_weather])``,
+is answered from its own tools instead (``generic.py``): the tool whose name, description and
+parameters share words with the message is called with arguments read from it, and the answer
+is what the tool returned. Both paths say plainly that this is rules, not an LLM, when they
+introduce themselves or don't understand.
 """
 
 from __future__ import annotations
@@ -29,14 +38,16 @@ from google.adk.models.registry import LLMRegistry
 from google.genai import types
 from typing_extensions import override
 
+from . import _registry
 from ._request import RequestView, read_request
+from .generic import decide_generic
 from .intents import classify
 from .plans import PLANS, Call, Done, Say
 from .replies import EXAMPLES, IDENTITY, NOT_UNDERSTOOD
 
-__all__ = ["OFFLINE_MODEL_NAME", "OfflineRulesModel", "decide"]
+__all__ = ["OFFLINE_MODEL_NAME", "TEAM_AGENTS", "OfflineRulesModel", "decide", "is_team_agent"]
 
-OFFLINE_MODEL_NAME = "offline-rules"
+OFFLINE_MODEL_NAME = _registry.OFFLINE_MODEL_NAME
 DELEGATION_TOOL = "track_agent_delegation"
 TRANSFER_TOOL = "transfer_to_agent"
 # A turn that has bounced between agents this often is stuck; stop and say so.
@@ -46,6 +57,26 @@ CHARS_PER_TOKEN = 4
 
 
 _INTRODUCTIONS = frozenset({"help", "greeting"})
+TEAM_AGENTS = frozenset({"manager", "funny_nerd", "stock_analyst", "historian"})
+# The tools the team's plans call; an agent whose own tools are all among these is the team's.
+TEAM_TOOLS = frozenset().union(*(plan.tools for plan in PLANS.values())) | {DELEGATION_TOOL}
+# ADK's own tools, which say nothing about whose agent it is.
+_ADK_TOOLS = frozenset({TRANSFER_TOOL, "load_memory", "preload_memory"})
+
+
+def is_team_agent(view: RequestView) -> bool:
+    """Whether ``view`` is one of the team's agents (manager, funny_nerd, stock_analyst,
+    historian, alone or in the tree), which follow the team's phrase rules.
+
+    An agent is the team's when all of its own tools (ADK's ``transfer_to_agent`` and
+    ``load_memory`` aside) are the team's tools, or, having none, when it has a team agent's
+    name and can only transfer to team agents. Anything else, including an agent that mixes
+    the team's tools with its own, is a generic agent answered from its own tools.
+    """
+    own = view.tools - _ADK_TOOLS
+    if own:
+        return own <= TEAM_TOOLS
+    return view.agent_name in TEAM_AGENTS and set(view.transfer_targets) <= TEAM_AGENTS
 
 
 def _transfer(target: str) -> Call:
@@ -76,6 +107,8 @@ def decide(view: RequestView) -> Call | Say:
             "Sorry, I couldn't work out which agent should handle that. "
             "Type 'help' for examples of what I understand."
         )
+    if not is_team_agent(view):
+        return decide_generic(view)
     match = classify(view.human_text)
     if match is None:
         return _transfer(view.parent) if view.parent in view.transfer_targets else (
@@ -111,7 +144,8 @@ def _estimate_tokens(chars: int) -> int:
 
 
 class OfflineRulesModel(BaseLlm):
-    """Offline rules model for the agent team (no network, no API key, not an LLM).
+    """Offline rules model (no network, no API key, not an LLM): the team's phrase rules for
+    the team's agents, the agent's own tools for any other agent.
 
     Example:
         >>> LlmAgent(name="manager", model=OfflineRulesModel(), ...)
@@ -165,4 +199,5 @@ class OfflineRulesModel(BaseLlm):
         )
 
 
-LLMRegistry.register(OfflineRulesModel)
+if not _registry.registered_lazily():  # else ADK resolves the lazy entry to this class itself
+    LLMRegistry.register(OfflineRulesModel)
