@@ -510,10 +510,26 @@ class ChatSession:
         elif name == "/runs":
             from .tree import render_tree
 
+            # The recent runs (about a screen); "/runs N" the last N, "/runs all" every one.
+            last: int | None = 15
+            if arg.lower() == "all":
+                last = None
+            elif arg.isdigit() and int(arg) > 0:
+                last = int(arg)
+            elif arg:
+                self.say("system", "Usage: /runs (the recent runs), /runs N (the last N) or "
+                                   "/runs all")
+                return True
             runs = await store.list_runs(
                 app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
             )
-            self.console.print(render_tree(runs, title=f"Runs of session {self.session_id}"))
+            if not runs:
+                self.say("system", "No runs in this session yet.")
+            else:
+                self.console.print(render_tree(
+                    runs, title=f"Runs of session {self.session_id}", last=last,
+                    more="/runs all shows every run, /runs N the last N",
+                ))
         elif name == "/branch":
             if not arg:
                 self.say("system", "Usage: /branch RUN_ID (see /runs)")

@@ -99,55 +99,243 @@ def head_of(runs: list[Any]) -> str | None:
     return next((r.run_id for r in runs if r.is_head), None)
 
 
-def _run_label(run: Any, head: str | None) -> Any:
-    """One tree line: id, kind, agent, status, times, event count and markers."""
+SUB_RUN_KINDS = ("delegation", "agent_tool")
+_STATUS_STYLE = {"completed": "green", "running": "cyan", "failed": "red",
+                 "cancelled": "yellow"}
+
+
+def _run_label(run: Any, head: str | None, *, day: str | None = None) -> Any:
+    """One run's text after the graph: id, head mark, status (unless completed), start, the
+    person's message, agent, event count, error.
+
+    The most useful parts come first: a line too long for the screen is cut at its end.
+    ``day`` is the date of the line above: the start shows its date only when it differs.
+    """
     from rich.text import Text
 
     style = "" if run.on_path else "dim"
-    status_style = {"completed": "green", "running": "cyan", "failed": "red",
-                    "cancelled": "yellow"}.get(run.status, "")
     label = Text(run.run_id, style=f"bold {style}".strip())
-    label.append(f"  {run.kind}", style=style)
-    label.append(f"  {run.agent or '-'}", style=f"magenta {style}".strip())
-    label.append("  ")
-    label.append(run.status, style=f"{status_style} {style}".strip())
-    started, ended = _when(run.started_at), _when(run.ended_at)
-    if ended[:10] == started[:10]:
-        ended = ended[11:]  # same day: the time is enough
-    label.append(f"  {started} → {ended}", style=style)
-    label.append(f"  {run.event_count} event{'s' if run.event_count != 1 else ''}", style=style)
     if run.run_id == head:
-        label.append("  ◀ head", style="bold yellow")
-    if not run.on_path and run.kind != "delegation":
-        label.append("  (off path: sibling branch)", style="italic dim")
+        label.append(" ◀ head", style="bold yellow")
+    if run.status != "completed":
+        label.append("  ")
+        label.append(run.status, style=f"{_STATUS_STYLE.get(run.status, '')} {style}".strip())
+    sub = run.kind in SUB_RUN_KINDS
+    if not sub:  # a sub-run starts within its run's minute
+        started = _when(run.started_at)
+        label.append("  " + (started[11:16] if started[:10] == day else started[:16]),
+                     style=style)
+    message = getattr(run, "message", None)
+    if message:
+        label.append(f"  “{' '.join(message.split())}”", style=f"italic {style}".strip())
+    if run.kind != "invocation":
+        label.append(f"  {run.kind}", style=style)
+    if not (sub and run.agent and run.run_id.startswith(f"{run.agent}@")):
+        label.append(f"  {run.agent or '-'}", style=f"magenta {style}".strip())
+    if run.kind != "agent_tool":  # an AgentTool's agent ran in a session of its own
+        count = run.event_count
+        label.append(f"  {count} event{'s' if count != 1 else ''}", style=style)
     if run.error and run.status != "completed":
-        label.append(f"  {run.error}", style="red dim")
+        label.append(f"  {' '.join(run.error.split())}", style=f"red {style}".strip())
     return label
 
 
-def render_tree(runs: list[Any], *, title: str) -> Any:
-    """A rich Tree of the runs: children under the run they continued from."""
-    from rich.tree import Tree
+class RunGraph:
+    """A session's runs drawn like ``git log --graph``: a chain of runs is a flat list.
 
-    head = head_of(runs)
-    tree = Tree(title)
-    children: dict[str | None, list[Any]] = {}
-    known = {r.run_id for r in runs}
-    for run in runs:
-        parent = run.parent_run_id if run.parent_run_id in known else None
-        children.setdefault(parent, []).append(run)
+    Each top-level run is one line (``●`` on the current path, ``○`` off it), its sub-runs
+    (delegations, AgentTool calls) one line each under it (``↪``). The path from the first run
+    to the head stays in the left column; where another branch continued from a run, a fork
+    line (``├─╮``) leads to that branch, drawn one column to the right, and then the column
+    goes on. Lines are cut to the screen's width, never wrapped.
 
-    def add(node: Any, parent: str | None) -> None:
-        for run in children.get(parent, []):
-            add(node.add(_run_label(run, head)), run.run_id)
+    With ``last``, only the last ``last`` top-level runs in drawing order (and the head's) are
+    drawn; each left-out stretch is one ``⋮`` line saying how many runs it holds, the first
+    one followed by ``more`` (how to see them).
+    """
 
-    add(tree, None)
-    return tree
+    def __init__(self, runs: list[Any], *, title: str, last: int | None = None,
+                 more: str = "") -> None:
+        self.runs = list(runs)
+        self.title = title
+        self.last = last
+        self.more = more
+
+    def groups(self) -> list[tuple[str, list[Any]]]:
+        """The drawing in order: per top-level run, its id and its rich Texts (the fork line
+        leading to it, its own line, its sub-runs' lines)."""
+        from rich.text import Text
+
+        runs = self.runs
+        head = head_of(runs)
+        by_id = {r.run_id: r for r in runs}
+
+        def top_of(run_id: str | None) -> str | None:
+            seen: set[str] = set()
+            while run_id in by_id and by_id[run_id].kind in SUB_RUN_KINDS and run_id not in seen:
+                seen.add(run_id)
+                run_id = by_id[run_id].parent_run_id
+            return run_id if run_id in by_id else None
+
+        children: dict[str | None, list[Any]] = {}
+        subs: dict[str, list[Any]] = {}
+        for run in runs:  # list_runs gives them in start order
+            if run.kind in SUB_RUN_KINDS and run.parent_run_id in by_id:
+                subs.setdefault(run.parent_run_id, []).append(run)
+            else:
+                children.setdefault(top_of(run.parent_run_id), []).append(run)
+
+        def split(kids: list[Any]) -> tuple[Any, list[Any]]:
+            """The child that continues the column (the one on the path, else the newest)
+            and the others, which branch off to the right."""
+            main = next((k for k in kids if k.on_path), kids[-1])
+            return main, [k for k in kids if k is not main]
+
+        groups: list[tuple[str, list[Any]]] = []
+        # The title shows the first day; a line shows its date only when the day changed.
+        day: list[str | None] = [_when(min(r.started_at for r in runs))[:10] if runs else None]
+        visited: set[str] = set()  # a damaged tree with a parent cycle is still drawn once
+
+        def line(prefix: str, mark: str, run: Any, mark_style: str) -> Any:
+            text = Text(prefix, style="blue")
+            text.append(mark, style=mark_style)
+            text.append(" ")
+            text.append_text(_run_label(run, head, day=day[0]))
+            day[0] = _when(run.started_at)[:10]
+            return text
+
+        def add_subs(group: list[Any], prefix: str, run_id: str, depth: int) -> None:
+            for sub in subs.get(run_id, []):
+                if sub.run_id in visited:
+                    continue
+                visited.add(sub.run_id)
+                group.append(line(prefix + "  " * depth, "↪", sub, "blue"))
+                add_subs(group, prefix, sub.run_id, depth + 1)
+
+        def chain(run: Any | None, prefix: str, fork: Any | None) -> None:
+            while run is not None and run.run_id not in visited:
+                visited.add(run.run_id)
+                kids = children.get(run.run_id, [])
+                group = [fork] if fork is not None else []
+                fork = None
+                group.append(line(prefix, "●" if run.on_path else "○", run,
+                                  "bold" if run.on_path else "dim"))
+                add_subs(group, prefix + ("│ " if kids else "  "), run.run_id, 0)
+                groups.append((run.run_id, group))
+                if not kids:
+                    return
+                main, sides = split(kids)
+                for side in sides:
+                    chain(side, prefix + "│ ", Text(prefix + "├─╮", style="blue"))
+                run = main
+
+        roots = children.get(None, [])
+        if roots:
+            main, sides = split(roots)
+            for root in sides:  # runs that continue from no run (rare): chains of their own
+                chain(root, "", None)
+                groups[-1][1].append(Text(""))
+            chain(main, "", None)
+        for run in runs:  # unreachable from a first run (a damaged parent cycle): still shown
+            if run.kind not in SUB_RUN_KINDS and run.run_id not in visited:
+                if groups:
+                    groups[-1][1].append(Text(""))
+                chain(run, "", None)
+        return groups
+
+    def lines(self) -> list[Any]:
+        """Every line (rich Texts, not yet cut to a width): title, drawing, summary."""
+        from rich.text import Text
+
+        groups = self.groups()
+        tops = [r for r in self.runs if r.kind not in SUB_RUN_KINDS]
+        title = Text(self.title, style="bold")
+        if self.runs:
+            title.append(f"  {_when(min(r.started_at for r in self.runs))[:10]}", style="dim")
+        out: list[Any] = [title]
+        keep = set(range(len(groups)))
+        if self.last is not None and len(groups) > self.last:
+            keep = set(range(len(groups) - self.last, len(groups)))
+            head = head_of(self.runs)
+            # The head stays in view, also when the newest runs are on another branch.
+            keep |= {i for i, (run_id, _) in enumerate(groups) if run_id == head}
+        hint = self.more
+        i = 0
+        while i < len(groups):
+            if i in keep:
+                out += groups[i][1]
+                i += 1
+                continue
+            start = i
+            while i < len(groups) and i not in keep:
+                i += 1
+            hidden = i - start
+            earlier = "earlier " if start == 0 else ""
+            out.append(Text(f"⋮ {hidden} {earlier}run{'s' if hidden != 1 else ''} not shown"
+                            + (f": {hint}" if hint else ""), style="italic"))
+            hint = ""
+        statuses: dict[str, int] = {}
+        for run in tops:
+            statuses[run.status] = statuses.get(run.status, 0) + 1
+        order = ("completed", "running", "failed", "cancelled")
+        counts = ", ".join(f"{statuses.pop(s)} {s}" for s in order if s in statuses)
+        counts += "".join(f", {n} {s}" for s, n in sorted(statuses.items()))
+        sub_count = len(self.runs) - len(tops)
+        out.append(Text(
+            f"{len(tops)} run{'s' if len(tops) != 1 else ''}" + (f" ({counts})" if counts else "")
+            + (f", {sub_count} sub-run{'s' if sub_count != 1 else ''}" if sub_count else "")
+            + " · ● current path  ○ other branch  ↪ sub-run", style="dim",
+        ))
+        return out
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        width = options.max_width
+        for text in self.lines():
+            text.no_wrap = True
+            text.overflow = "ellipsis"
+            text.truncate(width, overflow="ellipsis")
+            text.end = "\n"
+            yield text
+
+
+def render_tree(runs: list[Any], *, title: str, last: int | None = None,
+                more: str = "") -> Any:
+    """The runs as a printable graph (:class:`RunGraph`): a chain of runs is a flat list,
+    indented only where the history forks, sub-runs under their run, lines cut to the
+    screen's width. ``last``: only the last N top-level runs, after a line saying how many
+    are not shown and ``more`` (how to see them)."""
+    return RunGraph(runs, title=title, last=last, more=more)
+
+
+async def _latest_session(store: Any, args: argparse.Namespace) -> None:
+    """Without ``--session``: the user's most recently updated session (as ``state`` does).
+
+    Raises:
+        MultiAgentError: the user has no session in the app.
+    """
+    if args.session is not None:
+        return
+    from ..errors import MultiAgentError
+
+    listed = (await store.list_sessions(app_name=args.app, user_id=args.user)).sessions
+    if not listed:
+        raise MultiAgentError(
+            f"User {args.user!r} has no sessions in app {args.app!r}. Check --user, --app and "
+            "--db (multi-agent sessions --user ID lists a user's sessions)."
+        )
+    args.session = listed[-1].id
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """``multi-agent runs``: the session's run tree, or its runs as JSON."""
+    from . import EXIT_FAILURE
+    from .inspect import missing_database
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+
     async def go(store: Any) -> list[Any]:
+        await _latest_session(store, args)
         await _require_session(store, args)
         return list(
             await store.list_runs(app_name=args.app, user_id=args.user, session_id=args.session)
@@ -163,7 +351,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         console.print(f"Session {args.session} has no runs yet.")
         return 0
-    console.print(render_tree(runs, title=f"session {args.session} (user {args.user})"))
+    console.print(render_tree(
+        runs, title=f"session {args.session} (user {args.user})", last=args.last,
+        more="run without --last to see every run",
+    ))
     return 0
 
 
@@ -173,13 +364,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_branch(args: argparse.Namespace) -> int:
     """``multi-agent branch``: move the session's head to an earlier run."""
-    result = _with_store(
-        args.db,
-        lambda store: store.branch(
+    from . import EXIT_FAILURE
+    from .inspect import missing_database
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+
+    async def go(store: Any) -> Any:
+        await _latest_session(store, args)
+        return await store.branch(
             app_name=args.app, user_id=args.user, session_id=args.session,
             from_run_id=args.from_run,
-        ),
-    )
+        )
+
+    result = _with_store(args.db, go)
     path = " → ".join(result.runs_on_path)
     print(f"Session {args.session} now continues from run {result.head_run_id} (path: {path}).")
     return 0
@@ -235,13 +433,19 @@ def cmd_messages(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """``multi-agent export``: the session document to stdout or a file."""
     from ..errors import SessionNotFound
+    from . import EXIT_FAILURE
+    from .inspect import missing_database
 
-    doc = _with_store(
-        args.db,
-        lambda store: store.export_session(
+    if missing_database(args.db):
+        return EXIT_FAILURE
+
+    async def go(store: Any) -> Any:
+        await _latest_session(store, args)
+        return await store.export_session(
             app_name=args.app, user_id=args.user, session_id=args.session
-        ),
-    )
+        )
+
+    doc = _with_store(args.db, go)
     if doc is None:
         raise SessionNotFound(args.app, args.user, args.session)
     text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
@@ -316,14 +520,19 @@ def register(subparsers: Any) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser(
         "runs", help="draw a session's run tree (branches, sub-runs, the head)",
-        description="Draws the session's runs as a tree: each run under the run it continued "
-        "from, delegation sub-runs under their run, sibling branches dimmed, the head marked.",
+        description="Draws the session's runs like `git log --graph`: one line per run, a "
+        "conversation as a flat list, a fork where a branch continued from an earlier run "
+        "(that branch one column to the right), delegation sub-runs under their run, the "
+        "head marked. Lines are cut to the terminal's width.",
         epilog="Example:\n  multi-agent runs --user ann --session s1\n"
+        "  multi-agent runs --user ann --last 20\n"
         "  multi-agent runs --user ann --session s1 --json", formatter_class=fmt,
     )
     add_common(p)
     _add_app(p)
-    p.add_argument("--session", required=True, help="session id")
+    p.add_argument("--session", help="session id (default: the user's most recent session)")
+    p.add_argument("--last", type=_positive, metavar="N",
+                   help="draw only the last N runs (default: all)")
     p.add_argument("--json", action="store_true", help="print the runs as a JSON list")
     p.set_defaults(func=cmd_runs)
 
@@ -338,7 +547,7 @@ def register(subparsers: Any) -> None:
     )
     add_common(p)
     _add_app(p)
-    p.add_argument("--session", required=True, help="session id")
+    p.add_argument("--session", help="session id (default: the user's most recent session)")
     p.add_argument("--from", dest="from_run", required=True, metavar="RUN_ID",
                    help="the run to continue from (see `multi-agent runs`)")
     p.set_defaults(func=cmd_branch)
@@ -376,7 +585,7 @@ def register(subparsers: Any) -> None:
     )
     add_common(p)
     _add_app(p)
-    p.add_argument("--session", required=True, help="session id")
+    p.add_argument("--session", help="session id (default: the user's most recent session)")
     p.add_argument("-o", "--output", help="file to write (default: stdout)")
     p.set_defaults(func=cmd_export)
 

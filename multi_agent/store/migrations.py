@@ -51,10 +51,18 @@ def _v2_concurrency_columns(conn: Connection) -> None:
     _add_columns(conn, "ma_events", ("digest",))
 
 
+def _v3_fold_bookkeeping_runs(conn: Connection) -> None:
+    from .runs import fold_bookkeeping_runs
+
+    fold_bookkeeping_runs(conn)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     # (version it produces, what it does, the step). Version 1 is the initial create_all.
     (2, "per-key revisions, session incarnation, branch revision, event digests",
      _v2_concurrency_columns),
+    (3, "no runs of compaction summaries and other bookkeeping events",
+     _v3_fold_bookkeeping_runs),
 ]
 """Steps after version 1, in order. A step must be idempotent within its transaction."""
 

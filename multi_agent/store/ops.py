@@ -411,7 +411,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     last_agent = row.last_agent if author == "user" else (facts.transfer_to or author)
 
     run_id = event.invocation_id or "-"
-    _record_run(conn, req, key, row.head_run_id, run_id, seq, now, author)
+    head_run_id = _record_run(conn, req, key, row.head_run_id, run_id, seq, now, author)
 
     event_json = req.event_json
     if resolved:  # the stored event says what was stored, not what the copy computed
@@ -429,7 +429,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     update_time = max(now, row.update_time)
     session_row = dict(
         state=state_json, update_time=update_time, revision=new_rev,
-        last_seq=seq, last_agent=last_agent, head_run_id=run_id, agent_paths=paths_json,
+        last_seq=seq, last_agent=last_agent, head_run_id=head_run_id, agent_paths=paths_json,
         awaiting_seq=awaiting_seq, key_revs=key_revs_json,
     )
     if backend.dialect == "postgresql":
@@ -502,11 +502,17 @@ def _catch_up(
 def _record_run(
     conn: Connection, req: AppendRequest, key: dict[str, str], head_run_id: str | None,
     run_id: str, seq: int, now: float, author: str,
-) -> None:
-    """Writes the run's row on its first event, and a sub-run row for each delegation.
+) -> str | None:
+    """Writes the run's row on its first event, and a sub-run row for each delegation;
+    returns the session's head after the event.
 
-    The rest of a run (end, events, tokens, status) is derived from its events (``runs.py``).
+    The head moves to the event's run, except for a bookkeeping event (a compaction summary,
+    a state-only ``user`` event: ``runs.is_bookkeeping``), which belongs to no run: it creates
+    none and leaves the head where it is. The rest of a run (end, events, tokens, status) is
+    derived from its events (``runs.py``).
     """
+    from .runs import is_bookkeeping
+
     facts = req.facts
     if facts.transfer_to and facts.message_type == "tool_result":
         sql.RUN_INSERT(
@@ -514,11 +520,14 @@ def _record_run(
             kind="delegation", agent=facts.transfer_to, started_at=now, first_seq=seq,
             on_path=True,
         )
+    if is_bookkeeping(req.event):
+        return head_run_id
     if run_id == head_run_id or sql.RUN_EXISTS(conn, **key, run_id=run_id).first() is not None:
-        return
+        return run_id
     rewind = req.event.actions.rewind_before_invocation_id if req.event.actions else None
     sql.RUN_INSERT(
         conn, **key, run_id=run_id, parent_run_id=head_run_id,
         kind="rewind" if rewind else "invocation",
         agent=author if author != "user" else None, started_at=now, first_seq=seq, on_path=True,
     )
+    return run_id

@@ -8,6 +8,13 @@ when asked, so appends never rewrite run rows. Status:
 * ``completed`` when its last event is an agent's final response;
 * ``running`` when it is the session's head and has not answered yet;
 * ``failed`` otherwise: a later run started (or the process died) before it answered.
+
+Bookkeeping events (:func:`is_bookkeeping`: an ADK events-compaction summary, or a content-less
+``user`` event such as ``adk api_server``'s state update) belong to no run: they are stored
+under their own invocation id, but create no run row and do not move the head, so they never
+show as a run, a failure or a branch point. On a branch such an event follows the event stored
+before it (the run it was written after). Schema 3 folds the runs earlier versions made of
+them (:func:`fold_bookkeeping_runs`).
 """
 
 from __future__ import annotations
@@ -16,12 +23,40 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.engine import Connection
 
 from . import schema as s
 
-__all__ = ["RunInfo", "list_runs"]
+__all__ = ["SUB_RUN_KINDS", "RunInfo", "fold_bookkeeping_runs", "is_bookkeeping", "list_runs"]
+
+SUB_RUN_KINDS = ("delegation", "agent_tool")
+"""Runs inside another run (drawn under it, never a branch point)."""
+
+
+def is_bookkeeping(event: Any) -> bool:
+    """True for an event the framework writes about the session rather than as part of a
+    turn: an events-compaction summary (``actions.compaction``), or a ``user`` event without
+    content that is not a rewind (e.g. ``adk api_server``'s state update). It belongs to no
+    run of its own (see the module docstring)."""
+    actions = event.actions
+    if actions is not None and actions.compaction is not None:
+        return True
+    if event.author != "user" or (actions is not None and actions.rewind_before_invocation_id):
+        return False
+    content = event.content
+    return content is None or not content.parts
+
+
+def is_bookkeeping_data(data: dict[str, Any]) -> bool:
+    """:func:`is_bookkeeping` for an event as stored (its JSON, decoded)."""
+    actions = data.get("actions") or {}
+    if actions.get("compaction") is not None:
+        return True
+    if data.get("author") != "user" or actions.get("rewind_before_invocation_id"):
+        return False
+    content = data.get("content")
+    return not content or not content.get("parts")
 
 
 @dataclass(slots=True)
@@ -44,6 +79,9 @@ class RunInfo:
     on_path: bool
     error: str | None
     is_head: bool = False
+    # The person's message that started it (its first human message, at most 200 characters;
+    # a sub-run: none).
+    message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,8 +109,9 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
     ).all()
     events = conn.execute(
         select(
-            e.seq, e.run_id, e.source, e.timestamp, e.final, e.prompt_tokens,
+            e.seq, e.run_id, e.source, e.message_type, e.timestamp, e.final, e.prompt_tokens,
             e.completion_tokens, e.total_tokens,
+            case((e.message_type == "human", e.text), else_=None).label("human_text"),
         )
         .where(e.app_name == app_name, e.user_id == user_id, e.session_id == session_id)
         .order_by(e.seq)
@@ -102,12 +141,17 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
             mine = by_run.get(run.run_id, [])
         status, error = run.status, run.error
         answered = any(ev.final for ev in mine)
+        # Content-less user events after the answer (bookkeeping) do not undo it.
+        last = next(
+            (ev for ev in reversed(mine) if ev.source != "user" or ev.message_type != "system"),
+            None,
+        )
         if status is None and run.kind == "delegation" and not answered and (
             explicit.get(run.parent_run_id or "") == "cancelled"
         ):
             status, error = "cancelled", "its run was cancelled"
         if status is None:
-            if run.kind == "rewind" or (mine and mine[-1].final) or (
+            if run.kind == "rewind" or (last is not None and last.final) or (
                 run.kind == "delegation" and answered
             ):
                 status = "completed"
@@ -117,6 +161,11 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
                 status = "failed"
                 error = error or "ended without a final response (interrupted or crashed)"
         agent = run.agent or next((ev.source for ev in mine if ev.source != "user"), None)
+        message = None if run.kind in SUB_RUN_KINDS else next(
+            (ev.human_text for ev in mine if ev.human_text is not None), None
+        )
+        if message is not None and len(message) > 200:
+            message = message[:199] + "…"
         out.append(
             RunInfo(
                 run_id=run.run_id, parent_run_id=run.parent_run_id, kind=run.kind,
@@ -127,6 +176,7 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
                 completion_tokens=sum(ev.completion_tokens or 0 for ev in mine),
                 total_tokens=sum(ev.total_tokens or 0 for ev in mine),
                 on_path=bool(run.on_path), error=error, is_head=run.run_id == head,
+                message=message,
             )
         )
     return out
@@ -168,27 +218,43 @@ def branch_session(
     key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
     parents = {
         run.run_id: (run.parent_run_id, run.kind)
-        for run in conn.execute(select(r.run_id, r.parent_run_id, r.kind).where(key))
-    }
-    if from_run_id not in parents or parents[from_run_id][1] == "delegation":
-        known = ", ".join(k for k, (_, kind) in parents.items() if kind != "delegation")
-        raise RunNotFound(
-            f"Session {session_id!r} has no run {from_run_id!r}. Its runs: {known or 'none'}. "
-            "`multi-agent runs --user U --session S` shows the tree."
+        for run in conn.execute(
+            select(r.run_id, r.parent_run_id, r.kind).where(key).order_by(r.first_seq)
         )
+    }
+    if from_run_id not in parents or parents[from_run_id][1] in SUB_RUN_KINDS:
+        what = (
+            f"{from_run_id!r} is a {parents[from_run_id][1]} sub-run; branch from the run it "
+            f"belongs to, {parents[from_run_id][0]!r}" if from_run_id in parents
+            else f"Session {session_id!r} has no run {from_run_id!r}"
+        )
+        raise RunNotFound(f"{what}. {_runs_hint(parents)}")
     path: list[str] = []
     cursor: str | None = from_run_id
     while cursor is not None and cursor not in path:
         path.append(cursor)
         cursor = parents[cursor][0]
-    # Delegation sub-runs follow their invocation.
+    # Sub-runs follow their run.
     on_path = set(path) | {
-        run_id for run_id, (parent, kind) in parents.items() if kind == "delegation"
+        run_id for run_id, (parent, kind) in parents.items() if kind in SUB_RUN_KINDS
         and parent in path
     }
     ekey = and_(e.app_name == app_name, e.user_id == user_id, e.session_id == session_id)
     conn.execute(s.runs.update().where(key).values(on_path=r.run_id.in_(on_path)))
     conn.execute(s.events.update().where(ekey).values(on_path=e.run_id.in_(path)))
+    # Events of no run (bookkeeping: compaction summaries...) follow the event before them.
+    in_path = set(path)
+    follows = True
+    loose: list[int] = []
+    for seq, run_id in conn.execute(select(e.seq, e.run_id).where(ekey).order_by(e.seq)):
+        if run_id in parents:
+            follows = run_id in in_path
+        elif follows:
+            loose.append(seq)
+    for lo in range(0, len(loose), 500):
+        conn.execute(
+            s.events.update().where(ekey, e.seq.in_(loose[lo:lo + 500])).values(on_path=True)
+        )
     # Session-scope state at the end of the run: the initial state plus the path's deltas.
     state = loads(row.initial_state)
     last_agent = None
@@ -214,6 +280,87 @@ def branch_session(
         head_run_id=from_run_id, runs_on_path=list(reversed(path)), revision=revision,
         session_state=state,
     )
+
+
+def _runs_hint(parents: dict[str, tuple[str | None, str]]) -> str:
+    """The session's latest runs, for an error message (a long session has hundreds)."""
+    top = [k for k, (_, kind) in parents.items() if kind not in SUB_RUN_KINDS]
+    if not top:
+        return "It has no runs yet."
+    shown = ", ".join(top[-5:])
+    more = f" (and {len(top) - 5} earlier)" if len(top) > 5 else ""
+    return (f"Its latest runs: {shown}{more}. `multi-agent runs --user U --session S` shows "
+            "the tree.")
+
+
+def fold_bookkeeping_runs(conn: Connection) -> int:
+    """Schema 3: removes the runs earlier versions made of bookkeeping events; returns how many.
+
+    Such a run is an ``invocation`` whose every event is a bookkeeping event
+    (:func:`is_bookkeeping`; each compaction summary made one). Its events stay stored, under
+    no run; the runs that continued from it continue from its parent, and a session whose head
+    it was has its parent as head. One pass over the events' type column finds the candidates;
+    only their events are decoded.
+    """
+    from .codec import loads
+
+    r, e, ss = s.runs.c, s.events.c, s.sessions.c
+    only_system = (
+        select(e.app_name, e.user_id, e.session_id, e.run_id)
+        .group_by(e.app_name, e.user_id, e.session_id, e.run_id)
+        .having(func.sum(case((e.message_type == "system", 0), else_=1)) == 0)
+        .subquery()
+    )
+    candidates = conn.execute(
+        select(r.app_name, r.user_id, r.session_id, r.run_id).join(
+            only_system,
+            and_(
+                r.app_name == only_system.c.app_name, r.user_id == only_system.c.user_id,
+                r.session_id == only_system.c.session_id, r.run_id == only_system.c.run_id,
+            ),
+        ).where(r.kind == "invocation")
+    ).all()
+    phantoms: dict[tuple[str, str, str], set[str]] = {}
+    for app_name, user_id, session_id, run_id in candidates:
+        data = conn.execute(
+            select(e.event_data).where(
+                e.app_name == app_name, e.user_id == user_id, e.session_id == session_id,
+                e.run_id == run_id,
+            )
+        ).scalars()
+        if all(is_bookkeeping_data(loads(raw)) for raw in data):
+            phantoms.setdefault((app_name, user_id, session_id), set()).add(run_id)
+    for (app_name, user_id, session_id), gone in phantoms.items():
+        key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
+        parents = dict(conn.execute(select(r.run_id, r.parent_run_id).where(key)).all())
+
+        def resolve(
+            run_id: str | None, gone: set[str] = gone, parents: dict = parents
+        ) -> str | None:
+            seen: set[str] = set()
+            while run_id in gone and run_id not in seen:
+                seen.add(run_id)
+                run_id = parents.get(run_id)
+            return run_id
+
+        for run_id, parent in parents.items():
+            if run_id not in gone and parent in gone:
+                conn.execute(
+                    s.runs.update().where(key, r.run_id == run_id)
+                    .values(parent_run_id=resolve(parent))
+                )
+        where_session = and_(
+            ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id
+        )
+        head = conn.execute(select(ss.head_run_id).where(where_session)).scalar()
+        if head in gone:
+            conn.execute(
+                s.sessions.update().where(where_session).values(head_run_id=resolve(head))
+            )
+        ordered = sorted(gone)
+        for lo in range(0, len(ordered), 500):
+            conn.execute(s.runs.delete().where(key, r.run_id.in_(ordered[lo:lo + 500])))
+    return sum(len(gone) for gone in phantoms.values())
 
 
 RUN_STATUSES = ("running", "completed", "failed", "cancelled")

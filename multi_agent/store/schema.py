@@ -14,6 +14,8 @@ Schema history (see ``migrations.py``):
        re-create), ``branch_rev``, per-key revisions (``key_revs``) on sessions and on the
        app/user state rows (which get a ``revision``), and each event's ``digest`` (an id
        reused for a different event is refused).
+    3: no new columns; the runs that compaction summaries (and other bookkeeping events) made
+       in earlier versions are removed, their children re-parented (``runs.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The schema version this code writes. Bump it and add a step to ``migrations.MIGRATIONS``."""
 
 ID_LENGTH = 256

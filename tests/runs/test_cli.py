@@ -74,8 +74,8 @@ def test_runs_json_and_tree(db, tmp_path: Path) -> None:
     text = ok(cli("runs", "--db", str(path), "--user", USER, "--session", "s1", cwd=tmp_path))
     lines = text.splitlines()
     assert "◀ head" in next(line for line in lines if t4 in line)
-    assert "off path" in next(line for line in lines if t2 in line)
-    assert "delegation" in text and "worker" in text
+    assert "○ " + t2 in next(line for line in lines if t2 in line)  # off the path
+    assert "↪ worker@" in text and "delegation" in text
 
 
 def test_branch_then_messages(db, tmp_path: Path) -> None:

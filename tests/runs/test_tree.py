@@ -51,18 +51,26 @@ async def test_tree_drawing_marks_sibling_branch_and_head(
     console = Console(record=True, width=400, color_system=None)
     console.print(render_tree(runs, title="tree"))
     lines = console.export_text().splitlines()
-    line = {run: next(i for i, text in enumerate(lines) if f" {run}  " in text)
+    line = {run: next(i for i, text in enumerate(lines) if f" {run} " in text)
             for run in sc.turns}
 
     def indent(i: int) -> int:
-        return len(lines[i]) - len(lines[i].lstrip("│├└─ "))
+        return len(lines[i]) - len(lines[i].lstrip("│├╮─ "))
 
-    assert indent(line[t2]) == indent(line[t4]) > indent(line[t1])  # turns 2 and 4: siblings
-    assert indent(line[t3]) > indent(line[t2])  # turn 3 continues turn 2
-    assert "off path" in lines[line[t2]] and "off path" in lines[line[t3]]
-    assert "off path" not in lines[line[t4]] and "◀ head" in lines[line[t4]]
+    # The current path (turns 1 and 4) is the left column; the sibling branch (turns 2 and
+    # 3) one column to its right, drawn after the fork line, a chain as a flat list.
+    assert indent(line[t1]) == indent(line[t4]) == 0
+    assert indent(line[t2]) == indent(line[t3]) == 2
+    assert line[t1] < line[t2] < line[t3] < line[t4]
+    assert sum(text.endswith("├─╮") for text in lines) == 1
+    assert lines[line[t2] - 1] == "├─╮"
+    assert lines[line[t2]].startswith("│ ○ ") and lines[line[t3]].startswith("│ ○ ")
+    assert lines[line[t1]].startswith("● ") and lines[line[t4]].startswith("● ")
+    assert "◀ head" in lines[line[t4]]
     assert sum("◀ head" in text for text in lines) == 1
-    assert any("delegation  worker" in text for text in lines)
+    # Turn 1's delegation to the worker is the line under it.
+    assert lines[line[t1] + 1].startswith("│ ↪ worker@") and "delegation" in lines[line[t1] + 1]
+    assert "○ other branch" in lines[-1]
 
 
 async def test_switching_back_restores_turns_two_and_three(
