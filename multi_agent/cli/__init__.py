@@ -151,9 +151,10 @@ def _wrap_help(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``multi-agent`` console script."""
     try:
-        code = _main(argv)
-        sys.stdout.flush()  # a reader that left shows up here, not at interpreter exit
-        return code
+        try:
+            return _main(argv)
+        finally:  # also after --help: a reader that left shows up here, not at exit
+            sys.stdout.flush()
     except KeyboardInterrupt:  # also during the 1-2 s it takes to import ADK
         return EXIT_INTERRUPTED
     except BrokenPipeError:

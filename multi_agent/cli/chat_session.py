@@ -9,17 +9,18 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from contextlib import aclosing
 from typing import Any
 
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
-from rich.console import Console
 from rich.markup import escape
 
 from ..errors import DatabaseUnavailableError, MultiAgentError, SessionNotFound
 from . import EXIT_FAILURE
 from .chat import APP_NAME, HELP, to_json
+from .render import CliConsole
 
 MAX_SHOWN = 160
 BYE = "Bye. Everything is saved."
@@ -35,7 +36,12 @@ class StorageLost(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped a run; what it appended is stored and the run is marked cancelled."""
+    """Ctrl-C stopped a run; what it appended is stored and the run is marked cancelled
+    (``answered``: Ctrl-C came after the answer was complete, and the run is not)."""
+
+    def __init__(self, *, answered: bool = False) -> None:
+        super().__init__("interrupted")
+        self.answered = answered
 
 
 class RunFailed(Exception):
@@ -153,7 +159,7 @@ class ChatSession:
         self.quiet = quiet
         self.verbose = verbose and not quiet
         self.interactive = interactive
-        self.console = Console(highlight=False, soft_wrap=True)
+        self.console = CliConsole(highlight=False, soft_wrap=True)
         self.runner: Any = None
         self.session_id: str | None = None
         self.last_run_id: str | None = None
@@ -187,7 +193,9 @@ class ChatSession:
             return 130
         except StorageLost as exc:
             # Not "Everything is saved": the database refused the last write.
-            print(f"multi-agent: {exc} The chat stopped: nothing more could be saved.",
+            reason = str(exc).rstrip()
+            reason += "" if reason.endswith((".", "!", "?", ")")) else "."
+            print(f"multi-agent: {reason} The chat stopped: nothing more could be saved.",
                   file=sys.stderr)
             return EXIT_FAILURE
         except MultiAgentError as exc:
@@ -314,12 +322,17 @@ class ChatSession:
             self.failures += 1
             self.say("system", f"That did not work: {exc}. What was said so far is saved; try "
                                "again, or /quit.")
-        except Interrupted:
+        except Interrupted as exc:
             if not self.interactive:
                 self.say("system", "Interrupted. Everything so far is saved. Bye.")
                 raise
-            self.say("system", "Interrupted. The run is marked cancelled and everything said "
-                               "so far is saved. (Ctrl-C at the prompt, Ctrl-D or /quit leaves.)")
+            if exc.answered:
+                self.say("system", "Stopped waiting; the answer is stored. (Ctrl-C at the "
+                                   "prompt, Ctrl-D or /quit leaves.)")
+            else:
+                self.say("system", "Interrupted. The run is marked cancelled and everything "
+                                   "said so far is saved. (Ctrl-C at the prompt, Ctrl-D or "
+                                   "/quit leaves.)")
         return True
 
     async def send(self, text: str) -> None:
@@ -340,13 +353,16 @@ class ChatSession:
 
         async def consume() -> None:
             await self.wait_for_model()
-            async for event in self.runner.run_async(
+            # aclosing: when printing fails (the reader of a pipe left), the run is closed
+            # now, while the loop still runs, not whenever the generator is collected.
+            async with aclosing(self.runner.run_async(
                 user_id=self.user_id, session_id=self.session_id, new_message=message
-            ):
-                seen["invocation_id"] = self.last_run_id = event.invocation_id
-                self.render(event)
-                if _is_answer(event):
-                    seen["answered"] = True
+            )) as events:
+                async for event in events:
+                    seen["invocation_id"] = self.last_run_id = event.invocation_id
+                    self.render(event)
+                    if _is_answer(event):
+                        seen["answered"] = True
 
         task = asyncio.ensure_future(consume())
         loop = asyncio.get_running_loop()
@@ -378,9 +394,11 @@ class ChatSession:
             if not seen.get("answered"):
                 await self.mark_run(seen.get("invocation_id"), "cancelled",
                                     "interrupted by the user")
-            raise Interrupted() from None
+            raise Interrupted(answered=bool(seen.get("answered"))) from None
         except BrokenPipeError:  # the reader of our output left: stop, say nothing more
-            await self.mark_run(seen.get("invocation_id"), "cancelled", "the output was closed")
+            if not seen.get("answered"):
+                await self.mark_run(seen.get("invocation_id"), "cancelled",
+                                    "the output was closed")
             raise
         except MultiAgentError as exc:
             await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500])
@@ -393,7 +411,7 @@ class ChatSession:
             await self.mark_run(seen.get("invocation_id"), "failed", reason[:500])
             raise RunFailed(reason if len(reason) <= 300 else reason[:299] + "…") from exc
         if presses and not self.interactive:
-            raise Interrupted()  # piped: Ctrl-C means leave, once the answer is saved
+            raise Interrupted(answered=True)  # piped: Ctrl-C means leave, once it is saved
 
     async def wait_for_model(self) -> None:
         """Waits for the semantic search model still loading in the background, saying so."""

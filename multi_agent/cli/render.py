@@ -26,6 +26,7 @@ from rich.tree import Tree
 
 __all__ = [
     "PIPE_WIDTH",
+    "CliConsole",
     "ProgressBar",
     "console",
     "details_tree",
@@ -49,13 +50,21 @@ SUMMARY_CHARS = 100
 BOX = box.SIMPLE_HEAD
 
 
-def console(*, stderr: bool = False) -> Console:
+class CliConsole(Console):
+    """rich's Console, except that a closed pipe raises ``BrokenPipeError`` (which
+    ``multi_agent.cli.main`` turns into a quiet exit 141) instead of rich's ``SystemExit(1)``,
+    which would read as a failure, and skip the clean-up of the code between."""
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def console(*, stderr: bool = False, **options: Any) -> Console:
     """A Console for the CLI: no syntax highlighting; wide (never wrapping) when piped."""
     stream = sys.stderr if stderr else sys.stdout
-    width = None
     if not stream.isatty() and not os.environ.get("COLUMNS", "").isdigit():
-        width = PIPE_WIDTH
-    return Console(file=stream, highlight=False, width=width, soft_wrap=False)
+        options.setdefault("width", PIPE_WIDTH)
+    return CliConsole(file=stream, **{"highlight": False, **options})
 
 
 def show(out: Console, renderable: Any) -> None:
