@@ -167,6 +167,30 @@ async def test_bookkeeping_events_follow_their_run_when_branching(
     assert {r.status for r in await store.list_runs(**key)} == {"completed"}
 
 
+@pytest.mark.parametrize("branch_to", [None, 3, 1])
+async def test_sessions_with_bookkeeping_events_export_and_import(
+    store: DatabaseSessionService, app_name: str, branch_to: int | None
+) -> None:
+    """Compaction summaries and state updates (no run of their own) survive export → import
+    → export unchanged, on the path and off it."""
+    turns = await conversation(store, app_name, "s")
+    key = {"app_name": app_name, "user_id": USER, "session_id": "s"}
+    if branch_to is not None:
+        await store.branch(**key, from_run_id=turns[branch_to])
+        s = await store.get_session(**key)
+        await store.append_event(s, fixed(
+            compaction(T0, T0 + 1, inv="c-after"), "compaction-after", T0 + 500))
+    doc = await store.export_session(**key)
+    await store.import_session(doc, session_id="copy")
+    again = await store.export_session(app_name=app_name, user_id=USER, session_id="copy")
+    assert again["session"].pop("id") == "copy"
+    doc["session"].pop("id")
+    assert again == doc
+    original = await store.get_session(**key)
+    copied = await store.get_session(app_name=app_name, user_id=USER, session_id="copy")
+    assert copied.events == original.events and copied.state == original.state
+
+
 async def test_content_less_user_event_after_the_answer_keeps_it_completed(
     store: DatabaseSessionService, app_name: str
 ) -> None:

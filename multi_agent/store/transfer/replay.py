@@ -27,7 +27,7 @@ from ..codec import (
 )
 from ..facts import event_facts
 from ..ops import new_incarnation
-from ..runs import RUN_STATUSES
+from ..runs import RUN_STATUSES, is_bookkeeping
 from ..state import split_delta
 from .checks import (
     _bad,
@@ -237,8 +237,6 @@ class _Import:
             raise _bad(f"{where}.seq is {seq}; expected {i + 1}: events are listed by seq, "
                        "from 1 without gaps.")
         run_id = item["run_id"]
-        if run_id not in self.run_index:
-            raise _bad(f"{where}.run_id {run_id!r} is not a run of it.")
         data = item["event"]
         if not _plain_json(data):
             path, why = _json_problem(data)
@@ -247,6 +245,11 @@ class _Import:
             raise _bad(f"{where}.event.id {_short(data.get('id'))} differs from {where}.id "
                        f"{item['id']!r}.")
         event, stored = self._event(where, data)
+        # A bookkeeping event (a compaction summary...) belongs to no run: its run id names
+        # none, and it follows the run of the event before it on and off the path.
+        bookkeeping = is_bookkeeping(event)
+        if run_id not in self.run_index and not bookkeeping:
+            raise _bad(f"{where}.run_id {run_id!r} is not a run of it.")
         self._add_free_runs(seq - 1)
         facts = event_facts(event, last_agent=None)
         author = facts.source
@@ -262,7 +265,10 @@ class _Import:
                 raise _bad(f"{where}.{column} is {_short(given)}, but its event says "
                            f"{_short(want)}.")
         on_path = item["on_path"]
-        self.ev_run.append(self.run_index[run_id])
+        # A bookkeeping event follows the run before it when the session is branched, and
+        # one appended right after a branch is on the path whatever came before it, so its
+        # flag is not checked (the state check still covers its delta): index len(runs).
+        self.ev_run.append(len(self.runs) if bookkeeping else self.run_index[run_id])
         self.ev_flag.append(on_path)
         if on_path:
             self.state.update(self._session_delta(where, event))
@@ -342,7 +348,10 @@ class _Import:
             self._answer(where, author)
         invocation_id = event.invocation_id or ""
         run_id = invocation_id or "-"
-        self._record_run(where, seq, event, facts, run_id)
+        if is_bookkeeping(event):
+            self._record_transfer(where, seq, event, facts, run_id)
+        else:
+            self._record_run(where, seq, event, facts, run_id)
         return {
             "invocation_id": invocation_id, "run_id": run_id, "timestamp": event.timestamp,
             "source": author, "target": target, "branch": branch,
@@ -388,10 +397,10 @@ class _Import:
             self.created.add(run["run_id"])
             self.free_next += 1
 
-    def _record_run(
+    def _record_transfer(
         self, where: str, seq: int, event: Event, facts: Any, run_id: str
     ) -> None:
-        """As ``ops._record_run``: a delegation sub-run per transfer, a run per invocation."""
+        """As ``ops._record_run``: a delegation sub-run for each transfer."""
         ts = event.timestamp
         if facts.transfer_to and facts.message_type == "tool_result":
             sub = f"{facts.transfer_to[:200]}@{seq}"
@@ -402,6 +411,13 @@ class _Import:
             self._check_run(j, where, kind="delegation", parent_run_id=run_id,
                             agent=facts.transfer_to, started_at=ts, first_seq=seq)
             self.created.add(sub)
+
+    def _record_run(
+        self, where: str, seq: int, event: Event, facts: Any, run_id: str
+    ) -> None:
+        """As ``ops._record_run``: a delegation sub-run per transfer, a run per invocation."""
+        ts = event.timestamp
+        self._record_transfer(where, seq, event, facts, run_id)
         if run_id not in self.created:
             j = self.run_index[run_id]
             rewind = event.actions.rewind_before_invocation_id if event.actions else None
@@ -540,7 +556,7 @@ class _Import:
         # after p is true, events and runs before it are on X's path or off it, the head is
         # the newest event's run, and no run after p + 1 jumped away from the head. The
         # earliest such p explains the flags if any does.
-        if head != self.runs[self.ev_run[n - 1]]["run_id"]:
+        if head != self._run_id_of(n - 1):
             raise _bad(problem)
         p = self.ev_flag.rfind(b"\x00") + 1
         p = max([p, self.jumped - 1] + [r["first_seq"] for r in self.runs if not r["on_path"]])
@@ -550,7 +566,7 @@ class _Import:
             raise _bad(problem)
         starts = [r for r in self.runs
                   if r["first_seq"] == p + 1 and r["kind"] in ("invocation", "rewind")]
-        if starts and starts[0]["run_id"] == self.runs[self.ev_run[p]]["run_id"]:
+        if starts and starts[0]["run_id"] == self._run_id_of(p):
             target = starts[0]["parent_run_id"]  # the run after the branch continues from it
         else:
             candidates = [j for j, r in enumerate(self.runs)
@@ -565,6 +581,12 @@ class _Import:
                 return
         raise _bad(problem)
 
+    def _run_id_of(self, i: int) -> str | None:
+        """The run event ``i`` belongs to; for a bookkeeping event, the run before it."""
+        while i >= 0 and self.ev_run[i] == len(self.runs):
+            i -= 1
+        return self.runs[self.ev_run[i]]["run_id"] if i >= 0 else None
+
     def _path_mismatch(self, branch_to: str, upto: int) -> str | None:
         """The first flag that a branch to ``branch_to`` after event ``upto`` (followed by
         appends only) does not explain; None when all agree."""
@@ -577,9 +599,11 @@ class _Import:
         in_path = bytes(run["run_id"] in path for run in runs)
         flags = self.ev_flag
         for i in range(min(upto, len(flags))):
+            if self.ev_run[i] == len(runs):
+                continue  # a bookkeeping event (see ``event``)
             want = in_path[self.ev_run[i]]
             if flags[i] != want:
-                run_id = runs[self.ev_run[i]]["run_id"]
+                run_id = self._run_id_of(i)
                 return (f"events[{i}].on_path is {_short(bool(flags[i]))}, but its run "
                         f"{run_id!r} is {'on' if want else 'off'} the path from the first run "
                         f"to the head run {self.session['head_run_id']!r}.")
