@@ -606,3 +606,24 @@ def test_progress_helper_counts_without_a_terminal() -> None:
         bar.advance(4)
         bar(7, 12)
     assert (bar.done, bar.total) == (7, 12)
+
+
+# -- piped tables keep ids whole ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", [None, "40"])
+def test_piped_tables_keep_ids_whole(db: Path, columns: str | None) -> None:
+    """In a pipe the tables are as wide as their rows (or $COLUMNS): an id is never wrapped."""
+    env = clean_env()
+    env.pop("COLUMNS")
+    if columns:
+        env["COLUMNS"] = columns
+    common = ["--user", USER, "--db", str(db)]
+    out = ok(run_cli("sessions", *common, cwd=db.parent, env=env))
+    assert re.search(r"^s1\s+\S+ \S+\s+1$", out, flags=re.M), out
+    if columns is None:  # another module's table, through the same wide console
+        out = ok(run_cli("messages", *common, "--session", "s1", cwd=db.parent, env=env))
+        ids = re.findall(r"\be-[0-9a-f-]+", out)
+        assert RUN in ids and all(i == RUN or len(i) == 38 for i in ids), out
+        assert not re.search(r" $", ok(run_cli("state", *common, cwd=db.parent, env=env)),
+                             flags=re.M)
