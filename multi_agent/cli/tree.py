@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from ..store.facts import MESSAGE_TYPES
-from . import add_common
+from . import add_common, fail
 
 __all__ = ["head_of", "register", "render_tree"]
 
@@ -456,8 +456,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             with open(args.output, "w", encoding="utf-8") as fh:
                 fh.write(text)
         except OSError as exc:
-            print(f"multi-agent: cannot write {args.output}: {exc.strerror}", file=sys.stderr)
-            return 2
+            return fail(f"cannot write {args.output}: {exc.strerror}")
         print(f"Exported session {args.session} ({len(doc['runs'])} runs, "
               f"{len(doc['events'])} events) to {args.output}.", file=sys.stderr)
     return 0
@@ -481,8 +480,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 raise IsADirectoryError(21, "Is a directory")
             source = open(args.file, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
-            print(f"multi-agent: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
+            return fail(f"cannot read {args.file}: {exc.strerror}")
     try:
         result = _with_store(
             args.db,
@@ -491,10 +489,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             ),
         )
     except SessionAlreadyExists as exc:
-        print(f"multi-agent: {str(exc).split('. ')[0]}. Nothing was imported; choose another "
-              "id with --session NEW (or --user), or delete the existing session first.",
-              file=sys.stderr)
-        return 2
+        return fail(f"{str(exc).split('. ')[0]}. Nothing was imported; choose another id with "
+                    "--session NEW (or --user), or delete the existing session first.")
     finally:
         if source is not sys.stdin.buffer:
             source.close()

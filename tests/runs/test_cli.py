@@ -32,8 +32,9 @@ def ok(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout
 
 
-def one_line_error(proc: subprocess.CompletedProcess[str], fragment: str) -> str:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+def one_line_error(proc: subprocess.CompletedProcess[str], fragment: str, code: int = 1) -> str:
+    """The one-line error of a failed command (exit 1; 2 for a usage error)."""
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("multi-agent: "), proc.stderr
