@@ -252,14 +252,23 @@ def make_session(
     _setattr(session, "__dict__", values)
     _setattr(session, "__pydantic_fields_set__", set(_SESSION_GIVEN))
     _setattr(session, "__pydantic_extra__", None)
-    private = {name: attr.get_default() for name, attr in _SESSION_PRIVATE.items()}
-    private["_storage_update_marker"] = marker
+    if _SESSION_PRIVATE_PLAIN:  # only immutable defaults (ADK 2.13: just the marker)
+        private = {**_SESSION_PRIVATE_PLAIN, "_storage_update_marker": marker}
+    else:
+        private = {name: attr.get_default() for name, attr in _SESSION_PRIVATE.items()}
+        private["_storage_update_marker"] = marker
     _setattr(session, "__pydantic_private__", private)
     return session
 
 
 _SESSION_GIVEN = ("id", "app_name", "user_id", "state", "events", "last_update_time")
 _SESSION_PRIVATE = dict(Session.__private_attributes__)
+_SESSION_PRIVATE_PLAIN: dict[str, Any] | None = (
+    {name: attr.default for name, attr in _SESSION_PRIVATE.items()}
+    if all(attr.default_factory is None and isinstance(attr.default, str | int | float | None)
+           for attr in _SESSION_PRIVATE.values())
+    else None
+)
 _SESSION_EXTRA_DEFAULTS = {
     name: field.get_default(call_default_factory=True)
     for name, field in Session.model_fields.items()
