@@ -462,6 +462,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+class _CountedReader:
+    """A binary file that reports how far it has been read to a progress bar (the import
+    reads a file incrementally, at most twice)."""
+
+    def __init__(self, fh: Any, bar: Any) -> None:
+        self._fh = fh
+        self._bar = bar
+        self.name = getattr(fh, "name", "<file>")
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self._bar.update(self._fh.tell())
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return int(self._fh.seek(offset, whence))
+
+    def tell(self) -> int:
+        return int(self._fh.tell())
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``multi-agent import``: store a session document from a file or stdin.
 
@@ -481,13 +508,21 @@ def cmd_import(args: argparse.Namespace) -> int:
             source = open(args.file, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
             return fail(f"cannot read {args.file}: {exc.strerror}")
+    from .render import progress
+
     try:
-        result = _with_store(
-            args.db,
-            lambda store: store.import_session_file(
-                source, app_name=args.app, user_id=args.user, session_id=args.session
-            ),
-        )
+        size = os.fstat(source.fileno()).st_size if source is not sys.stdin.buffer else None
+    except (OSError, AttributeError, ValueError):
+        size = None
+    try:
+        with progress("Importing", total=size or None, unit="bytes") as bar:
+            counted = _CountedReader(source, bar) if size else source
+            result = _with_store(
+                args.db,
+                lambda store: store.import_session_file(
+                    counted, app_name=args.app, user_id=args.user, session_id=args.session
+                ),
+            )
     except SessionAlreadyExists as exc:
         return fail(f"{str(exc).split('. ')[0]}. Nothing was imported; choose another id with "
                     "--session NEW (or --user), or delete the existing session first.")
@@ -552,7 +587,7 @@ def register(subparsers: Any) -> None:
         "messages", help="who said what to whom: query stored messages",
         description="Lists stored messages (oldest first) matching every filter given, across "
         "all the user's sessions unless --session is given.",
-        epilog="Example:\n  multi-agent messages --user ann --source coordinator --target worker\n"
+        epilog="Example:\n  multi-agent messages --user ann --source manager --target funny_nerd\n"
         "  multi-agent messages --user ann --session s1 --type human --since 2026-05-01 --json",
         formatter_class=fmt,
     )

@@ -158,3 +158,27 @@ def test_every_command_has_an_example(capsys: pytest.CaptureFixture[str]) -> Non
         assert exited.value.code == 0
         out = capsys.readouterr().out
         assert f"Example:\n  multi-agent {command} " in out, out
+
+
+def test_import_on_a_terminal_shows_a_progress_bar(db, tmp_path: Path) -> None:
+    """On a terminal `import` draws a progress bar on stderr; piped, it prints none."""
+    import pexpect
+
+    path, scenario = db
+    doc = tmp_path / "s.json"
+    ok(cli("export", "--db", str(path), "--user", USER, "--session", scenario.session_id,
+           "-o", str(doc), cwd=tmp_path))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MULTI_AGENT_")}
+    child = pexpect.spawn(
+        sys.executable, ["-m", "multi_agent", "import", str(doc), "--db", str(path),
+                         "--user", USER, "--session", "copy"],
+        cwd=str(tmp_path), env=env, encoding="utf-8", timeout=60, dimensions=(24, 100),
+    )
+    child.expect("Importing")
+    child.expect("Imported session copy")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    piped = cli("import", str(doc), "--db", str(path), "--user", USER, "--session", "copy2",
+                cwd=tmp_path)
+    assert "Imported session copy2" in ok(piped) and "Importing" not in piped.stderr
