@@ -27,7 +27,15 @@ from . import sql
 from .backend import Backend
 from .codec import EventDecoder, dumps, loads
 from .facts import EventFacts
-from .scopes import Marker, make_marker, merge_keys, parse_marker, read_scopes, write_scope
+from .scopes import (
+    Marker,
+    ScopeWrite,
+    make_marker,
+    merge_keys,
+    parse_marker,
+    read_scopes,
+    write_scope,
+)
 from .state import ScopedDelta, merge_scopes
 from .updates import Op
 
@@ -361,8 +369,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
                                reason="keys", keys=conflicts)
         resolved.update(done)
         state_json, key_revs_json = dumps(session_state), dumps(key_revs)
-    scope_revs = {"user": None, "app": None}
-    written: dict[str, Any] = {}
+    written: dict[str, ScopeWrite] = {}
     for scope, delta, ops, seen, prefix in (
         ("user", req.delta.user, req.ops.user, copy.user_rev if copy else None, "user:"),
         ("app", req.delta.app, req.ops.app, copy.app_rev if copy else None, "app:"),
@@ -378,8 +385,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
             raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
                                reason="keys", keys=[prefix + k for k in wrote.conflicts])
         resolved.update({prefix + k: v for k, v in wrote.resolved.items()})
-        scope_revs[scope] = wrote.revision
-        written[scope] = wrote.state
+        written[scope] = wrote
 
     seq = row.last_seq + 1
     facts = req.facts
@@ -448,19 +454,19 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
         result.marker = make_marker(row.incarnation, new_rev, seq, result.user_rev,
                                     result.app_rev)
     else:
-        result.user_state = written.get("user")
-        result.app_state = written.get("app")
+        user, app = written.get("user"), written.get("app")
+        result.user_state = user.state if user else None
+        result.app_state = app.state if app else None
         result.marker = make_marker(
             row.incarnation, new_rev, seq,
-            scope_revs["user"] if scope_revs["user"] is not None else copy.user_rev,
-            scope_revs["app"] if scope_revs["app"] is not None else copy.app_rev,
+            user.revision if user else copy.user_rev, app.revision if app else copy.app_rev,
         )
     return result
 
 
 def _check_same_event(conn: Connection, req: AppendRequest, key: dict[str, str]) -> None:
     """Raises EventIdConflict unless the stored event with this id is the one being appended."""
-    stored = sql.EVENT_BY_ID(conn, **key, event_id=req.event.id).first()
+    stored = sql.EVENT_IDENTITY(conn, **key, event_id=req.event.id).first()
     if stored is None:
         return
     # The same object appended again has the same digest. An event read back from storage

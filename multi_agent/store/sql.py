@@ -215,7 +215,12 @@ EVENT_INSERT_WITH_SESSION_UPDATE = Prepared(
 )
 
 EVENT_BY_ID = Prepared(
-    "event_by_id",
+    "event_by_id", select(ev.seq).where(_session_where(s.events), ev.id == bindparam("event_id"))
+)
+
+# Only on the duplicate-id path: what is needed to tell a retry from a different event.
+EVENT_IDENTITY = Prepared(
+    "event_identity",
     select(ev.seq, ev.digest, ev.event_data).where(
         _session_where(s.events), ev.id == bindparam("event_id")
     ),
