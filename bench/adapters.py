@@ -158,7 +158,7 @@ class AdkDatabaseAdapter(Adapter):
         # Through the API once, so the app/user state rows exist exactly as ADK creates them.
         await svc.create_session(app_name=workload.APP, user_id=user_id)  # type: ignore[union-attr]
         table = self._schema().StorageSession.__table__
-        now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         rows = [
             {"app_name": workload.APP, "user_id": user_id, "id": str(uuid.uuid4()), "state": {},
              "create_time": now, "update_time": now + dt.timedelta(microseconds=i)}
@@ -171,7 +171,7 @@ class AdkDatabaseAdapter(Adapter):
 
 
 def _utc_naive(ts: float) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).replace(tzinfo=None)
 
 
 class _OnScratchPostgres:

@@ -54,7 +54,6 @@ def ours_importable() -> tuple[bool, str]:
 
 def meta_info() -> dict:
     import sqlite3
-
     from importlib.metadata import version
 
     cpu = "?"

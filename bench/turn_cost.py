@@ -90,7 +90,7 @@ def synthetic_turn(n: int, timestamp: float) -> list[Event]:
 
 async def fill(runner: Any, prior: int) -> str:
     """A new session with ``prior`` synthetic events (whole turns, then single messages)."""
-    from multi_agent.app import get_or_create_session
+    from multi_agent.team.app import get_or_create_session
 
     service = runner.session_service
     session = await get_or_create_session(service, user_id=USER)
@@ -107,7 +107,7 @@ async def fill(runner: Any, prior: int) -> str:
 
 
 async def one_turn(runner: Any, session_id: str, text: str) -> tuple[float, list[Event]]:
-    from multi_agent.app import user_message
+    from multi_agent.team.app import user_message
 
     events: list[Event] = []
     started = time.perf_counter()
@@ -118,7 +118,7 @@ async def one_turn(runner: Any, session_id: str, text: str) -> tuple[float, list
 
 
 async def measure(db_dir: Path, prior: int, context: str, turns: int) -> Row:
-    from multi_agent.app import build_runner
+    from multi_agent.team.app import build_runner
 
     url = f"sqlite+aiosqlite:///{db_dir / f'turn_cost_{prior}_{context.split()[0]}.db'}"
     window: dict[str, Any] = {} if context == "bounded" else {"window": None}

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+__version__ = "0.2.0"  # the one version source (both distributions read it)
+
 from .errors import (
     DatabaseUnavailableError,
     EventIdConflict,
@@ -33,7 +35,7 @@ from .models import _registry as _offline_model  # noqa: F401  (registers "offli
 from .store import DEFAULT_DB_URL, DatabaseSessionService, StateUpdates
 
 if TYPE_CHECKING:
-    from .app import build_runner
+    from .team.app import build_runner
 
 __all__ = [
     "DEFAULT_DB_URL",
@@ -52,12 +54,30 @@ __all__ = [
     "build_runner",
 ]
 
-__version__ = "0.1.0"
+
+# Provided by the agent team (the multi-agent-team distribution), imported on first use:
+# ``app``/``root_agent`` make this package the ADK agent folder ``adk web .`` lists.
+_TEAM_ATTRIBUTES = {
+    "build_runner": "multi_agent.team.app",
+    "app": "multi_agent.team.agent",
+    "root_agent": "multi_agent.team.agent",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "build_runner":
-        from .app import build_runner
+    module_name = _TEAM_ATTRIBUTES.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'multi_agent' has no attribute {name!r}")
+    import importlib
 
-        return build_runner
-    raise AttributeError(f"module 'multi_agent' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ModuleNotFoundError(
+                f"multi_agent.{name} belongs to the agent team, which is not installed "
+                "(this is the store alone): pip install multi-agent-team",
+                name="multi_agent.team",
+            ) from None
+        raise
+    return getattr(module, name)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from .store import DatabaseSessionService
+from multi_agent.store import DatabaseSessionService
 
 __all__ = [
     "OPTIONS",
@@ -329,7 +329,7 @@ def memory_service_from_uri(uri: str, **kwargs: Any) -> Any:
     Raises:
         ValueError: not one of our schemes, or a bad option (see :func:`parse_uri`).
     """
-    from .memory import DatabaseMemoryService
+    from multi_agent.memory import DatabaseMemoryService
 
     url, options = parse_uri(uri, MEMORY, **kwargs)
     return DatabaseMemoryService(url, **options)

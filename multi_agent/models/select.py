@@ -24,7 +24,7 @@ from .offline import OFFLINE_MODEL_NAME, OfflineRulesModel
 __all__ = ["MODEL_ENV", "ModelConfigError", "describe_model", "lazy_root_agent", "resolve_model"]
 
 MODEL_ENV = "MULTI_AGENT_MODEL"
-LITELLM_HINT = "pip install 'multi-agent[litellm]'"
+LITELLM_HINT = "pip install 'multi-agent-team[litellm]'"
 _GEMINI = re.compile(r"^(?:gemini-|gemma-4|projects/.+/models/gemini)", re.IGNORECASE)
 _OFFLINE = re.compile(r"^offline-[\w.-]+$")
 

@@ -652,7 +652,7 @@ def open_backend(
             import asyncpg  # noqa: F401
         except ImportError as exc:
             raise StoreError(
-                "PostgreSQL needs the postgres extra: pip install 'multi-agent[postgres]'"
+                "PostgreSQL needs the postgres extra: pip install 'adk-lossless-sessions[postgres]'"
             ) from exc
         kwargs.setdefault("pool_pre_ping", True)
         connect_args = dict(kwargs.pop("connect_args", {}))

@@ -118,7 +118,7 @@ def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str
         raise SchemaVersionError(
             f"{where} was written by a newer multi-agent (schema version {found}); this "
             f"version understands up to {schema.SCHEMA_VERSION}. Upgrade multi-agent "
-            "(pip install -U multi-agent) to open it. Nothing was changed.",
+            "(pip install -U adk-lossless-sessions) to open it. Nothing was changed.",
             found=found,
             supported=schema.SCHEMA_VERSION,
         )

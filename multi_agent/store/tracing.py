@@ -39,6 +39,8 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from .. import __version__ as _VERSION
+
 __all__ = ["TRACER_NAME", "logger", "traced"]
 
 TRACER_NAME = "multi_agent"
@@ -65,16 +67,6 @@ _LOG_NAMES = {
 }
 
 
-def _package_version() -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version("multi-agent")
-    except Exception:  # not installed as a distribution (a source checkout)
-        return None
-
-
-_VERSION = _package_version()
 _ENV_PROVIDER = "OTEL_PYTHON_TRACER_PROVIDER" in os.environ
 _UNSET = object()
 _cache: tuple[object, trace.Tracer | None] = (_UNSET, None)

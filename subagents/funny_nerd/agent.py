@@ -6,15 +6,19 @@ configured model) lets ``adk web subagents`` run it on its own.
 
 from __future__ import annotations
 
-
 from google.adk.agents.llm_agent import LlmAgent
 from google.adk.models.base_llm import BaseLlm
+from multi_agent.team.state_tools.context import instruction_with_user_context
+from multi_agent.team.state_tools.tools import (
+    add_joke_preference,
+    record_turn,
+    remove_joke_preference,
+    wrap,
+)
 
-from state_tools import add_joke_preference, record_turn, remove_joke_preference, wrap
-from state_tools.context import instruction_with_user_context
+from multi_agent.models.select import lazy_root_agent
 
 from .tools import list_joke_topics, tell_joke
-from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent", "root_agent"]
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from google.adk.tools.tool_context import ToolContext
+from multi_agent.team.state_tools._common import (
+    error,
+    normalize_topic,
+    ok,
+    read_mapping,
+    read_preferences,
+)
 
 from multi_agent.store.updates import StateUpdates
-
-from state_tools._common import error, normalize_topic, ok, read_mapping, read_preferences
 
 from .jokes import load_jokes
 

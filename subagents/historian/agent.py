@@ -11,8 +11,8 @@ from collections.abc import Callable
 from google.adk.agents.llm_agent import LlmAgent, ToolUnion
 from google.adk.agents.readonly_context import ReadonlyContext
 from google.adk.models.base_llm import BaseLlm
-
-from state_tools import (
+from multi_agent.team.state_tools.context import user_context
+from multi_agent.team.state_tools.tools import (
     get_agent_performance_stats,
     get_conversation_summary,
     list_my_sessions,
@@ -20,10 +20,10 @@ from state_tools import (
     search_conversation_history,
     wrap,
 )
-from state_tools.context import user_context
+
+from multi_agent.models.select import lazy_root_agent
 
 from .memory_tool import SafeLoadMemoryTool
-from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent", "root_agent"]
 

@@ -6,21 +6,20 @@ configured model) lets ``adk web subagents`` run it on its own.
 
 from __future__ import annotations
 
-
 from google.adk.agents.llm_agent import LlmAgent
 from google.adk.models.base_llm import BaseLlm
-
-from state_tools import (
+from multi_agent.team.state_tools.context import instruction_with_user_context
+from multi_agent.team.state_tools.tools import (
     add_to_stock_watchlist,
     get_stock_watchlist,
     record_turn,
     remove_from_stock_watchlist,
     wrap,
 )
-from state_tools.context import instruction_with_user_context
+
+from multi_agent.models.select import lazy_root_agent
 
 from .quotes import get_stock_price, get_watchlist_prices
-from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent", "root_agent"]
 

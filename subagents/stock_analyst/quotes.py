@@ -1,7 +1,7 @@
 """Live stock prices from one real source, or an honest "unavailable". Never a made-up number.
 
 The source is Yahoo Finance through ``yfinance``, an optional extra
-(``pip install 'multi-agent[stocks]'``) imported only when a price is asked for. When it is
+(``pip install 'multi-agent-team[stocks]'``) imported only when a price is asked for. When it is
 not installed, the network is unreachable, the call times out or no price comes back, the
 tools return ``status: "unavailable"`` with the reason, and the agent says so.
 """
@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from google.adk.tools.tool_context import ToolContext
-
-from state_tools._common import error, normalize_ticker, ok, read_preferences
+from multi_agent.team.state_tools._common import error, normalize_ticker, ok, read_preferences
 
 __all__ = ["INSTALL_HINT", "get_stock_price", "get_watchlist_prices", "quote_timeout"]
 
-INSTALL_HINT = "pip install 'multi-agent[stocks]'"
+INSTALL_HINT = "pip install 'multi-agent-team[stocks]'"
 SOURCE = "Yahoo Finance (yfinance)"
 _MAX_WATCHLIST_QUOTES = 20
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 
-from multi_agent.app import APP_NAME, build_runner, get_or_create_session, user_message
+from multi_agent.team.app import APP_NAME, build_runner, get_or_create_session, user_message
 
 
 async def main(db_url: str, user_id: str, messages: list[str]) -> dict:

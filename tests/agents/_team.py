@@ -8,7 +8,7 @@ from google.adk.events.event import Event
 from google.adk.runners import Runner
 from google.adk.sessions.session import Session
 
-from multi_agent.app import APP_NAME, user_message
+from multi_agent.team.app import APP_NAME, user_message
 
 
 @dataclass

@@ -15,7 +15,7 @@ import pytest
 from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 
-from multi_agent.app import TeamRunner, build_runner
+from multi_agent.team.app import TeamRunner, build_runner
 
 
 async def _fresh_pg_database() -> str:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 from google.adk.agents.llm_agent import LlmAgent
+from google.adk.apps.app import App
 from google.adk.cli.utils.agent_loader import AgentLoader
 from google.adk.runners import InMemoryRunner
 
-from multi_agent.app import user_message
+from multi_agent.team.app import user_message
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,8 +20,13 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MULTI_AGENT_MODEL", raising=False)
 
 
-def test_adk_loads_the_manager_tree() -> None:
-    agent = AgentLoader(str(ROOT)).load_agent("manager")
+def test_the_repository_offers_adk_one_app_the_team() -> None:
+    """``adk web .`` here lists only ``multi_agent`` (the chat's app name), and it is the App."""
+    loader = AgentLoader(str(ROOT))
+    assert loader.list_agents() == ["multi_agent"]
+    app = loader.load_agent("multi_agent")
+    assert isinstance(app, App) and app.name == "multi_agent"
+    agent = app.root_agent
     assert isinstance(agent, LlmAgent) and agent.name == "manager"
     assert [a.name for a in agent.sub_agents] == ["funny_nerd", "stock_analyst", "historian"]
 
@@ -33,7 +39,7 @@ def test_adk_loads_each_sub_agent(name: str) -> None:
 
 
 async def test_a_sub_agent_runs_on_its_own() -> None:
-    from subagents.funny_nerd.agent import root_agent
+    from multi_agent.team.subagents.funny_nerd.agent import root_agent
 
     runner = InMemoryRunner(agent=root_agent, app_name="funny_nerd")
     session = await runner.session_service.create_session(app_name="funny_nerd", user_id="u")

@@ -36,7 +36,7 @@ import asyncio, json, sys
 
 import multi_agent
 
-loaded = sorted(m for m in ("multi_agent.models.offline", "multi_agent.app", "manager",
+loaded = sorted(m for m in ("multi_agent.models.offline", "multi_agent.team.app", "manager",
                             "subagents", "state_tools") if m in sys.modules)
 
 from google.adk.agents import LlmAgent

@@ -10,10 +10,15 @@ from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
 from google.genai import types
+from multi_agent.team.state_tools.tools import (
+    add_joke_preference,
+    add_to_stock_watchlist,
+    track_agent_delegation,
+    wrap,
+)
 
 from multi_agent import DatabaseSessionService
-from multi_agent.app import user_message
-from state_tools import add_joke_preference, add_to_stock_watchlist, track_agent_delegation, wrap
+from multi_agent.team.app import user_message
 
 USAGE = types.GenerateContentResponseUsageMetadata(
     prompt_token_count=1, candidates_token_count=1, total_token_count=2

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from multi_agent.app import TeamRunner, build_runner, get_or_create_session
 from multi_agent.models.intents import classify, normalize
+from multi_agent.team.app import TeamRunner, build_runner, get_or_create_session
 from tests.agents._team import say, stored
 
 NO_TOPIC = {"topic": ""}

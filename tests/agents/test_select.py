@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from multi_agent import MultiAgentError
-from multi_agent.app import build_runner
 from multi_agent.models import ModelConfigError, OfflineRulesModel, describe_model, resolve_model
+from multi_agent.team.app import build_runner
 
 KEYS = ["GOOGLE_API_KEY", "GEMINI_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_CLOUD_PROJECT"]
 
@@ -42,7 +42,7 @@ def test_gemini_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_litellm_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "litellm", None)
     monkeypatch.delitem(sys.modules, "google.adk.models.lite_llm", raising=False)
-    with pytest.raises(ModelConfigError, match=r"pip install 'multi-agent\[litellm\]'"):
+    with pytest.raises(ModelConfigError, match=r"pip install 'multi-agent-team\[litellm\]'"):
         resolve_model("ollama_chat/qwen2.5")
 
 

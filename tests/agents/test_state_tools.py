@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import multi_agent.team.state_tools.tools as st
 import pytest
 from google.adk.sessions import InMemorySessionService
+from multi_agent.team.state_tools._common import DELEGATION_LIMIT
 
-import state_tools as st
-from state_tools._common import DELEGATION_LIMIT
 from tests.agents.conftest import FakeToolContext
 
 

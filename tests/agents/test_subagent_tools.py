@@ -8,10 +8,14 @@ import types
 from typing import Any
 
 import pytest
+from multi_agent.team.subagents.funny_nerd.jokes import load_jokes
+from multi_agent.team.subagents.funny_nerd.tools import list_joke_topics, tell_joke
+from multi_agent.team.subagents.stock_analyst.quotes import (
+    INSTALL_HINT,
+    get_stock_price,
+    get_watchlist_prices,
+)
 
-from subagents.funny_nerd.jokes import load_jokes
-from subagents.funny_nerd.tools import list_joke_topics, tell_joke
-from subagents.stock_analyst.quotes import INSTALL_HINT, get_stock_price, get_watchlist_prices
 from tests.agents.conftest import FakeToolContext
 
 TOPICS = {"python", "programming", "math", "science", "physics", "chemistry", "databases"}

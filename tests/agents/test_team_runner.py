@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from multi_agent.team.state_tools._common import HISTORY_LIMIT, USER_LOG_LIMIT
+from multi_agent.team.state_tools.recorder import HISTORY_TEXT_LIMIT, LOG_TEXT_LIMIT
+from multi_agent.team.subagents.funny_nerd.jokes import load_jokes
+
 from multi_agent import DatabaseSessionService
-from multi_agent.app import APP_NAME, TeamRunner, build_runner, get_or_create_session
-from state_tools._common import HISTORY_LIMIT, USER_LOG_LIMIT
-from state_tools.recorder import HISTORY_TEXT_LIMIT, LOG_TEXT_LIMIT
-from subagents.funny_nerd.jokes import load_jokes
+from multi_agent.team.app import APP_NAME, TeamRunner, build_runner, get_or_create_session
 from tests.agents._team import say, stored
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,7 @@ async def test_prices_are_never_invented(runner: TeamRunner) -> None:
     for text in ["What is the price of TSLA?", "prices for my watchlist"]:
         turn = await say(runner, USER, session.id, text)
         assert turn.replier == "stock_analyst"
-        assert "won't guess" in turn.reply and "multi-agent[stocks]" in turn.reply
+        assert "won't guess" in turn.reply and "multi-agent-team[stocks]" in turn.reply
         assert not re.search(r"\d+\.\d+", turn.reply), turn.reply  # no number posing as price
 
 

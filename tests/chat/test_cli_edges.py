@@ -54,7 +54,7 @@ def seed(db: Path) -> None:
     from google.genai import types
 
     from multi_agent import DatabaseSessionService
-    from multi_agent.app import new_session_state
+    from multi_agent.team.app import new_session_state
 
     async def write() -> None:
         async with DatabaseSessionService(sqlite_url(db)) as store:

@@ -34,11 +34,11 @@ from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
 from google.genai import types
+from multi_agent.team.state_tools.tools import add_to_stock_watchlist, wrap
 
 from multi_agent import DatabaseSessionService
-from multi_agent.app import build_runner, get_or_create_session, user_message
 from multi_agent.store.updates import StateUpdates
-from state_tools import add_to_stock_watchlist, wrap
+from multi_agent.team.app import build_runner, get_or_create_session, user_message
 from tests.chat._util import APP, MULTI_AGENT, TIMEOUT, clean_env, sqlite_url
 from tests.conftest import fresh_pg_database
 

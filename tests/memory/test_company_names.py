@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import multi_agent.team.state_tools.tools as st
 import pytest
 from google.adk.tools.load_memory_tool import LoadMemoryResponse
+from multi_agent.team.subagents.historian.memory_tool import SafeLoadMemoryTool
 
-import state_tools as st
 from multi_agent import DatabaseSessionService
 from multi_agent.memory import DatabaseMemoryService
 from multi_agent.memory.query import query_terms
 from multi_agent.models import companies
-from subagents.historian.memory_tool import SafeLoadMemoryTool
 from tests.agents.conftest import FakeToolContext
 from tests.helpers import text_event
 

@@ -168,7 +168,7 @@ async def test_team_turn_spans_sit_in_adk_trace(
     spans: InMemorySpanExporter, db_url: str, backend: str, adk_schema: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from multi_agent.app import APP_NAME, build_runner
+    from multi_agent.team.app import APP_NAME, build_runner
     from tests.agents._team import say
 
     runner = build_runner(db_url=db_url, model="offline-rules")

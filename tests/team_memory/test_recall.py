@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from multi_agent.app import TeamRunner, build_runner, get_or_create_session
+from multi_agent.team.app import TeamRunner, build_runner, get_or_create_session
 from tests.agents._team import Turn, say
 
 USER = "ada"
@@ -160,7 +160,7 @@ async def test_without_memory_the_historian_searches_the_store(tmp_path) -> None
 
 
 async def test_history_older_than_the_state_lists_comes_from_the_store(tmp_path) -> None:
-    from state_tools._common import HISTORY_LIMIT
+    from multi_agent.team.state_tools._common import HISTORY_LIMIT
 
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'team.db'}"
     runner = build_runner(db_url=db_url, model="offline-rules", memory=False)

@@ -11,9 +11,9 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from sqlalchemy import text
 
 from multi_agent import DatabaseSessionService
-from multi_agent.app import DEFAULT_WINDOW_EVENTS, build_runner, get_or_create_session
 from multi_agent.memory import BoundedContextPlugin, DatabaseMemoryService, RememberTurnsPlugin
 from multi_agent.memory.summarizer import ExtractiveSummarizer
+from multi_agent.team.app import DEFAULT_WINDOW_EVENTS, build_runner, get_or_create_session
 from tests.agents._team import say, stored
 from tests.helpers import record_loads
 

@@ -17,7 +17,7 @@ import json
 import sys
 from typing import Any
 
-from . import add_common
+from ..cli import add_common
 
 APP_NAME = "multi_agent"
 

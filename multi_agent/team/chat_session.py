@@ -17,10 +17,10 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 from rich.markup import escape
 
+from ..cli import EXIT_FAILURE
+from ..cli.render import CliConsole
 from ..errors import DatabaseUnavailableError, MultiAgentError, SessionNotFound
-from . import EXIT_FAILURE
 from .chat import APP_NAME, HELP, to_json
-from .render import CliConsole
 
 MAX_SHOWN = 160
 BYE = "Bye. Everything is saved."
@@ -168,7 +168,7 @@ class ChatSession:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def main(self, *, session_id: str | None, new: bool) -> int:
-        from ..app import build_runner
+        from .app import build_runner
 
         quiet_library_logs()
         self.runner = build_runner(
@@ -232,7 +232,7 @@ class ChatSession:
             listed = (await store.list_sessions(app_name=APP_NAME, user_id=self.user_id)).sessions
             resumed = listed[-1] if listed else None
         if resumed is None:
-            from ..app import new_session_state
+            from .app import new_session_state
 
             session = await store.create_session(
                 app_name=APP_NAME, user_id=self.user_id, state=new_session_state()
@@ -526,7 +526,7 @@ class ChatSession:
                                "Tool calls and state changes are hidden now (/details shows "
                                "them for the last answer).")
         elif name == "/runs":
-            from .tree import render_tree
+            from ..cli.tree import render_tree
 
             # The recent runs (about a screen); "/runs N" the last N, "/runs all" every one.
             last: int | None = 15
@@ -567,7 +567,7 @@ class ChatSession:
     async def view(self, name: str, arg: str) -> None:
         """``/state [KEY]``, ``/history``, ``/prefs``, ``/stats``: a tree or a table, or the
         JSON with ``--json``."""
-        from . import render
+        from ..cli import render
 
         words = arg.split()
         as_json = "--json" in words
@@ -611,7 +611,7 @@ class ChatSession:
 
     async def details(self, run_id: str | None) -> None:
         """``/details [RUN]``: what the last answer (or the run RUN) did, event by event."""
-        from . import render
+        from ..cli import render
 
         store = self.store
         if run_id is None:

@@ -45,10 +45,10 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.session import Session
 from google.genai import types
 
-from .memory.context import DEFAULT_WINDOW_EVENTS
+from ..memory.context import DEFAULT_WINDOW_EVENTS
 
 if TYPE_CHECKING:
-    from .memory import BoundedContext
+    from ..memory import BoundedContext
 
 __all__ = [
     "APP_NAME",
@@ -172,9 +172,9 @@ def build_runner(
         ValueError: ``memory=False`` with a ``memory_service``, ``window`` below 2, or an
             unknown ``memory_search``.
     """
-    from .memory import BoundedContext, DatabaseMemoryService
-    from .models import resolve_model
-    from .store import DatabaseSessionService
+    from ..memory import BoundedContext, DatabaseMemoryService
+    from ..models import resolve_model
+    from ..store import DatabaseSessionService
 
     if not memory and memory_service is not None:
         raise ValueError("memory=False contradicts the memory_service given.")
@@ -227,14 +227,14 @@ def build_app(
         plugins: more ADK plugins (after the team's own).
         events_compaction_config: ADK event compaction; default the bounded context's.
     """
-    from manager.agent import build_agent_tree
+    from multi_agent.team.manager.team import build_agent_tree
 
-    from .memory import BoundedContext, RememberTurnsPlugin
-    from .models import OfflineRulesModel, resolve_model
+    from ..memory import BoundedContext, RememberTurnsPlugin
+    from ..models import OfflineRulesModel, resolve_model
 
     chosen = model if isinstance(model, BaseLlm) else resolve_model(model)
     ctx = BoundedContext() if context == "default" else context
-    from .store import RunTreePlugin
+    from ..store import RunTreePlugin
 
     team_plugins: list[BasePlugin] = [RunTreePlugin()]  # AgentTool calls as sub-runs
     if ctx is not None:
@@ -278,7 +278,7 @@ def new_session_state(*, user_name: str | None = None) -> dict[str, Any]:
     the user already has stored. Tools treat missing ``user:`` keys as empty. ``user_name``,
     when given, is added as ``user:user_name``.
     """
-    from state_tools import default_session_metadata
+    from multi_agent.team.state_tools.tools import default_session_metadata
 
     state: dict[str, Any] = {
         "conversation_history": [],

@@ -8,13 +8,16 @@ for ``adk web`` / ``adk run``.
 
 from __future__ import annotations
 
-
 from google.adk.agents.llm_agent import LlmAgent
 from google.adk.models.base_llm import BaseLlm
+from multi_agent.team.state_tools.context import instruction_with_user_context
+from multi_agent.team.state_tools.tools import ALL_STATE_TOOLS, record_turn, wrap
+from multi_agent.team.subagents.builders import (
+    build_funny_nerd,
+    build_historian,
+    build_stock_analyst,
+)
 
-from state_tools import ALL_STATE_TOOLS, record_turn, wrap
-from state_tools.context import instruction_with_user_context
-from subagents import build_funny_nerd, build_historian, build_stock_analyst
 from multi_agent.models.select import lazy_root_agent
 
 __all__ = ["DESCRIPTION", "NAME", "build_agent_tree", "root_agent"]

@@ -1,4 +1,5 @@
-"""The agent team as an ADK agent folder: ``adk web .`` from the repository lists ``multi_agent``.
+"""The team's ADK App: ``adk web .`` in the repository lists ``multi_agent`` (the package's
+``app`` attribute comes from here).
 
 Under that name ``adk web`` / ``adk api_server`` use the same app name as ``multi-agent chat``,
 so with ``--session_service_uri multi-agent://`` (and ``--memory_service_uri multi-agent://``)
@@ -8,7 +9,7 @@ adding each session to memory after a run. ADK's server loads whole sessions (it
 window). The model is chosen as everywhere else (``$MULTI_AGENT_MODEL``, default offline rules).
 """
 
-from multi_agent.app import build_app
+from multi_agent.team.app import build_app
 
 app = build_app()
 root_agent = app.root_agent

@@ -1,1 +1,0 @@
-"""Benchmarks for the session store (run with ``python -m bench.run``; never timed tests)."""
