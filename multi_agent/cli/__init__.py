@@ -36,8 +36,10 @@ TEAM_MISSING = (
     "the chat is part of the agent team, which is not installed here "
     "(this is the store alone): pip install multi-agent-team"
 )
+TEAM_SERVE = "multi_agent.team.serve.cli"
 COMMAND_MODULES = (
     TEAM_CHAT,
+    TEAM_SERVE,
     "multi_agent.cli.inspect",
     "multi_agent.cli.tree",
 )
@@ -135,8 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if name == TEAM_CHAT and exc.name and TEAM_CHAT.startswith(exc.name):
-                _register_missing_team(sub)  # a store-only install
+            if name in (TEAM_CHAT, TEAM_SERVE) and exc.name and name.startswith(exc.name):
+                _register_missing_team(sub, "chat" if name == TEAM_CHAT else "serve")
                 continue
             raise
         module.register(sub)
@@ -144,11 +146,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_missing_team(sub: argparse._SubParsersAction) -> None:
-    """``chat`` in a store-only install: says how to get the team instead of being unknown."""
-    parser = sub.add_parser("chat", help="talk to the team (not installed: multi-agent-team)")
+def _register_missing_team(sub: argparse._SubParsersAction, command: str = "chat") -> None:
+    """``chat`` (or ``serve``) in a store-only install: says how to get the team instead of
+    being unknown."""
+    what = "talk to the team" if command == "chat" else "serve the team over HTTP"
+    message = TEAM_MISSING if command == "chat" else TEAM_MISSING.replace(
+        "the chat is", f"multi-agent {command} is")
+    parser = sub.add_parser(command, help=f"{what} (not installed: multi-agent-team)")
     parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-    parser.set_defaults(func=lambda args: fail(TEAM_MISSING))
+    parser.set_defaults(func=lambda args: fail(message))
 
 
 def _wrap_help(parser: argparse.ArgumentParser) -> None:

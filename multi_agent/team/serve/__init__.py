@@ -1,0 +1,19 @@
+"""``multi-agent serve``: the agent team over HTTP (the contract: ``docs/http-api.md``).
+
+* ``app.py``: the FastAPI application (``create_app``): threads, runs, messages, replay, memory;
+* ``runs.py``: runs in flight (one per thread, executed in the background, stop, limits);
+* ``translate.py``: ADK events as AG-UI events and messages (types from ``ag-ui-protocol``);
+* ``views.py``: threads and runs as JSON, read through the store's public methods;
+* ``tokens.py``: the per-user API tokens (salted hashes in a 0600 JSON file);
+* ``limits.py``: the request body limit; ``errors.py``: every error answer;
+* ``cli.py``: the ``serve`` and ``serve token add|list|revoke`` commands.
+
+The page (``web/``, static files) is served at ``/`` when present.
+"""
+
+from __future__ import annotations
+
+from .app import ServeConfig, create_app
+from .tokens import TokenFile
+
+__all__ = ["ServeConfig", "TokenFile", "create_app"]
