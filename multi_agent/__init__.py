@@ -1,16 +1,22 @@
-"""multi-agent: a persistent multi-agent assistant on Google ADK, and its session store.
+"""The session store (distribution ``adk-lossless-sessions``) and, when ``multi-agent-team`` is
+installed too, the agent team in :mod:`multi_agent.team`.
 
-The store is importable on its own::
+The store::
 
     from multi_agent import DatabaseSessionService
     service = DatabaseSessionService("sqlite+aiosqlite:///./multi_agent_data.db")
 
-``build_runner`` (the agent team on that store) is imported lazily so that using the store does
-not load the agents.
+``build_runner`` (the team on that store) is imported on first use, so using the store does not
+load the agents.
 
-Importing the package also registers the built-in offline rules model with ADK's
-``LLMRegistry`` (lazily: no agents or rule tables are loaded), so
-``LlmAgent(model="offline-rules")`` works in your own agents after ``import multi_agent``.
+Importing the package also registers, with ADK:
+
+* the built-in offline rules model in ``LLMRegistry`` (lazily: no rule tables are loaded), so
+  ``LlmAgent(model="offline-rules")`` works in your own agents after ``import multi_agent``;
+* the ``multi-agent://`` session/memory service URI schemes (:mod:`multi_agent.services`), so
+  ``adk run --session_service_uri multi-agent:// my_agent`` works when ``my_agent`` imports
+  the package (``adk web``/``api_server`` create their services before loading any agent: they
+  need ``import multi_agent`` in the agents folder's ``services.py``).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ from .errors import (
 from .models import _registry as _offline_model  # noqa: F401  (registers "offline-rules")
 from .store import DEFAULT_DB_URL, DatabaseSessionService, StateUpdates
 
+from . import services as _services  # noqa: E402, F401, I001  (registers the URI schemes)
+
 if TYPE_CHECKING:
     from .team.app import build_runner
 
@@ -55,13 +63,8 @@ __all__ = [
 ]
 
 
-# Provided by the agent team (the multi-agent-team distribution), imported on first use:
-# ``app``/``root_agent`` make this package the ADK agent folder ``adk web .`` lists.
-_TEAM_ATTRIBUTES = {
-    "build_runner": "multi_agent.team.app",
-    "app": "multi_agent.team.agent",
-    "root_agent": "multi_agent.team.agent",
-}
+# Provided by the agent team (the multi-agent-team distribution), imported on first use.
+_TEAM_ATTRIBUTES = {"build_runner": "multi_agent.team.app"}
 
 
 def __getattr__(name: str) -> Any:

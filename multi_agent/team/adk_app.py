@@ -1,5 +1,4 @@
-"""The team's ADK App: ``adk web .`` in the repository lists ``multi_agent`` (the package's
-``app`` attribute comes from here).
+"""The team's ADK App, which ``multi_agent/agent.py`` hands to ADK's loader.
 
 Under that name ``adk web`` / ``adk api_server`` use the same app name as ``multi-agent chat``,
 so with ``--session_service_uri multi-agent://`` (and ``--memory_service_uri multi-agent://``)

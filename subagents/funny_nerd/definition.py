@@ -1,7 +1,7 @@
 """funny_nerd: nerdy jokes from the project's own collection, never repeated to the same user.
 
 ``build_agent(model)`` makes a fresh agent; ``root_agent`` (built on first access with the
-configured model) lets ``adk web subagents`` run it on its own.
+configured model) lets ADK run it on its own (``adk api_server subagents``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,18 @@
-"""stock_analyst agent package (``agent.py`` defines ``root_agent`` for ``adk web``)."""
+"""The stock_analyst agent: ``definition.py`` builds it. ``root_agent`` (one instance, built on first
+access) lets ADK's loader run it on its own, e.g. ``adk api_server subagents``."""
 
 from __future__ import annotations
 
-from . import agent
+from typing import Any
 
-__all__ = ["agent"]
+from .definition import build_agent
+
+__all__ = ["build_agent", "root_agent"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "root_agent":
+        from . import definition
+
+        return definition.root_agent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

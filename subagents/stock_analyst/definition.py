@@ -1,7 +1,7 @@
 """stock_analyst: the user's watch list, and prices only from a live source, never invented.
 
 ``build_agent(model)`` makes a fresh agent; ``root_agent`` (built on first access with the
-configured model) lets ``adk web subagents`` run it on its own.
+configured model) lets ADK run it on its own (``adk api_server subagents``).
 """
 
 from __future__ import annotations

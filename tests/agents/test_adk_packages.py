@@ -39,7 +39,7 @@ def test_adk_loads_each_sub_agent(name: str) -> None:
 
 
 async def test_a_sub_agent_runs_on_its_own() -> None:
-    from multi_agent.team.subagents.funny_nerd.agent import root_agent
+    from multi_agent.team.subagents.funny_nerd import root_agent
 
     runner = InMemoryRunner(agent=root_agent, app_name="funny_nerd")
     session = await runner.session_service.create_session(app_name="funny_nerd", user_id="u")

@@ -1,0 +1,81 @@
+"""Driving ADK's own command-line tools in tests: ``adk web``/``api_server`` servers, ``adk run``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cwd: Path,
+               env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
+    """Runs ``adk <command> --port P <args> <agents>`` (``web`` or ``api_server``) until it
+    answers ``/list-apps``; yields its base URL; stops it afterwards."""
+    port = free_port()
+    log_path = cwd / f"adk-{command}-{port}.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [str(adk), command, "--host", "127.0.0.1", "--port", str(port), *args, str(agents)],
+            cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if httpx.get(f"{base}/list-apps", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"adk {command} did not start:\n"
+                                         + log_path.read_text()[-3000:])
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def adk_turn(base: str, app: str, user: str, session_id: str, text: str) -> list[dict[str, Any]]:
+    """One ``POST /run`` turn; returns ADK's events as JSON."""
+    run = httpx.post(f"{base}/run", timeout=120, json={
+        "app_name": app, "user_id": user, "session_id": session_id,
+        "new_message": {"role": "user", "parts": [{"text": text}]},
+    })
+    assert run.status_code == 200, run.text
+    return run.json()
+
+
+def texts(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(author, text) of every text part."""
+    return [(e["author"], p["text"]) for e in events
+            for p in ((e.get("content") or {}).get("parts") or []) if p.get("text")]
+
+
+def adk_run(adk: Path, agent: str, session_uri: str, lines: Sequence[str], *, cwd: Path,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``adk run --session_service_uri URI AGENT`` with ``lines`` piped to its prompt."""
+    return subprocess.run(
+        [str(adk), "run", "--session_service_uri", session_uri, agent],
+        input="".join(f"{line}\n" for line in lines), cwd=cwd, env=env or dict(os.environ),
+        capture_output=True, text=True, timeout=180,
+    )
