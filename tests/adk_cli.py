@@ -22,15 +22,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cwd: Path,
-               env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
+               env: dict[str, str] | None = None, timeout: float = 90,
+               log: Path | None = None) -> Iterator[str]:
     """Runs ``adk <command> --port P <args> <agents>`` (``web`` or ``api_server``) until it
-    answers ``/list-apps``; yields its base URL; stops it afterwards."""
+    answers ``/list-apps``; yields its base URL; stops it afterwards. Its output goes to
+    ``log`` (default: a file in ``cwd``)."""
     port = free_port()
-    log_path = cwd / f"adk-{command}-{port}.log"
-    with log_path.open("w") as log:
+    log_path = log or cwd / f"adk-{command}-{port}.log"
+    with log_path.open("w") as out:
         proc = subprocess.Popen(
             [str(adk), command, "--host", "127.0.0.1", "--port", str(port), *args, str(agents)],
-            cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env or dict(os.environ),
         )
         base = f"http://127.0.0.1:{port}"
         try:

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from multi_agent import DatabaseSessionService
+from tests.adk_cli import adk_server
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = '''
@@ -23,43 +21,13 @@ root_agent = build_agents()
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_api_server(tmp_path: Path, agents: Path, extra: list[str]):
     db = tmp_path / "sessions.db"
-    port = free_port()
-    adk = Path(sys.executable).with_name("adk")
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen(
-        [str(adk), "api_server", "--host", "127.0.0.1", "--port", str(port),
-         "--session_service_uri", f"multi-agent+sqlite:///{db}", *extra, str(agents)],
-        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/list-apps", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(0.3)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with adk_server(Path(sys.executable).with_name("adk"), "api_server", agents,
+                    ["--session_service_uri", f"multi-agent+sqlite:///{db}", *extra],
+                    cwd=tmp_path, env=env, log=tmp_path / "server.log") as base:
         yield base, db
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture
