@@ -1,6 +1,6 @@
 """ADK's own command-line tools on this repository, with the store plugged in.
 
-``adk web .`` offers one app, the team under the chat's app name; ``adk run multi_agent`` (the
+``adk web .`` and ``adk api_server .`` offer one app, the team under the chat's app name; ``adk run multi_agent`` (the
 folder's ``services.py`` is imported by ADK as a top-level module) runs the team on the store.
 """
 
@@ -53,11 +53,13 @@ async def test_adk_run_runs_the_team_on_the_store(store_uri: tuple[str, str]) ->
     assert "NVDA" in state["preferences"]["stock_watchlist"]
 
 
-async def test_adk_web_offers_only_the_team(store_uri: tuple[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["web", "api_server"])
+async def test_adk_servers_offer_only_the_team(store_uri: tuple[str, str], tmp_path: Path,
+                                               command: str) -> None:
     uri, url = store_uri
     user = "u-" + uuid.uuid4().hex[:6]
-    with adk_server(ADK, "web", ROOT, ["--session_service_uri", uri, "--memory_service_uri",
-                                       uri], cwd=tmp_path, env=_env()) as base:
+    with adk_server(ADK, command, ROOT, ["--session_service_uri", uri, "--memory_service_uri",
+                                         uri], cwd=tmp_path, env=_env()) as base:
         assert httpx.get(f"{base}/list-apps").json() == ["multi_agent"]
         created = httpx.post(f"{base}/apps/multi_agent/users/{user}/sessions", json={})
         assert created.status_code == 200, created.text
