@@ -1,0 +1,750 @@
+// The page: sign-in, the conversation list, the conversation (streamed), the run tree, memory.
+// Talks only to the server that serves it (docs/http-api.md); nothing is fetched from elsewhere.
+
+import { Api, ApiError, Unreachable, newId } from "./api.js";
+import { readEvents } from "./sse.js";
+import { Turn, h, renderMemory, splitTurns, when } from "./render.js";
+import { drawTree, layout, lineage } from "./tree.js";
+
+const TOKEN_KEY = "multi-agent.token";
+const $ = (id) => document.getElementById(id);
+
+const S = {
+  token: localStorage.getItem(TOKEN_KEY),
+  info: null,
+  me: null,
+  threads: [],
+  nextCursor: null,
+  threadId: null,
+  thread: null,
+  runs: [],
+  viewRunId: null,     // null: the head (latest) of the thread
+  running: null,       // {threadId, runId, controller}
+  unreachable: false,
+  loadSeq: 0,          // guards against an older load finishing after a newer one
+};
+
+const api = new Api(() => S.token, { onReachable: setReachable });
+
+// ---------------------------------------------------------------- reachability, notices
+
+let retryTimer = null;
+
+function setReachable(ok) {
+  if (ok === !S.unreachable) return;
+  S.unreachable = !ok;
+  $("offline-server").hidden = ok;
+  document.body.classList.toggle("server-down", !ok);
+  if (!ok && !retryTimer) {
+    retryTimer = setInterval(async () => {
+      try {
+        await api.info();
+      } catch {
+        return;
+      }
+      clearInterval(retryTimer);
+      retryTimer = null;
+      if (S.me) refreshAll();
+      else boot();
+    }, 3000);
+  }
+}
+
+function showModel(info) {
+  const badge = $("model-badge");
+  badge.textContent = `Model: ${info.model}`;
+  badge.title = info.modelLabel || info.model;
+  badge.classList.toggle("offline", Boolean(info.offline));
+  const notice = $("model-notice");
+  if (info.offline) {
+    notice.textContent = `Answers come from the ${info.modelLabel || "offline rules model, not an LLM"} `
+      + `(${info.model}): simple word matching, not a language model.`;
+    notice.hidden = false;
+  } else {
+    notice.hidden = true;
+  }
+}
+
+function showRunError(text) {
+  const el = $("run-error");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function describe(error) {
+  if (error instanceof Unreachable) return "The server cannot be reached.";
+  if (error instanceof ApiError) return `${error.message} (${error.status} ${error.code})`;
+  return String(error?.message || error);
+}
+
+// ---------------------------------------------------------------- sign in / out
+
+function showSignin(message = "") {
+  $("app").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = message;
+  $("token-input").value = "";
+  $("token-input").focus();
+}
+
+async function signIn(token) {
+  S.token = token;
+  try {
+    S.me = await api.me();
+  } catch (error) {
+    S.token = null;
+    S.me = null;
+    if (error instanceof ApiError && error.status === 401) {
+      return "That token was not accepted. Check it, or ask for a new one.";
+    }
+    return describe(error);
+  }
+  localStorage.setItem(TOKEN_KEY, token);
+  return null;
+}
+
+function signOut() {
+  S.running?.controller.abort();
+  localStorage.removeItem(TOKEN_KEY);
+  Object.assign(S, { token: null, me: null, threads: [], nextCursor: null, threadId: null,
+    thread: null, runs: [], viewRunId: null, running: null });
+  history.replaceState(null, "", location.pathname);
+  $("thread-list").replaceChildren();
+  $("messages").replaceChildren();
+  $("memory").replaceChildren();
+  $("tree").replaceChildren();
+  showSignin("You are signed out.");
+}
+
+/** A 401 after sign-in: the token was revoked. */
+function handleAuth(error) {
+  if (error instanceof ApiError && error.status === 401) {
+    localStorage.removeItem(TOKEN_KEY);
+    S.token = null;
+    S.me = null;
+    showSignin("Your token is no longer accepted; sign in again.");
+    return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------- routing (#/t/<thread>[/r/<run>])
+
+function route() {
+  const m = /^#\/t\/([^/]+)(?:\/r\/([^/]+))?$/.exec(location.hash);
+  return m ? { threadId: decodeURIComponent(m[1]), runId: m[2] ? decodeURIComponent(m[2]) : null }
+    : { threadId: null, runId: null };
+}
+
+function setRoute(threadId, runId) {
+  const hash = threadId ? `#/t/${encodeURIComponent(threadId)}${runId ? `/r/${encodeURIComponent(runId)}` : ""}` : "";
+  if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname);
+}
+
+// ---------------------------------------------------------------- threads
+
+function threadTitle(t) {
+  return (t && t.title) || "Untitled conversation";
+}
+
+function renderThreads() {
+  const list = $("thread-list");
+  list.replaceChildren(...S.threads.map(threadItem));
+  $("threads-empty").hidden = S.threads.length > 0;
+  $("more-threads").hidden = !S.nextCursor;
+}
+
+function threadItem(t) {
+  const current = t.threadId === S.threadId;
+  const li = h("li", { class: `thread${current ? " current" : ""}`, dataset: { threadId: t.threadId } });
+  const open = h("button", { type: "button", class: "thread-open", "aria-current": current ? "page" : null,
+    onclick: () => { closeDrawer(); openThread(t.threadId, null); } },
+  h("span", { class: "thread-name", text: threadTitle(t) }),
+  h("span", { class: "thread-meta", text: `${when(t.updatedAt)} · ${t.runCount ?? 0} run${t.runCount === 1 ? "" : "s"}` }));
+  const rename = h("button", { type: "button", class: "small ghost rename",
+    "aria-label": `Rename "${threadTitle(t)}"`, onclick: () => startRename(li, t) }, "Rename");
+  const del = h("button", { type: "button", class: "small ghost delete",
+    "aria-label": `Delete "${threadTitle(t)}"`, onclick: () => confirmDelete(li, t) }, "Delete");
+  li.append(open, h("span", { class: "thread-actions" }, rename, del));
+  return li;
+}
+
+function startRename(li, t) {
+  const input = h("input", { type: "text", value: threadTitle(t), "aria-label": "New title", maxlength: "200" });
+  const form = h("form", { class: "rename-form" }, input,
+    h("button", { type: "submit", class: "small" }, "Save"),
+    h("button", { type: "button", class: "small ghost", onclick: () => renderThreads() }, "Cancel"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const title = input.value.trim();
+    if (!title) return;
+    try {
+      const updated = await api.renameThread(t.threadId, title);
+      Object.assign(t, updated || { title });
+      if (S.threadId === t.threadId) setThreadTitle(t);
+    } catch (error) {
+      if (!handleAuth(error)) showRunError(`Could not rename: ${describe(error)}`);
+    }
+    renderThreads();
+    li = $("thread-list").querySelector(`[data-thread-id="${CSS.escape(t.threadId)}"] .rename`);
+    li?.focus();
+  });
+  input.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      renderThreads();
+      $("thread-list").querySelector(`[data-thread-id="${CSS.escape(t.threadId)}"] .rename`)?.focus();
+    }
+  });
+  li.replaceChildren(form);
+  input.focus();
+  input.select();
+}
+
+function confirmDelete(li, t) {
+  const yes = h("button", { type: "button", class: "small danger confirm-delete", onclick: async () => {
+    try {
+      await api.deleteThread(t.threadId);
+    } catch (error) {
+      if (handleAuth(error)) return;
+      if (!(error instanceof ApiError && error.status === 404)) {
+        showRunError(`Could not delete: ${describe(error)}`);
+        renderThreads();
+        return;
+      }
+    }
+    S.threads = S.threads.filter((x) => x.threadId !== t.threadId);
+    if (S.threadId === t.threadId) newConversation();
+    renderThreads();
+    $("new-thread").focus();
+  } }, "Delete it");
+  const no = h("button", { type: "button", class: "small ghost", onclick: () => renderThreads() }, "Keep");
+  li.replaceChildren(h("p", { class: "confirm", role: "alert" }, `Delete "${threadTitle(t)}" and all its runs?`),
+    h("span", { class: "thread-actions" }, yes, no));
+  yes.focus();
+}
+
+async function loadThreads(more = false) {
+  try {
+    const page = await api.threads(more ? S.nextCursor : null);
+    S.threads = more ? [...S.threads, ...page.items] : page.items;
+    S.nextCursor = page.nextCursor || null;
+  } catch (error) {
+    if (!handleAuth(error)) showRunError(`Could not load your conversations: ${describe(error)}`);
+    return;
+  }
+  renderThreads();
+}
+
+/** Reloads the first page, keeping as many threads as were shown. */
+async function refreshThreads() {
+  const shown = Math.max(S.threads.length, 20);
+  try {
+    let items = [];
+    let cursor = null;
+    do {
+      const page = await api.threads(cursor);
+      items = items.concat(page.items);
+      cursor = page.nextCursor || null;
+    } while (cursor && items.length < shown);
+    S.threads = items;
+    S.nextCursor = cursor;
+  } catch (error) {
+    handleAuth(error);
+    return;
+  }
+  renderThreads();
+}
+
+// ---------------------------------------------------------------- the conversation
+
+function setThreadTitle(t) {
+  $("thread-title").textContent = t ? threadTitle(t) : "New conversation";
+  document.title = t ? `${threadTitle(t)} · multi-agent` : "multi-agent";
+}
+
+function newConversation() {
+  S.running?.controller.abort();
+  Object.assign(S, { threadId: null, thread: null, runs: [], viewRunId: null, running: null });
+  setRoute(null);
+  setThreadTitle(null);
+  $("messages").replaceChildren(h("p", { class: "empty muted",
+    text: "Ask for a joke, a stock (\"add AAPL to my watch list\") or some history. The manager hands your message to the right agent." }));
+  showRunError("");
+  renderTree();
+  renderThreads();
+  updateComposer();
+  $("composer-input").focus();
+}
+
+function headRunId() {
+  return S.thread?.headRunId || null;
+}
+
+/** The run that the next message continues from when it is not the head (a new branch). */
+function branchParent() {
+  const v = S.viewRunId;
+  return v && v !== headRunId() ? v : null;
+}
+
+function renderTree() {
+  drawTree($("tree"), S.runs, {
+    viewRunId: S.viewRunId,
+    headRunId: headRunId(),
+    onShow: (runId) => showRun(runId, false),
+    onContinue: (runId) => showRun(runId, true),
+  });
+}
+
+function updateComposer() {
+  const parent = branchParent();
+  const note = $("branch-note");
+  if (parent) {
+    const t = layout(S.runs);
+    const n = t.row.has(parent) ? t.row.get(parent) + 1 : "?";
+    const isLeaf = !(t.children.get(parent) || []).length;
+    $("branch-text").textContent = isLeaf
+      ? `You are looking at another branch (run #${n}). Your next message continues it.`
+      : `Continuing from run #${n}: your next message starts a new branch; the later runs are kept.`;
+    note.hidden = false;
+  } else {
+    note.hidden = true;
+  }
+  const busy = Boolean(S.running);
+  $("send").disabled = busy;
+  $("stop").hidden = !busy;
+  $("composer").setAttribute("aria-busy", busy ? "true" : "false");
+}
+
+/** Renders AG-UI messages as turns; runs of the shown lineage give each turn its run id. */
+function renderConversation(messages, leafRunId) {
+  const box = $("messages");
+  box.replaceChildren();
+  const turns = splitTurns(messages);
+  const t = layout(S.runs);
+  const leaf = leafRunId || headRunId() || (t.order.length ? t.order[t.order.length - 1].runId : null);
+  const runs = leaf ? lineage(t.byId, leaf) : [];
+  const userTurns = turns.filter((x) => x[0]?.role === "user");
+  // Each message names its run (metadata.runId); else the lineage's runs map to turns in order.
+  const mapped = runs.length === userTurns.length;
+  let k = 0;
+  turns.forEach((msgs, i) => {
+    const first = msgs[0];
+    let runId = first?.metadata?.runId || null;
+    if (first?.role === "user") {
+      if (!runId && mapped) runId = runs[k].runId;
+      k++;
+    }
+    const turn = new Turn(box, { runId });
+    turn.replay(msgs);
+    if (runId && i < turns.length - 1) {
+      turn.el.append(h("button", { type: "button", class: "small ghost continue-turn",
+        "aria-label": `Continue from this answer as a new branch`,
+        onclick: () => showRun(runId, true) }, "↳ Continue from here"));
+    }
+  });
+  if (!turns.length) {
+    box.append(h("p", { class: "empty muted", text: "No messages yet." }));
+  }
+  box.scrollTop = box.scrollHeight;
+}
+
+async function openThread(threadId, runId) {
+  const seq = ++S.loadSeq;
+  if (S.running && S.running.threadId !== threadId) S.running.controller.abort();
+  showRunError("");
+  S.threadId = threadId;
+  S.viewRunId = runId;
+  renderThreads();
+  try {
+    const [thread, runs] = await Promise.all([api.thread(threadId), api.runs(threadId)]);
+    if (seq !== S.loadSeq) return;
+    S.thread = thread;
+    S.runs = runs;
+    if (runId && !runs.some((r) => r.runId === runId)) S.viewRunId = runId = null;
+    if (runId === thread.headRunId) S.viewRunId = runId = null;
+    setThreadTitle(thread);
+    setRoute(threadId, runId);
+    renderTree();
+    updateComposer();
+    if (runId) {
+      const body = await api.messages(threadId, runId);
+      if (seq !== S.loadSeq) return;
+      renderConversation(body.messages, runId);
+    } else {
+      await replay(threadId, seq);
+    }
+  } catch (error) {
+    if (seq !== S.loadSeq || handleAuth(error)) return;
+    if (error instanceof ApiError && error.status === 404) {
+      S.threads = S.threads.filter((x) => x.threadId !== threadId);
+      newConversation();
+      showRunError("That conversation does not exist (or is not yours).");
+      return;
+    }
+    showRunError(`Could not load the conversation: ${describe(error)}`);
+  }
+}
+
+/** The thread's head via the replay stream (GET .../connect): what a refreshed page shows. */
+async function replay(threadId, seq) {
+  const response = await api.connect(threadId);
+  let messages = null;
+  for await (const event of readEvents(response)) {
+    if (seq !== S.loadSeq) return;
+    if (event.type === "MESSAGES_SNAPSHOT") messages = event.messages || [];
+    else if (event.type === "STATE_SNAPSHOT") scheduleMemory();
+    else if (event.type === "RUN_ERROR") showRunError(`Could not replay the conversation: ${event.message}`);
+  }
+  if (messages === null) {
+    // No snapshot in the replay: read the history as JSON instead.
+    messages = (await api.messages(threadId)).messages;
+  }
+  if (seq === S.loadSeq) renderConversation(messages, null);
+}
+
+async function showRun(runId, focusComposer) {
+  if (!S.threadId || S.running) return;
+  await openThread(S.threadId, runId);
+  if (focusComposer) $("composer-input").focus();
+}
+
+async function refreshThreadMeta() {
+  if (!S.threadId) return;
+  try {
+    const [thread, runs] = await Promise.all([api.thread(S.threadId), api.runs(S.threadId)]);
+    S.thread = thread;
+    S.runs = runs;
+    setThreadTitle(thread);
+  } catch (error) {
+    handleAuth(error);
+  }
+  renderTree();
+  updateComposer();
+}
+
+// ---------------------------------------------------------------- a run (streamed)
+
+async function send(text) {
+  if (S.running || !text.trim()) return;
+  showRunError("");
+  const input = $("composer-input");
+  document.body.dataset.idle = "0";  // "1" again once the run and what follows it are shown
+  if (!S.threadId) {
+    try {
+      const thread = await api.createThread(text.trim().replace(/\s+/g, " ").slice(0, 60));
+      S.threadId = thread.threadId;
+      S.thread = thread;
+      S.runs = [];
+      S.viewRunId = null;
+      S.threads = [thread, ...S.threads.filter((x) => x.threadId !== thread.threadId)];
+      setRoute(thread.threadId, null);
+      setThreadTitle(thread);
+      renderThreads();
+      $("messages").replaceChildren();
+    } catch (error) {
+      if (!handleAuth(error)) showRunError(`Could not start a conversation: ${describe(error)}`);
+      document.body.dataset.idle = "1";
+      return;
+    }
+  }
+  const threadId = S.threadId;
+  S.loadSeq++;  // a load still under way must not replace the turn that starts now
+  const parentRunId = branchParent();
+  const controller = new AbortController();
+  const runId = newId();
+  S.running = { threadId, runId, controller };
+  input.value = "";
+  updateComposer();
+  $("messages").querySelector(".empty")?.remove();
+  $("messages").querySelectorAll(".continue-turn").forEach((b) => b.remove());
+  const turn = new Turn($("messages"));
+  turn.user(text);
+  turn.working("manager");
+  $("messages").scrollTop = $("messages").scrollHeight;
+
+  const body = {
+    threadId,
+    runId,
+    messages: [{ id: newId(), role: "user", content: text }],
+    state: {},
+    tools: [],
+    context: [],
+    forwardedProps: {},
+  };
+  if (parentRunId) body.parentRunId = parentRunId;
+
+  let started = false;
+  let ended = null;
+  try {
+    const response = await api.run(threadId, body, controller.signal);
+    for await (const event of readEvents(response)) {
+      if (event.type === "RUN_STARTED") {
+        started = true;
+        S.running.runId = event.runId || runId;
+        turn.setRunId(S.running.runId);
+      }
+      const end = handleEvent(turn, event);
+      if (end) ended = end;
+      $("messages").scrollTop = $("messages").scrollHeight;
+    }
+    if (!ended) {
+      turn.error("the connection closed before the run finished. Reload the conversation to see what was saved.");
+      showRunError("The run's stream was cut before it finished.");
+    }
+  } catch (error) {
+    if (error.name === "AbortError") {
+      turn.finish("stopped");
+      turn.note("Stopped.");
+    } else if (!handleAuth(error)) {
+      let text409 = null;
+      if (error instanceof ApiError && error.status === 409) {
+        text409 = "Another run of this conversation is still going. Wait for it to finish, or stop it.";
+      }
+      const message = text409 || describe(error);
+      turn.error(message);
+      showRunError(`The run failed: ${message}`);
+      if (!started) input.value = input.value || text;  // nothing was sent: keep the text
+    }
+  } finally {
+    turn.finish(ended || "error");
+    S.running = null;
+    updateComposer();
+  }
+  if (!S.token || S.threadId !== threadId) {
+    document.body.dataset.idle = "1";
+    return;
+  }
+  await refreshThreadMeta();
+  const newRun = turn.el.dataset.runId;
+  S.viewRunId = newRun && newRun !== headRunId() ? newRun : null;
+  setRoute(threadId, S.viewRunId);
+  renderTree();
+  updateComposer();
+  // The answered turn becomes an earlier one: offer to continue from the others.
+  addContinueButtons();
+  await Promise.all([refreshThreads(), loadMemory()]);
+  document.body.dataset.idle = "1";
+  input.focus();
+}
+
+function addContinueButtons() {
+  const turns = [...$("messages").querySelectorAll(".turn")];
+  turns.forEach((el, i) => {
+    const runId = el.dataset.runId;
+    if (!runId || i === turns.length - 1 || el.querySelector(".continue-turn")) return;
+    el.append(h("button", { type: "button", class: "small ghost continue-turn",
+      "aria-label": "Continue from this answer as a new branch",
+      onclick: () => showRun(runId, true) }, "↳ Continue from here"));
+  });
+}
+
+/** Applies one AG-UI event to the turn; returns "finished"/"error" when the run ended. */
+function handleEvent(turn, e) {
+  switch (e.type) {
+    case "STEP_STARTED":
+      if (e.stepName) turn.working(e.stepName);
+      return null;
+    case "CUSTOM":
+      if (e.name === "delegation" && e.value) {
+        turn.step(e.value.from, e.value.to);
+        if (turn.workingEl) turn.working(e.value.to);
+      } else if (e.name === "agent" && e.value) {
+        turn.noteAgent(e.value.messageId, e.value.agent);
+      }
+      return null;
+    case "TEXT_MESSAGE_START":
+      turn.textStart(e.messageId, e.name);
+      return null;
+    case "TEXT_MESSAGE_CONTENT":
+      turn.textDelta(e.messageId, e.delta);
+      return null;
+    case "TEXT_MESSAGE_CHUNK":
+      if (!turn.texts.has(e.messageId)) turn.textStart(e.messageId, e.name);
+      turn.textDelta(e.messageId, e.delta);
+      return null;
+    case "TEXT_MESSAGE_END":
+      turn.textEnd(e.messageId);
+      return null;
+    case "TOOL_CALL_START":
+      turn.toolStart(e.toolCallId, e.toolCallName, e.parentMessageId);
+      return null;
+    case "TOOL_CALL_CHUNK":
+      if (!turn.tools.has(e.toolCallId)) turn.toolStart(e.toolCallId, e.toolCallName || "tool", e.parentMessageId);
+      turn.toolArgs(e.toolCallId, e.delta);
+      return null;
+    case "TOOL_CALL_ARGS":
+      turn.toolArgs(e.toolCallId, e.delta);
+      return null;
+    case "TOOL_CALL_END":
+      turn.toolEnd(e.toolCallId);
+      return null;
+    case "TOOL_CALL_RESULT":
+      turn.toolResult(e.toolCallId, e.content);
+      return null;
+    case "STATE_DELTA":
+    case "STATE_SNAPSHOT":
+      scheduleMemory();
+      return null;
+    case "RUN_FINISHED":
+      turn.finish("finished");
+      return "finished";
+    case "RUN_ERROR": {
+      const text = `${e.message || "unknown error"}${e.code ? ` (${e.code})` : ""}`;
+      turn.error(text);
+      showRunError(`The run failed: ${text}`);
+      return "error";
+    }
+    default:
+      return null;
+  }
+}
+
+async function stopRun() {
+  const run = S.running;
+  if (!run) return;
+  try {
+    await api.stop(run.threadId, run.runId);
+  } catch {
+    run.controller.abort();  // the server could not stop it: at least stop listening
+  }
+}
+
+// ---------------------------------------------------------------- memory
+
+let memoryTimer = null;
+
+function scheduleMemory(delay = 300) {
+  clearTimeout(memoryTimer);
+  memoryTimer = setTimeout(loadMemory, delay);
+}
+
+async function loadMemory() {
+  if (!S.token) return;
+  try {
+    const memory = await api.memory();
+    $("memory").replaceChildren(...renderMemory(memory));
+    $("memory").dataset.loaded = String(Date.now());
+  } catch (error) {
+    if (!handleAuth(error)) $("memory").replaceChildren(h("p", { class: "error", text: `Could not load: ${describe(error)}` }));
+  }
+}
+
+// ---------------------------------------------------------------- layout: the drawer at phone width
+
+function closeDrawer() {
+  document.body.classList.remove("threads-open");
+  $("toggle-threads").setAttribute("aria-expanded", "false");
+}
+
+function toggleDrawer() {
+  const open = !document.body.classList.contains("threads-open");
+  document.body.classList.toggle("threads-open", open);
+  $("toggle-threads").setAttribute("aria-expanded", String(open));
+  if (open) ($("thread-list").querySelector(".thread-open") || $("new-thread")).focus();
+}
+
+// ---------------------------------------------------------------- start
+
+async function refreshAll() {
+  document.body.dataset.ready = "0";
+  const seq = S.loadSeq;
+  await loadThreads();
+  scheduleMemory(0);
+  // Something the person did meanwhile (a message sent, a thread opened) wins.
+  if (S.running || seq !== S.loadSeq) {
+    document.body.dataset.ready = "1";
+    return;
+  }
+  const { threadId, runId } = route();
+  if (threadId) await openThread(threadId, runId);
+  else if (S.threadId) await openThread(S.threadId, S.viewRunId);
+  else if (S.threads.length) await openThread(S.threads[0].threadId, null);
+  else newConversation();
+  document.body.dataset.ready = "1";
+}
+
+async function showApp() {
+  $("signin").hidden = true;
+  $("app").hidden = false;
+  $("who").textContent = S.me.userId;
+  await refreshAll();
+}
+
+async function boot() {
+  try {
+    S.info = await api.info();
+    showModel(S.info);
+  } catch {
+    // setReachable(false) has shown the notice and retries boot()
+    if (!S.token) showSignin("");
+    return;
+  }
+  if (!S.token) {
+    showSignin("");
+    return;
+  }
+  const problem = await signIn(S.token);
+  if (problem) {
+    if (S.unreachable) return;
+    localStorage.removeItem(TOKEN_KEY);
+    showSignin(problem);
+    return;
+  }
+  await showApp();
+}
+
+function wire() {
+  $("signin-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const token = $("token-input").value.trim();
+    if (!token) {
+      $("signin-error").textContent = "Paste your token first.";
+      return;
+    }
+    $("signin-button").disabled = true;
+    $("signin-error").textContent = "Signing in…";
+    const problem = await signIn(token);
+    $("signin-button").disabled = false;
+    if (problem) {
+      $("signin-error").textContent = problem;
+      $("token-input").focus();
+      return;
+    }
+    $("signin-error").textContent = "";
+    await showApp();
+    $("composer-input").focus();
+  });
+  $("signout").addEventListener("click", signOut);
+  $("new-thread").addEventListener("click", () => { closeDrawer(); newConversation(); });
+  $("more-threads").addEventListener("click", () => loadThreads(true));
+  $("toggle-threads").addEventListener("click", toggleDrawer);
+  $("branch-cancel").addEventListener("click", () => {
+    if (S.threadId) openThread(S.threadId, null).then(() => $("composer-input").focus());
+  });
+  $("composer").addEventListener("submit", (e) => {
+    e.preventDefault();
+    send($("composer-input").value);
+  });
+  $("composer-input").addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      send($("composer-input").value);
+    }
+  });
+  $("stop").addEventListener("click", stopRun);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && document.body.classList.contains("threads-open")) {
+      closeDrawer();
+      $("toggle-threads").focus();
+    }
+  });
+  window.addEventListener("hashchange", () => {
+    if (!S.me) return;
+    const { threadId, runId } = route();
+    if (threadId) openThread(threadId, runId);
+  });
+  window.addEventListener("online", () => api.info().catch(() => {}));
+}
+
+wire();
+boot();
