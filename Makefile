@@ -32,8 +32,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	scripts/with_postgres.sh $(PY) -m pytest $(ARGS)
 
+# The benchmarks' PostgreSQL is durable (fsync on), as in production.
 bench: $(STAMP)
-	scripts/with_postgres.sh sh -c 'MULTI_AGENT_BENCH_PG_URL="$$MULTI_AGENT_TEST_PG_URL" exec $(PY) -m bench.run $(ARGS)'
+	MULTI_AGENT_PG_FSYNC=on scripts/with_postgres.sh sh -c 'export MULTI_AGENT_BENCH_PG_URL="$$MULTI_AGENT_TEST_PG_URL"; \
+		$(PY) -m bench.run $(ARGS) && $(PY) -m bench.concurrency'
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick $(ARGS)

@@ -1,0 +1,37 @@
+"""``bench.concurrency`` keeps working: one short cell per service, nothing lost, a table out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require_pg
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_short_run_counts_every_acknowledged_append(backend: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MULTI_AGENT_BENCH_PG_URL"}
+    only = "ours-sqlite,adk-db"
+    if backend == "postgres":
+        env["MULTI_AGENT_BENCH_PG_URL"] = require_pg()
+        only = "ours-pg,adk-db-pg"
+    md = tmp_path / "conc.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.concurrency", "--only", only, "--tasks", "4",
+         "--processes", "1,2", "--seconds", "1", "--md", str(md)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    expected = 4 if backend == "postgres" else 2  # PostgreSQL also runs 4 tasks × 2 processes
+    assert len(rows) == expected
+    for row in rows:
+        assert row["acked"] > 0 and row["lost"] == 0 and row["unacknowledged_stored"] == 0, row
+    table = md.read_text()
+    assert table.count("\n| ours-") == expected // 2 and "x |" in table
