@@ -164,7 +164,8 @@ def tree(page: Any) -> dict[str, Any]:
         edges: document.querySelectorAll('#tree svg path.edge').length,
         rows: [...document.querySelectorAll('#tree .tree-row')].map(r => ({
             id: r.dataset.runId, lane: Number(r.dataset.lane),
-            text: r.querySelector('.run-text').textContent, current: r.classList.contains('current')})),
+            text: r.querySelector('.run-text').textContent,
+            current: r.classList.contains('current')})),
     })""")
 
 
@@ -179,7 +180,8 @@ def shot(page: Any, served: Served, name: str, *, full_page: bool = False) -> No
 
 def unnamed_controls(page: Any) -> list[str]:
     """Buttons, inputs and links without an accessible name (text, aria-label or label)."""
-    return page.evaluate("""() => [...document.querySelectorAll('button, input, textarea, a, summary')]
+    return page.evaluate("""() => [
+        ...document.querySelectorAll('button, input, textarea, a, summary')]
         .filter(e => e.offsetParent !== null)
         .filter(e => !(e.getAttribute('aria-label') || e.textContent.trim()
                        || (e.id && document.querySelector(`label[for="${e.id}"]`))))
@@ -262,7 +264,8 @@ def test_conversation_refresh_branch_and_switch_back(browser: Any, served: Serve
     page.keyboard.press("Control+A")
     page.keyboard.type("Jokes and stocks")
     page.keyboard.press("Enter")
-    expect(page.locator("#thread-list .thread.current .thread-name")).to_have_text("Jokes and stocks")
+    current = page.locator("#thread-list .thread.current .thread-name")
+    expect(current).to_have_text("Jokes and stocks")
     expect(page.locator("#thread-title")).to_have_text("Jokes and stocks")
     page.reload()
     wait_ready(page)
@@ -341,7 +344,8 @@ def test_errors_are_said_plainly(browser: Any, tmp_path: Path) -> None:
     token = add_token(token_command, "eve", tmp_path)
     port = free_port()
     # A run time limit no run can meet: every run ends in RUN_ERROR (code timeout).
-    server = Server(["serve", "--port", str(port), "--run-timeout", "0.001"], tmp_path, port).start()
+    args = ["serve", "--port", str(port), "--run-timeout", "0.001"]
+    server = Server(args, tmp_path, port).start()
     try:
         context = browser.new_context(viewport=DESKTOP)
         page = context.new_page()
@@ -373,6 +377,39 @@ def test_errors_are_said_plainly(browser: Any, tmp_path: Path) -> None:
         expect(page.locator("#offline-server")).to_contain_text("cannot be reached")
         server.start()
         expect(page.locator("#offline-server")).to_be_hidden(timeout=20_000)
+        # Signing out forgets the token: a refresh asks for it again.
+        page.locator("#signout").click()
+        expect(page.locator("#signin-error")).to_have_text("You are signed out.")
+        assert page.evaluate("localStorage.length") == 0
+        page.reload()
+        expect(page.locator("#token-input")).to_be_focused()
+        expect(page.locator("#app")).to_be_hidden()
         context.close()
     finally:
         server.stop()
+
+
+def test_event_stream_parser_in_the_browser(browser: Any, served: Served) -> None:
+    """The page's text/event-stream reader: events split anywhere across chunks, CRLF and CR
+    line ends, comments, multi-line data, an event left open at the end of the stream."""
+    page = browser.new_context().new_page()
+    page.goto(served.server.url + "/")
+    got = page.evaluate("""async () => {
+        const { readEvents } = await import('./sse.js');
+        const text = ': keep-alive\\r\\ndata: {"type":"A",\\r\\ndata: "n":1}\\r\\n\\r\\n'
+          + 'event: x\\rdata: {"type":"B"}\\r\\rdata: {"type":"C","s":"é"}\\n\\ndata: {"type":"D"}';
+        const bytes = new TextEncoder().encode(text);
+        const results = [];
+        for (const size of [1, 2, 3, 7, bytes.length]) {
+          const stream = new ReadableStream({ start(c) {
+            for (let i = 0; i < bytes.length; i += size) c.enqueue(bytes.slice(i, i + size));
+            c.close(); } });
+          const out = [];
+          for await (const e of readEvents(new Response(stream))) out.push(e);
+          results.push(out);
+        }
+        return results;
+    }""")
+    expected = [{"type": "A", "n": 1}, {"type": "B"}, {"type": "C", "s": "é"}, {"type": "D"}]
+    assert got == [expected] * 5
+    page.context.close()

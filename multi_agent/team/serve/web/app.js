@@ -501,6 +501,8 @@ async function send(text) {
         text409 = "Another run of this conversation is still going. Wait for it to finish, or stop it.";
       }
       const message = text409 || describe(error);
+      // The stream broke off (not an HTTP answer): is the server still there?
+      if (!(error instanceof ApiError)) api.info().catch(() => {});
       turn.error(message);
       showRunError(`The run failed: ${message}`);
       if (!started) input.value = input.value || text;  // nothing was sent: keep the text
