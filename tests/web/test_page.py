@@ -114,6 +114,11 @@ def open_page(browser: Any, served: Served, user: str, viewport: dict[str, int] 
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.errors = errors
+    # Nothing is fetched from anywhere but the server itself.
+    foreign: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((served.server.url + "/", "data:"))
+            else foreign.append(r.url))
+    page.foreign = foreign
     page.goto(served.server.url + "/")
     from playwright.sync_api import expect
 
@@ -270,7 +275,7 @@ def test_conversation_refresh_branch_and_switch_back(browser: Any, served: Serve
     page.reload()
     wait_ready(page)
     expect(page.locator("#thread-title")).to_have_text("Jokes and stocks")
-    assert page.errors == []
+    assert page.errors == [] and page.foreign == []
     page.context.close()
 
 
@@ -310,7 +315,7 @@ def test_second_user_sees_nothing_of_the_first(browser: Any, served: Served) -> 
     expect(row.locator(".confirm-delete")).to_be_focused()
     bob.keyboard.press("Enter")
     expect(bob.locator(f'#thread-list .thread[data-thread-id="{bob_thread}"]')).to_have_count(0)
-    assert bob.errors == [] and ann.errors == []
+    assert bob.errors == [] and ann.errors == [] and bob.foreign == ann.foreign == []
     bob.context.close()
     ann.context.close()
 
@@ -331,7 +336,7 @@ def test_phone_width(browser: Any, served: Served) -> None:
     page.keyboard.press("Escape")
     expect(page.locator("#threads")).to_be_hidden()
     expect(page.locator("#toggle-threads")).to_be_focused()
-    assert page.errors == []
+    assert page.errors == [] and page.foreign == []
     page.context.close()
 
 

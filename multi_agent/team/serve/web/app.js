@@ -349,6 +349,7 @@ function renderConversation(messages, leafRunId) {
 }
 
 async function openThread(threadId, runId) {
+  if (S.running && S.running.threadId === threadId) return;  // it is on the screen, streaming
   const seq = ++S.loadSeq;
   if (S.running && S.running.threadId !== threadId) S.running.controller.abort();
   showRunError("");
@@ -373,6 +374,7 @@ async function openThread(threadId, runId) {
     } else {
       await replay(threadId, seq);
     }
+    if (seq === S.loadSeq) watchRunning();
   } catch (error) {
     if (seq !== S.loadSeq || handleAuth(error)) return;
     if (error instanceof ApiError && error.status === 404) {
@@ -400,6 +402,19 @@ async function replay(threadId, seq) {
     messages = (await api.messages(threadId)).messages;
   }
   if (seq === S.loadSeq) renderConversation(messages, null);
+}
+
+let watchTimer = null;
+
+/** A run still going that this page did not start (another tab, the chat, before a refresh):
+ * the thread is read again every few seconds until it has finished. */
+function watchRunning() {
+  clearTimeout(watchTimer);
+  if (S.running || !S.threadId || !S.runs.some((r) => r.status === "running")) return;
+  const threadId = S.threadId;
+  watchTimer = setTimeout(() => {
+    if (!S.running && S.threadId === threadId) openThread(threadId, S.viewRunId);
+  }, 2500);
 }
 
 async function showRun(runId, focusComposer) {
