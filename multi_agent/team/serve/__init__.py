@@ -13,7 +13,19 @@ The page (``web/``, static files) is served at ``/`` when present.
 
 from __future__ import annotations
 
-from .app import ServeConfig, create_app
-from .tokens import TokenFile
+from typing import Any
 
 __all__ = ["ServeConfig", "TokenFile", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported on first use (``multi-agent --help`` loads no FastAPI)."""
+    if name in ("ServeConfig", "create_app"):
+        from . import app
+
+        return getattr(app, name)
+    if name == "TokenFile":
+        from .tokens import TokenFile
+
+        return TokenFile
+    raise AttributeError(name)

@@ -9,6 +9,8 @@ from .errors import error_body
 
 __all__ = ["BodyLimit"]
 
+DRAIN_BYTES = 16 << 20
+
 
 class BodyLimit:
     """ASGI middleware: a request body over ``max_bytes`` gets ``413`` and nothing is done.
@@ -34,6 +36,7 @@ class BodyLimit:
                     await self._refuse(send, 400, "bad_request", "invalid Content-Length")
                     return
                 if declared > self.max_bytes:
+                    await self._drain(receive, 0)
                     await self._too_large(send)
                     return
         chunks: list[bytes] = []
@@ -45,6 +48,8 @@ class BodyLimit:
             body = message.get("body", b"")
             size += len(body)
             if size > self.max_bytes:
+                if message.get("more_body", False):
+                    await self._drain(receive, size)
                 await self._too_large(send)
                 return
             chunks.append(body)
@@ -61,6 +66,18 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _drain(receive: Any, size: int) -> None:
+        """Reads (and drops) the rest of a refused body, up to ``DRAIN_BYTES``, so the client
+        reads the 413 instead of a reset connection; past that the connection is closed."""
+        while size < DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                return
+            size += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return
 
     async def _too_large(self, send: Any) -> None:
         await self._refuse(send, 413, "body_too_large",
