@@ -225,6 +225,11 @@ def test_conversation_refresh_branch_and_switch_back(browser: Any, served: Serve
     assert (t["runs"], t["branches"], t["lanes"], t["edges"]) == (3, 1, 1, 2)
     assert [r["text"].split(" ", 1)[1] for r in t["rows"]] == [m for m, _ in MESSAGES]
     assert unnamed_controls(page) == []
+    # Keyboard: Tab from the message box reaches Send, and the focus is drawn.
+    page.locator("#composer-input").focus()
+    page.keyboard.press("Tab")
+    expect(page.locator("#send")).to_be_focused()
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
 
     # A refresh restores the same conversation from the server.
     page.reload()

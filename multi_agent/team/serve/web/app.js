@@ -169,11 +169,17 @@ function threadItem(t) {
   return li;
 }
 
+/** Renders the list again and puts the focus back on the thread's Rename button. */
+function backToRename(t) {
+  renderThreads();
+  $("thread-list").querySelector(`[data-thread-id="${CSS.escape(t.threadId)}"] .rename`)?.focus();
+}
+
 function startRename(li, t) {
   const input = h("input", { type: "text", value: threadTitle(t), "aria-label": "New title", maxlength: "200" });
   const form = h("form", { class: "rename-form" }, input,
     h("button", { type: "submit", class: "small" }, "Save"),
-    h("button", { type: "button", class: "small ghost", onclick: () => renderThreads() }, "Cancel"));
+    h("button", { type: "button", class: "small ghost", onclick: () => backToRename(t) }, "Cancel"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const title = input.value.trim();
@@ -185,14 +191,12 @@ function startRename(li, t) {
     } catch (error) {
       if (!handleAuth(error)) showRunError(`Could not rename: ${describe(error)}`);
     }
-    renderThreads();
-    li = $("thread-list").querySelector(`[data-thread-id="${CSS.escape(t.threadId)}"] .rename`);
-    li?.focus();
+    backToRename(t);
   });
   input.addEventListener("keydown", (e) => {
     if (e.key === "Escape") {
-      renderThreads();
-      $("thread-list").querySelector(`[data-thread-id="${CSS.escape(t.threadId)}"] .rename`)?.focus();
+      e.stopPropagation();  // cancels the rename only (not the drawer around it)
+      backToRename(t);
     }
   });
   li.replaceChildren(form);
@@ -508,8 +512,8 @@ async function send(text) {
     }
   } catch (error) {
     if (error.name === "AbortError") {
-      turn.finish("stopped");
-      turn.note("Stopped.");
+      ended = "stopped";
+      turn.note("Stopped listening to this run; reload the conversation to see what was saved.");
     } else if (!handleAuth(error)) {
       let text409 = null;
       if (error instanceof ApiError && error.status === 409) {
