@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import fresh_pg_database
 from multi_agent.team.serve.tokens import TokenFile
+from tests.conftest import fresh_pg_database
 from tests.serve._server import Server, serve
 
 

@@ -190,8 +190,8 @@ def to_messages(events: Iterable[tuple[str, Event]]) -> list[dict[str, Any]]:
             calls = event.get_function_calls()
             if text or calls:
                 tool_calls = [
-                    ToolCall(id=c.id or f"{event.id}-call",
-                             function=FunctionCall(name=c.name or "?", arguments=_json(c.args or {})))
+                    ToolCall(id=c.id or f"{event.id}-call", function=FunctionCall(
+                        name=c.name or "?", arguments=_json(c.args or {})))
                     for c in calls
                 ] or None
                 out.append(AssistantMessage(id=event.id, name=event.author, content=text,
