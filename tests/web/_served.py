@@ -96,6 +96,7 @@ class Server:
     args: list[str]
     cwd: Path
     port: int
+    program: list[str] = field(default_factory=lambda: [MULTI_AGENT])
     proc: subprocess.Popen[str] | None = None
     log: Path = field(init=False)
 
@@ -106,7 +107,7 @@ class Server:
     def start(self) -> Server:
         self.log = self.cwd / f"serve-{self.port}.log"
         out = self.log.open("a")
-        self.proc = subprocess.Popen([MULTI_AGENT, *self.args], cwd=self.cwd, env=clean_env(),
+        self.proc = subprocess.Popen([*self.program, *self.args], cwd=self.cwd, env=clean_env(),
                                      stdout=out, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

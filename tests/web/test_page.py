@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -423,3 +424,52 @@ def test_event_stream_parser_in_the_browser(browser: Any, served: Served) -> Non
     expected = [{"type": "A", "n": 1}, {"type": "B"}, {"type": "C", "s": "é"}, {"type": "D"}]
     assert got == [expected] * 5
     page.context.close()
+
+
+def test_stop_and_a_run_going_elsewhere(browser: Any, tmp_path: Path) -> None:
+    """Stop, and a second tab of the same person while a run is going: 409 said plainly, the
+    run shown as running, then its answer once it has finished. The server is the real
+    ``multi-agent serve`` whose offline model stalls on ``stallN-word`` (tests/serve's helper)."""
+    from playwright.sync_api import expect
+
+    token_command = next(c for c in readme_commands() if c[:3] == ["serve", "token", "add"])
+    token = add_token(token_command, "ann", tmp_path)
+    port = free_port()
+    slow = [sys.executable, str(Path(__file__).parents[1] / "serve" / "_slow_serve.py")]
+    server = Server(["serve", "--port", str(port)], tmp_path, port, program=slow).start()
+    served = Served("sqlite", server, {"ann": token}, None)
+    try:
+        first = open_page(browser, served, "ann")
+        first.locator("#composer-input").fill("tell me a joke about python stall30-s1")
+        first.keyboard.press("Enter")
+        turn = first.locator("#messages .turn").last
+        # The manager's hand-over arrives, then funny_nerd's model stalls: stop it.
+        expect(turn.locator('.step[data-to="funny_nerd"]')).to_have_count(1, timeout=WAIT)
+        expect(first.locator("#stop")).to_be_visible()
+        first.locator("#stop").click()
+        expect(turn).to_have_attribute("data-status", "stopped", timeout=WAIT)
+        expect(turn).to_contain_text("Stopped")
+        first.wait_for_function("document.body.dataset.idle === '1'")
+        expect(first.locator("#tree .run-status")).to_have_text(" stopped")
+
+        # A run of a few seconds in the first tab; the second tab sees it going.
+        first.locator("#composer-input").fill("tell me a joke about python stall4-s2")
+        first.keyboard.press("Enter")
+        expect(first.locator("#messages .turn").last.locator(".step")).to_have_count(1,
+                                                                                    timeout=WAIT)
+        second = open_page(browser, served, "ann")
+        expect(second.locator("#tree .run-status.running")).to_have_count(1)
+        second.locator("#composer-input").fill("are you there?")
+        second.keyboard.press("Enter")
+        expect(second.locator("#run-error")).to_contain_text("still going")
+        # Once it has finished, the second tab shows its answer without a reload.
+        expect(second.locator("#tree .run-status.running")).to_have_count(0, timeout=WAIT)
+        expect(second.locator("#messages .turn").last.locator(".agent-name")).to_have_text(
+            "funny_nerd", timeout=WAIT)
+        expect(first.locator("#messages .turn").last).to_have_attribute(
+            "data-status", "finished", timeout=WAIT)
+        assert first.errors == second.errors == [] and first.foreign == second.foreign == []
+        first.context.close()
+        second.context.close()
+    finally:
+        server.stop()

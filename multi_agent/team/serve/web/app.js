@@ -316,6 +316,10 @@ function updateComposer() {
   const busy = Boolean(S.running);
   $("send").disabled = busy;
   $("stop").hidden = !busy;
+  if (!busy) {
+    $("stop").disabled = false;
+    $("stop").textContent = "Stop";
+  }
   $("composer").setAttribute("aria-busy", busy ? "true" : "false");
 }
 
@@ -544,6 +548,7 @@ async function send(text) {
   // The answered turn becomes an earlier one: offer to continue from the others.
   addContinueButtons();
   await Promise.all([refreshThreads(), loadMemory()]);
+  watchRunning();  // e.g. a 409: the run that is going is shown when it ends
   document.body.dataset.idle = "1";
   input.focus();
 }
@@ -607,6 +612,11 @@ function handleEvent(turn, e) {
       scheduleMemory();
       return null;
     case "RUN_FINISHED":
+      if (e.outcome?.type === "cancelled") {
+        turn.note("Stopped. What the team had done so far is kept.");
+        turn.finish("stopped");
+        return "stopped";
+      }
       turn.finish("finished");
       return "finished";
     case "RUN_ERROR": {
@@ -623,6 +633,8 @@ function handleEvent(turn, e) {
 async function stopRun() {
   const run = S.running;
   if (!run) return;
+  $("stop").disabled = true;
+  $("stop").textContent = "Stopping…";
   try {
     await api.stop(run.threadId, run.runId);
   } catch {
