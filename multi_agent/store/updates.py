@@ -134,24 +134,37 @@ class _Pending:
 # models (unhashable), so they are keyed by identity; the entry goes when the session does.
 _pending: dict[int, tuple[weakref.ref[Any], _Pending]] = {}
 _pending_lock = threading.Lock()
+# Weak-reference callbacks only note a dead entry here (list.append takes no lock): the garbage
+# collector may run them on a thread that holds _pending_lock, mid-way through _pending_for,
+# and a callback that took the lock would wait for itself forever. The next _pending_for
+# removes the noted entries under the lock (WeakValueDictionary's "pending removals").
+_dead: list[tuple[int, weakref.ref[Any]]] = []
+
+
+def _forget(ref: weakref.ref[Any], key: int) -> None:
+    _dead.append((key, ref))
+
+
+def _drop_dead() -> None:
+    """Under ``_pending_lock``: removes the entries whose session is gone."""
+    while _dead:
+        key, ref = _dead.pop()
+        entry = _pending.get(key)
+        if entry is not None and entry[0] is ref:
+            del _pending[key]
 
 
 def _pending_for(session: Any, create: bool) -> _Pending | None:
     key = id(session)
     with _pending_lock:
+        _drop_dead()
         entry = _pending.get(key)
         if entry is not None and entry[0]() is session:
             return entry[1]
         if not create:
             return None
-
-        def forget(ref: weakref.ref[Any], key: int = key) -> None:
-            with _pending_lock:
-                if key in _pending and _pending[key][0] is ref:
-                    del _pending[key]
-
         found = _Pending()
-        _pending[key] = (weakref.ref(session, forget), found)
+        _pending[key] = (weakref.ref(session, lambda ref, key=key: _forget(ref, key)), found)
         return found
 
 
