@@ -22,11 +22,14 @@ per-user access with bearer tokens. The API is under /api (docs/http-api.md; Ope
 Make a token for each person first (multi-agent serve token add USER); it is printed once."""
 
 EXAMPLES = """\
-Examples:
-  multi-agent serve token add ann
+To start it (Ctrl-C stops it; runs going then may finish for 10 s):
   multi-agent serve --port 8000
   multi-agent serve --db postgresql+asyncpg://user:pw@host/db --host 0.0.0.0
-  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/api/threads"""
+  curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8000/api/threads
+
+Examples:
+  multi-agent serve token add ann
+  multi-agent serve token list"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,8 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     revoke = actions.add_parser("revoke", help="revoke a user's tokens, or one by id prefix",
                                 description="Revokes every token of USER, or the tokens whose "
                                 "id starts with PREFIX. Takes effect on the next request.",
-                                epilog="Examples:\n  multi-agent serve token revoke ann\n"
-                                "  multi-agent serve token revoke 3fa1")
+                                epilog="Example:\n  multi-agent serve token revoke ann")
     revoke.add_argument("what", metavar="USER|PREFIX")
     revoke.set_defaults(func=cmd_token_revoke)
     for child in (add, listed, revoke):
