@@ -35,7 +35,7 @@ test: $(STAMP)
 # The benchmarks' PostgreSQL is durable (fsync on), as in production.
 bench: $(STAMP)
 	MULTI_AGENT_PG_FSYNC=on scripts/with_postgres.sh sh -c 'export MULTI_AGENT_BENCH_PG_URL="$$MULTI_AGENT_TEST_PG_URL"; \
-		$(PY) -m bench.run $(ARGS) && $(PY) -m bench.concurrency'
+		$(PY) -m bench.run $(ARGS) && $(PY) -m bench.concurrency && $(PY) -m bench.served'
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick $(ARGS)

@@ -23,10 +23,10 @@ def free_port() -> int:
 @contextlib.contextmanager
 def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cwd: Path,
                env: dict[str, str] | None = None, timeout: float = 90,
-               log: Path | None = None) -> Iterator[str]:
+               log: Path | None = None, pids: list[int] | None = None) -> Iterator[str]:
     """Runs ``adk <command> --port P <args> <agents>`` (``web`` or ``api_server``) until it
     answers ``/list-apps``; yields its base URL; stops it afterwards. Its output goes to
-    ``log`` (default: a file in ``cwd``)."""
+    ``log`` (default: a file in ``cwd``); ``pids`` gets the server's process id."""
     port = free_port()
     log_path = log or cwd / f"adk-{command}-{port}.log"
     with log_path.open("w") as out:
@@ -35,6 +35,8 @@ def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cw
             cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env or dict(os.environ),
         )
         base = f"http://127.0.0.1:{port}"
+        if pids is not None:
+            pids.append(proc.pid)
         try:
             deadline = time.monotonic() + timeout
             while True:

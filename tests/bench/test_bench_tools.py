@@ -1,4 +1,5 @@
-"""``bench.concurrency`` keeps working: one short cell per service, nothing lost, a table out."""
+"""The benchmarks keep working: ``bench.concurrency`` (one short cell per service, nothing lost)
+and ``bench.served`` (a few served turns), each writing its table."""
 
 from __future__ import annotations
 
@@ -35,3 +36,17 @@ def test_a_short_run_counts_every_acknowledged_append(backend: str, tmp_path: Pa
         assert row["acked"] > 0 and row["lost"] == 0 and row["unacknowledged_stored"] == 0, row
     table = md.read_text()
     assert table.count("\n| ours-") == expected // 2 and "x |" in table
+
+
+def test_served_turns_bench_runs(tmp_path: Path) -> None:
+    """``bench.served``: the team behind a real ``adk api_server``, ours and ADK's store."""
+    md = tmp_path / "served.md"
+    env = {k: v for k, v in os.environ.items() if k != "MULTI_AGENT_MODEL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.served", "--only", "adk-db,ours-window", "--users", "2",
+         "--turns", "2", "--prior", "30", "--md", str(md)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = md.read_text()
+    assert "| adk-db | 2 | 4 | 0 |" in table and "| ours-window | 2 | 4 | 0 |" in table
+    assert "holding 30 events" in table
