@@ -379,6 +379,7 @@ def test_errors_are_said_plainly(browser: Any, tmp_path: Path) -> None:
         page.locator("#composer-input").fill("still there?")
         page.keyboard.press("Enter")
         expect(page.locator("#run-error")).to_contain_text("404")
+        expect(page.locator("#messages")).not_to_contain_text("still there?")  # not taken
         expect(page.locator("#composer-input")).to_have_value("still there?")  # not lost
         # The server goes away: the page says so, and recovers when it is back.
         server.stop()
@@ -386,6 +387,8 @@ def test_errors_are_said_plainly(browser: Any, tmp_path: Path) -> None:
         page.keyboard.press("Enter")  # sends "still there?" (kept in the box)
         expect(page.locator("#offline-server")).to_be_visible()
         expect(page.locator("#offline-server")).to_contain_text("cannot be reached")
+        expect(page.locator("#run-error")).to_contain_text("Not sent")
+        expect(page.locator("#composer-input")).to_have_value("still there?")
         server.start()
         expect(page.locator("#offline-server")).to_be_hidden(timeout=20_000)
         # Signing out forgets the token: a refresh asks for it again.

@@ -465,7 +465,10 @@ async function send(text) {
       renderThreads();
       $("messages").replaceChildren();
     } catch (error) {
-      if (!handleAuth(error)) showRunError(`Could not start a conversation: ${describe(error)}`);
+      if (!handleAuth(error)) {
+        showRunError(`Not sent (the conversation could not be made): ${describe(error)} `
+          + "Your message is still in the box.");
+      }
       document.body.dataset.idle = "1";
       return;
     }
@@ -524,11 +527,22 @@ async function send(text) {
         text409 = "Another run of this conversation is still going. Wait for it to finish, or stop it.";
       }
       const message = text409 || describe(error);
-      // The stream broke off (not an HTTP answer): is the server still there?
+      // Not an HTTP answer (no connection, or the stream broke off): is the server there?
       if (!(error instanceof ApiError)) api.info().catch(() => {});
-      turn.error(message);
-      showRunError(`The run failed: ${message}`);
-      if (!started) input.value = input.value || text;  // nothing was sent: keep the text
+      if (!started) {
+        // The server did not take the message: no turn, and the text goes back in the box.
+        turn.el.remove();
+        if (!input.value) input.value = text;
+        showRunError(`Not sent: ${message} Your message is back in the box.`);
+      } else if (!(error instanceof ApiError)) {
+        const lost = "the connection to the server was lost. The run goes on there; reload the "
+          + "conversation to see its answer.";
+        turn.error(lost);
+        showRunError(`The run's stream broke off: ${lost}`);
+      } else {
+        turn.error(message);
+        showRunError(`The run failed: ${message}`);
+      }
     }
   } finally {
     turn.finish(ended || "error");
