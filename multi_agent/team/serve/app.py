@@ -76,9 +76,6 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
         config: limits and the authentication mode.
         web_dir: the page's static files, served at ``/`` when the folder exists.
     """
-    from .workarounds import guard_pending_lock
-
-    guard_pending_lock()
     config = config or ServeConfig()
     if tokens is None and not config.user_header:
         raise ValueError("tokens are required unless user_header is set")
