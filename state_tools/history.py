@@ -1,7 +1,7 @@
 """Tools that read the conversation history: this session's and the user's across sessions.
 
 Every message is stored as an event, so the history is read from the session store: one query
-over the user's latest human and agent messages across all their sessions (``recent_events``,
+over the user's latest human and agent messages across all their sessions (``recent_messages``,
 the newest ``STORE_SCAN_MESSAGES``), grouped into exchanges by run. That covers far more than
 the small ``conversation_history`` lists in session state (the latest ``HISTORY_LIMIT`` per
 session), which are the source only when the session service is not this project's store; the
@@ -83,7 +83,6 @@ async def _store_entries(tool_context: ToolContext) -> list[dict[str, Any]] | No
     An exchange is a run (invocation) with the person's message and the last agent reply of
     that run. The current run (the question being answered) is left out.
     """
-    from multi_agent.memory.recent import recent_events
     from multi_agent.store import DatabaseSessionService
 
     try:
@@ -92,9 +91,8 @@ async def _store_entries(tool_context: ToolContext) -> list[dict[str, Any]] | No
         return None
     if not isinstance(service, DatabaseSessionService):
         return None
-    await service.prepare()
-    rows = await recent_events(
-        service.backend, app_name=tool_context.session.app_name, user_id=tool_context.user_id,
+    rows = await service.recent_messages(
+        app_name=tool_context.session.app_name, user_id=tool_context.user_id,
         limit=STORE_SCAN_MESSAGES, message_types=("human", "agent"),
     )
     current_run = getattr(tool_context, "invocation_id", None)

@@ -12,7 +12,8 @@ all ADK's own mechanisms, grouped by :class:`BoundedContext`:
 * :meth:`BoundedContext.plugin`: a Runner plugin that, before each run, (1) moves the window's
   start so it never orphans a tool result or splits a delegation (:mod:`.window`), and (2) when
   the window is full and holds no summary, puts the newest older summary in front of it (one
-  bounded query over the store's events), so the model sees "summary + recent events".
+  bounded query over the store's events, ``DatabaseSessionService.latest_compaction_before``),
+  so the model sees "summary + recent events".
 
 Older history stays reachable through memory search (:class:`DatabaseMemoryService` with ADK's
 ``load_memory`` / ``PreloadMemoryTool``).
@@ -46,8 +47,6 @@ from google.adk.events.event import Event
 from google.adk.plugins.base_plugin import BasePlugin
 from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
 from google.genai import types
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
 
 from ..store.service import DatabaseSessionService
 from .summarizer import ExtractiveSummarizer
@@ -71,23 +70,6 @@ DEFAULT_WINDOW_EVENTS = 60
 
 SUMMARY_SCAN_EVENTS = 400
 """How far before the window the plugin looks for an older summary (a bounded backward scan)."""
-
-_OLDER_SUMMARY = text(
-    """
-    SELECT r.event_data FROM (
-        SELECT seq, message_type, on_path, event_data FROM ma_events
-        WHERE app_name = :app_name AND user_id = :user_id AND session_id = :session_id
-          AND seq < (SELECT seq FROM ma_events WHERE app_name = :app_name
-                     AND user_id = :user_id AND session_id = :session_id AND id = :first_id)
-        ORDER BY seq DESC
-        LIMIT :scan
-    ) AS r
-    WHERE r.message_type = 'system' AND r.on_path AND r.event_data LIKE '%"compaction"%'
-    ORDER BY r.seq DESC
-    LIMIT 1
-    """
-)
-
 
 def bounded_run_config(
     *, window_events: int = DEFAULT_WINDOW_EVENTS, base: RunConfig | None = None
@@ -184,15 +166,10 @@ class BoundedContextPlugin(BasePlugin):
         service = service or self.session_service
         if not isinstance(service, DatabaseSessionService):
             return None
-        params = {
-            "app_name": app_name, "user_id": user_id, "session_id": session_id,
-            "first_id": first_event_id, "scan": self.summary_scan_events,
-        }
-
-        def read(conn: Connection) -> str | None:
-            return conn.execute(_OLDER_SUMMARY, params).scalar()
-
-        raw = await service.backend.run(read, write=False)
+        raw = await service.latest_compaction_before(
+            app_name=app_name, user_id=user_id, session_id=session_id,
+            first_event_id=first_event_id, scan=self.summary_scan_events,
+        )
         if raw is None:
             return None
         event = Event.model_validate_json(raw)

@@ -32,7 +32,7 @@ Deleted and re-created sessions (the memory follows the sessions it was made fro
 * **Memory in the session store's database** (built from the ``DatabaseSessionService``, as
   ``build_runner`` does, or from that database's URL): ``delete_session`` removes the session's
   entries, their vectors and its watermark in the transaction that deletes the session
-  (``tables.forget_session``), so once the delete has returned no search finds the deleted
+  (``memory_tables.forget_session``), so once the delete has returned no search finds the deleted
   session's messages. That holds for memory tables created after the session service started
   (by this or another process). On PostgreSQL, indexing share-locks the session row, so an
   ``add_session_to_memory`` running at the same time as the delete cannot leave entries
@@ -62,19 +62,19 @@ from google.adk.memory.base_memory_service import BaseMemoryService, SearchMemor
 from google.adk.memory.memory_entry import MemoryEntry
 from google.adk.sessions.session import Session
 from google.genai import types
-from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
 from typing_extensions import override
 
 from ..errors import StoreError
+from ..store import memory_tables as mt
 from ..store.backend import Backend, open_backend
 from ..store.facts import event_facts
+from ..store.migrations import ensure_memory_schema
 from ..store.scopes import parse_marker
 from ..store.service import DatabaseSessionService, check_id
 from ..store.tracing import count, session_attributes, traced
-from . import tables as t
 from .embeddings import Embedder, MemoryConfigError, MiniLMEmbedder
-from .query import fts5_match, query_terms, tsquery_text
+from .query import query_terms
 from .recent import MessageType, recent_events
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ class DatabaseMemoryService(BaseMemoryService):
             re-created session replaces it: see the module docstring).
         max_results: the most memories one search returns.
         max_entry_chars: the longest text one memory carries back to the model (the full
-            message stays indexed up to ``tables.MAX_TEXT_CHARS``); longer text is cut at a
+            message stays indexed up to ``memory_tables.MAX_TEXT_CHARS``); longer text is cut at a
             word boundary and ends with an ellipsis.
         search: ``fulltext`` (the database's full-text search only), ``semantic`` (embedding
             similarity only) or ``hybrid`` (both, fused by RRF). Default:
@@ -181,7 +181,7 @@ class DatabaseMemoryService(BaseMemoryService):
                 "DatabaseMemoryService needs a DatabaseSessionService or a database URL, got "
                 f"{type(source).__name__}."
             )
-        t.ddl(self._backend.dialect)  # fail now on an unsupported dialect
+        self._backend.db.memory_ddl()  # fail now on a database without full-text memory
         self.max_results = max_results
         self.max_entry_chars = max_entry_chars
         self._ready = False
@@ -247,18 +247,8 @@ class DatabaseMemoryService(BaseMemoryService):
     async def _setup(self) -> None:
         if self._sessions is not None:
             await self._sessions.prepare()  # ma_events exists before we copy from it
-        dialect = self._backend.dialect
-
-        def setup(conn: Connection) -> bool:
-            if dialect == "postgresql":
-                conn.exec_driver_sql(t.ADVISORY_LOCK)
-            for statement in t.ddl(dialect):
-                conn.exec_driver_sql(statement)
-            t.upgrade(conn)
-            return inspect(conn).has_table("ma_events")
-
         try:
-            self._has_events_table = await self._backend.run(setup, write=True)
+            self._has_events_table = await self._backend.run(ensure_memory_schema, write=True)
         except StoreError as exc:
             if "no such module: fts5" in str(exc.__cause__ or exc).lower():
                 raise StoreError(
@@ -302,51 +292,17 @@ class DatabaseMemoryService(BaseMemoryService):
         marker = parse_marker(getattr(session, "_storage_update_marker", None))
         incarnation = marker.incarnation if marker is not None else None
         rows = list(self._rows(app_name, user_id, session.id, session.events))
-        scope = t.scope_token(app_name, user_id)
         key = {"app_name": app_name, "user_id": user_id, "session_id": session.id}
         use_store = self._has_events_table
         # Built from the session service: a session with its marker that is not stored was
         # deleted (with its memory, in the same transaction).
         deleted_when_absent = self._sessions is not None and marker is not None
-        lock_session = t.SESSION_FOR_INDEXING[self._backend.dialect]
 
         def write(conn: Connection) -> int:
-            """Indexes what is new; returns how many entries were added (at most)."""
-            if use_store:
-                stored = conn.execute(lock_session, key).first()
-                if stored is not None:
-                    return index_stored(conn, stored.last_seq, stored.incarnation)
-                if deleted_when_absent:
-                    return 0
-            if incarnation is not None:
-                mark = conn.execute(t.WATERMARK, key).first()
-                if mark is None or mark.incarnation != incarnation:
-                    if mark is not None:  # entries of the deleted session this one replaces
-                        t.forget_session(conn, **key)
-                    # indexed_seq 0: events are not copied from a store for this session.
-                    conn.execute(t.SET_WATERMARK, {**key, "seq": 0, "incarnation": incarnation})
-            if rows:
-                conn.execute(t.INSERT_ENTRY, rows)
-            return len(rows)
-
-        def index_stored(conn: Connection, last_seq: int, stored_incarnation: str) -> int:
-            mark = conn.execute(t.WATERMARK, key).first()
-            done = 0
-            if mark is not None and mark.incarnation == stored_incarnation:
-                done = mark.indexed_seq
-            elif mark is not None:  # the watermark and entries of a deleted incarnation
-                t.forget_session(conn, **key)
-            added = 0
-            if last_seq > done:
-                added = conn.execute(
-                    t.COPY_FROM_EVENTS,
-                    {**key, "scope": scope, "after_seq": done, "upto_seq": last_seq},
-                ).rowcount
-            if mark is None or last_seq > done or mark.incarnation != stored_incarnation:
-                conn.execute(
-                    t.SET_WATERMARK, {**key, "seq": last_seq, "incarnation": stored_incarnation}
-                )
-            return max(added, 0)
+            return mt.index_session(
+                conn, key=key, rows=rows, incarnation=incarnation, use_store=use_store,
+                deleted_when_absent=deleted_when_absent,
+            )
 
         added = await self._backend.run(write, write=True)
         # What this call added is embedded now, plus a bounded part of any older backlog.
@@ -374,13 +330,13 @@ class DatabaseMemoryService(BaseMemoryService):
         await self.prepare()
         rows = list(self._rows(app_name, user_id, sid, events))
         if rows:
-            await self._backend.run(lambda conn: conn.execute(t.INSERT_ENTRY, rows), write=True)
+            await self._backend.run(lambda conn: mt.insert_entries(conn, rows), write=True)
         await self._embed(app_name, user_id, limit=self.backfill_per_search + len(rows))
 
     def _rows(
         self, app_name: str, user_id: str, session_id: str, events: Iterable[Event]
     ) -> Iterable[dict[str, Any]]:
-        scope = t.scope_token(app_name, user_id)
+        scope = mt.scope_token(app_name, user_id)
         last_human = ""
         for event in events:
             if event.partial or not event.id:
@@ -390,7 +346,7 @@ class DatabaseMemoryService(BaseMemoryService):
                 continue
             context = last_human if facts.message_type == "agent" else ""
             if facts.message_type == "human":
-                last_human = facts.text[: t.MAX_CONTEXT_CHARS]
+                last_human = facts.text[: mt.MAX_CONTEXT_CHARS]
             yield {
                 "app_name": app_name,
                 "user_id": user_id,
@@ -399,7 +355,7 @@ class DatabaseMemoryService(BaseMemoryService):
                 "scope": scope,
                 "timestamp": float(event.timestamp),
                 "author": event.author or "unknown",
-                "text": facts.text[: t.MAX_TEXT_CHARS],
+                "text": facts.text[: mt.MAX_TEXT_CHARS],
                 "context": context,
             }
 
@@ -453,9 +409,11 @@ class DatabaseMemoryService(BaseMemoryService):
             best = sorted(fused, key=lambda i: (-fused[i], -i))[: self.max_results]
         missing = [i for i in best if i not in rows]
         if missing:
-            params = {"app_name": app_name, "user_id": user_id, "ids": missing}
             for row in await self._backend.run(
-                lambda conn: conn.execute(t.ENTRIES_BY_ID, params).all(), write=False
+                lambda conn: mt.entries_by_id(
+                    conn, app_name=app_name, user_id=user_id, ids=missing
+                ),
+                write=False,
             ):
                 rows[row.id] = row
         return SearchMemoryResponse(
@@ -467,14 +425,13 @@ class DatabaseMemoryService(BaseMemoryService):
     async def _fulltext(
         self, app_name: str, user_id: str, terms: list[str], limit: int
     ) -> list[Any]:
-        params: dict[str, Any] = {"app_name": app_name, "user_id": user_id, "limit": limit}
-        if self._backend.dialect == "sqlite":
-            stmt = t.SEARCH_SQLITE
-            params["match"] = fts5_match(terms, scope_token=t.scope_token(app_name, user_id))
-        else:
-            stmt = t.SEARCH_POSTGRESQL
-            params["query"] = tsquery_text(terms)
-        return await self._backend.run(lambda conn: conn.execute(stmt, params).all(), write=False)
+        db = self._backend.db
+        return await self._backend.run(
+            lambda conn: db.fulltext(
+                conn, app_name=app_name, user_id=user_id, terms=terms, limit=limit
+            ),
+            write=False,
+        )
 
     async def _similar(
         self, app_name: str, user_id: str, query: str, limit: int
@@ -491,8 +448,7 @@ class DatabaseMemoryService(BaseMemoryService):
         await self._embed(app_name, user_id, limit=self.backfill_per_search)
         scope = {"app_name": app_name, "user_id": user_id, "model": embedder.name}
         stored, (query_vector,) = await asyncio.gather(
-            self._backend.run(lambda conn: conn.execute(t.USER_VECTORS, scope).all(),
-                              write=False),
+            self._backend.run(lambda conn: mt.user_vectors(conn, **scope), write=False),
             asyncio.to_thread(embedder.embed, [query]),
         )
         if not stored:
@@ -529,7 +485,7 @@ class DatabaseMemoryService(BaseMemoryService):
             return 0
         scope = {"app_name": app_name, "user_id": user_id, "model": embedder.name}
         backlog = await self._backend.run(
-            lambda conn: conn.execute(t.PENDING_COUNT, scope).scalar() or 0, write=False
+            lambda conn: mt.pending_count(conn, **scope), write=False
         )
         if backlog <= 0:  # the usual case: two index counts instead of an anti-join scan
             return 0
@@ -539,9 +495,8 @@ class DatabaseMemoryService(BaseMemoryService):
         done = 0
         while limit is None or done < limit:
             batch = 256 if limit is None else min(256, limit - done)
-            params = {**scope, "limit": batch}
             pending = await self._backend.run(
-                lambda conn, params=params: conn.execute(t.UNEMBEDDED, params).all(),
+                lambda conn, batch=batch: mt.unembedded(conn, **scope, limit=batch),
                 write=False,
             )
             if not pending:
@@ -553,7 +508,7 @@ class DatabaseMemoryService(BaseMemoryService):
                 for i, r in enumerate(pending)
             ]
             await self._backend.run(
-                lambda conn, rows=rows: conn.execute(t.INSERT_VECTOR, rows), write=True
+                lambda conn, rows=rows: mt.insert_vectors(conn, rows), write=True
             )
             done += len(pending)
             if progress is not None:
@@ -612,15 +567,13 @@ class DatabaseMemoryService(BaseMemoryService):
         if memory_id is None or not str(memory_id).isdigit():
             return
         await self.prepare()
-        params = {"app_name": app_name, "user_id": user_id, "id": int(memory_id)}
-
-        def delete(conn: Connection) -> None:
-            # ON DELETE CASCADE does this too, unless an injected SQLite engine has foreign
-            # keys off.
-            conn.execute(t.DELETE_VECTORS_OF_ENTRY, params)
-            conn.execute(t.DELETE_ENTRY, params)
-
-        await self._backend.run(delete, write=True)
+        entry_id = int(memory_id)
+        await self._backend.run(
+            lambda conn: mt.delete_entry(
+                conn, app_name=app_name, user_id=user_id, entry_id=entry_id
+            ),
+            write=True,
+        )
 
     @traced("memory.forget_session", result=count("rows"))
     async def forget_session(self, *, app_name: str, user_id: str, session_id: str) -> int:
@@ -637,7 +590,7 @@ class DatabaseMemoryService(BaseMemoryService):
         check_id("session_id", session_id)
         await self.prepare()
         return await self._backend.run(
-            lambda conn: t.forget_session(
+            lambda conn: mt.forget_session(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
             ),
             write=True,

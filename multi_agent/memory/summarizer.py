@@ -21,7 +21,8 @@ from google.adk.events.event_actions import EventActions, EventCompaction
 from google.genai import types
 from typing_extensions import override
 
-from .window import TRANSFER_TOOL, is_compaction
+from ..store.facts import TRANSFER_TOOL, content_texts
+from .window import is_compaction
 
 __all__ = ["ExtractiveSummarizer", "first_sentence"]
 
@@ -72,7 +73,7 @@ class ExtractiveSummarizer(BaseEventsSummarizer):
                     handoffs[f"{event.author} -> {target}"] = None
                 elif call.name:
                     tools[call.name] = None
-            texts = [p.text for p in event.content.parts if p.text and not p.thought]
+            texts = content_texts(event.content)
             if not texts or event.get_function_responses():
                 continue
             quote = first_sentence(" ".join(texts), self.max_sentence_chars)

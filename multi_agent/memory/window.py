@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 from google.adk.events.event import Event
 
+from ..store.facts import TRANSFER_TOOL, content_texts
+
 __all__ = [
     "TRANSFER_TOOL",
     "is_compaction",
@@ -33,16 +35,13 @@ __all__ = [
     "trim_window",
 ]
 
-TRANSFER_TOOL = "transfer_to_agent"
-
 
 def is_human_message(event: Event) -> bool:
     """The person's own message: author ``user`` with text and no function response."""
     if event.author != "user" or event.content is None or not event.content.parts:
         return False
-    parts = event.content.parts
-    return any(p.text and not p.thought for p in parts) and not any(
-        p.function_response for p in parts
+    return bool(content_texts(event.content)) and not any(
+        p.function_response for p in event.content.parts
     )
 
 

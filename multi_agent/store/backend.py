@@ -1,19 +1,17 @@
-"""Where SQL runs: one engine, one pool, and every dialect difference in one small module.
+"""Where SQL runs: one engine, one pool, one way to run a transaction.
 
 Every store operation is a plain synchronous function over a SQLAlchemy ``Connection`` that
-runs inside one transaction. How it gets there depends on the database:
+runs inside one transaction. How it gets there depends on the engine (what differs between the
+databases themselves, from the engine's settings to error codes, is in ``dialects/``):
 
-* **SQLite** (a URL given): a synchronous SQLAlchemy engine on the standard ``sqlite3`` driver,
-  with the whole transaction run in a worker thread: one thread hop per operation. (Through
-  aiosqlite every statement is its own hop, ~20 per append; ADK's service spends most of its
-  4 ms an append there.) WAL, ``synchronous=FULL`` by default (an acknowledged write survives
-  power loss), a 30 s busy timeout, foreign keys on, and writes start with ``BEGIN IMMEDIATE``
-  so that the compare-and-swap that follows cannot race another process. ``journal_size_limit``
-  (SQLITE_WAL_LIMIT_BYTES) cuts the ``-wal`` back after a long reader let it grow. Before every
-  transaction one ``os.stat`` checks that the path still names the file the connections opened
-  (deleted or replaced under a running service: ``DatabaseUnavailableError``, see _retire).
-* **PostgreSQL** (asyncpg) and any injected ``AsyncEngine``: ``AsyncConnection.run_sync`` runs
-  the same function, each statement awaiting the driver; writes lock rows ``FOR UPDATE``.
+* **A synchronous engine** (SQLite, a URL given): the standard ``sqlite3`` driver, with the
+  whole transaction run in a worker thread: one thread hop per operation. (Through aiosqlite
+  every statement is its own hop, ~20 per append; ADK's service spends most of its 4 ms an
+  append there.) Writes start with ``BEGIN IMMEDIATE``. Before every transaction one
+  ``os.stat`` checks that the path still names the file the connections opened (deleted or
+  replaced under a running service: ``DatabaseUnavailableError``, see _retire).
+* **An ``AsyncEngine``** (PostgreSQL through asyncpg, and any injected engine):
+  ``AsyncConnection.run_sync`` runs the same function, each statement awaiting the driver.
 """
 
 from __future__ import annotations
@@ -25,33 +23,23 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
-from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..errors import DatabaseUnavailableError, InvalidValueError, StoreError
+from .dialects import Dialect, dialect_for, known
+from .dialects.base import EngineOptions
+from .dialects.sqlite import SQLITE_WAL_LIMIT_BYTES, SQLITE_WORKERS, check_pragmas
 
 T = TypeVar("T")
 
-__all__ = ["Backend", "open_backend", "redact"]
-
-SQLITE_WORKERS = 4
-
-SQLITE_WAL_LIMIT_BYTES = 8 * 1024 * 1024
-"""``PRAGMA journal_size_limit`` on every SQLite connection: the size the ``-wal`` is cut back
-to when SQLite restarts it. A read transaction held open elsewhere (another process's
-``BEGIN; SELECT``) keeps checkpoints from restarting the log, so appends grow it without bound
-meanwhile (3,000 appends: ~100 MB); SQLite never shrinks the file by itself unless this is set
-(the default, -1, keeps it at its largest until the last connection closes). With it, measured:
-once the reader ends, the first commit checkpoints the whole log and the second restarts it and
-truncates it to this size. Override with ``open_backend(sqlite_wal_limit_bytes=...)``; -1: no
-limit."""
+__all__ = ["SQLITE_WAL_LIMIT_BYTES", "SQLITE_WORKERS", "Backend", "open_backend", "redact"]
+# SQLITE_WAL_LIMIT_BYTES, SQLITE_WORKERS: defined in dialects/sqlite.py, importable from here.
 
 
 def redact(url: str | URL) -> str:
@@ -66,7 +54,9 @@ class Backend:
     """Runs transaction functions on one database and translates its failures.
 
     Attributes:
-        dialect: ``sqlite`` or ``postgresql`` (or another SQLAlchemy dialect name).
+        dialect: ``sqlite`` or ``postgresql``: the name of the database.
+        db: that database's :class:`~multi_agent.store.dialects.Dialect` (its SQL, its
+            error codes, its full-text search).
         url: the redacted URL, for messages.
     """
 
@@ -85,6 +75,7 @@ class Backend:
         engine = sync_engine if sync_engine is not None else async_engine
         assert engine is not None
         self.dialect: str = engine.dialect.name
+        self.db: Dialect = dialect_for(self.dialect)
         self.url = redact(display_url or engine.url)
         self.sqlite_path = sqlite_path
         self._owns_engine = owns_engine
@@ -103,25 +94,9 @@ class Backend:
         self._identity_known = sqlite_path is None
         self._active = 0  # transactions between their entry check and their end
         self._lost: tuple[str, str] | None = None  # (message, cause) once the file is gone
-        self.locks_rows = self.dialect in ("postgresql", "mysql", "mariadb")
-        from sqlalchemy import bindparam
-
-        from . import schema
-        from .sql import Prepared
-
-        self.ensure_app_row = Prepared(
-            "ensure_app_row",
-            self.insert_ignore(schema.app_states).values(
-                app_name=bindparam("app_name"), state="{}", update_time=bindparam("now")
-            ),
-        )
-        self.ensure_user_row = Prepared(
-            "ensure_user_row",
-            self.insert_ignore(schema.user_states).values(
-                app_name=bindparam("app_name"), user_id=bindparam("user_id"), state="{}",
-                update_time=bindparam("now"),
-            ),
-        )
+        # INSERT ... ON CONFLICT DO NOTHING of an app's / a user's state row (scopes.py).
+        self.ensure_app_row = self.db.ensure_app_row
+        self.ensure_user_row = self.db.ensure_user_row
 
     # -- running ----------------------------------------------------------------------------
 
@@ -147,10 +122,8 @@ class Backend:
             async with self.async_engine.connect() as aconn:
                 if write:
                     aconn = await aconn.execution_options(ma_write=True)
-                elif self.dialect == "postgresql":
-                    # One snapshot for the whole read: the session row, its events and the
-                    # scopes' state must come from the same moment.
-                    aconn = await aconn.execution_options(isolation_level="REPEATABLE READ")
+                elif self.db.read_options:  # e.g. one snapshot for the whole read
+                    aconn = await aconn.execution_options(**self.db.read_options)
                 async with aconn.begin():
                     return await aconn.run_sync(fn)
         except StoreError:
@@ -158,7 +131,7 @@ class Backend:
         except (TimeoutError, DBAPIError, OSError, sqlite3.Error) as exc:
             raise self.translate(exc) from exc
         except Exception as exc:  # asyncpg raises its own classes outside DBAPIError at connect
-            translated = self.translate(exc) if _looks_like_connection_error(exc) else None
+            translated = self.translate(exc) if self.db.is_connection_error(exc) else None
             if translated is None:
                 raise
             raise translated from exc
@@ -328,107 +301,19 @@ class Backend:
             except Exception:  # already lost; closing is best effort
                 pass
 
-    # -- dialect differences ---------------------------------------------------------------
-
-    def for_update(self, stmt: Any) -> Any:
-        """Locks the selected rows until commit where the database locks rows.
-
-        On SQLite the whole database is already locked by ``BEGIN IMMEDIATE``.
-        """
-        return stmt.with_for_update() if self.locks_rows else stmt
+    # -- what the dialect decides ------------------------------------------------------------
 
     def insert_ignore(self, table: Table) -> Any:
-        """``INSERT ... ON CONFLICT DO NOTHING`` for this dialect."""
-        if self.dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        elif self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:  # pragma: no cover - MySQL is not a supported target yet
-            raise StoreError(f"Unsupported database dialect {self.dialect!r}")
-        return insert(table).on_conflict_do_nothing()
+        """``INSERT ... ON CONFLICT DO NOTHING`` for this database."""
+        return self.db.insert_ignore(table)
 
     def advisory_lock_sql(self) -> str | None:
         """A statement that serialises schema set-up across processes (SQLite: the write lock)."""
-        if self.dialect == "postgresql":
-            return "SELECT pg_advisory_xact_lock(7308117251902)"
-        return None
-
-    # -- errors -----------------------------------------------------------------------------
+        return self.db.advisory_lock_sql(SCHEMA_LOCK_KEY)
 
     def translate(self, exc: BaseException) -> StoreError:
         """Turns a driver failure into an error that names the cause and the fix."""
-        original = getattr(exc, "orig", None) or exc
-        text = str(original).lower()
-        where = f"the database at {self.url}"
-        if self.dialect == "sqlite":
-            if "locked" in text or "busy" in text:
-                return DatabaseUnavailableError(
-                    f"{where} stayed locked by another writer for longer than the busy timeout "
-                    f"({original}). Another process holds a long write transaction: wait and "
-                    "retry, or raise sqlite_busy_timeout.",
-                    cause="locked",
-                )
-            if getattr(original, "sqlite_errorcode", None) == _SQLITE_READONLY_DBMOVED:
-                # SQLite's own check (rollback-journal mode only; in WAL mode it writes on)
-                gone = self.sqlite_path is not None and not os.path.exists(self.sqlite_path)
-                return DatabaseUnavailableError(
-                    f"The SQLite database file {self.sqlite_path or self.url} was "
-                    f"{'deleted' if gone else 'renamed or replaced'} while this program had it "
-                    f"open ({original}). Nothing was written. Restart the program so that it "
-                    "opens the file now at that path; stop every process that uses the "
-                    "database before restoring a backup.",
-                    cause="deleted" if gone else "replaced",
-                )
-            if "readonly" in text or "read-only" in text:
-                return DatabaseUnavailableError(
-                    f"{where} is read-only for this process ({original}). Give the user write "
-                    "permission on the file and its directory (SQLite writes -wal/-shm files "
-                    "beside it), or point --db at a writable location.",
-                    cause="read_only",
-                )
-            if "disk is full" in text or "database or disk is full" in text:
-                return DatabaseUnavailableError(
-                    f"{where} cannot grow: the disk (or the database's max_page_count) is full "
-                    f"({original}). Nothing was written; free space and retry.",
-                    cause="disk_full",
-                )
-            if "not a database" in text or "malformed" in text or "corrupt" in text:
-                return DatabaseUnavailableError(
-                    f"{where} is not a valid SQLite database or is corrupt ({original}). "
-                    "Restore it from a backup, or move it aside to start a new one; "
-                    "`sqlite3 FILE 'PRAGMA integrity_check'` tells what is damaged.",
-                    cause="corrupt",
-                )
-            if "unable to open" in text:
-                parent = Path(self.sqlite_path).parent if self.sqlite_path else None
-                if parent is not None and parent.is_dir() and not os.access(parent, os.W_OK):
-                    return DatabaseUnavailableError(
-                        f"Cannot open {where} ({original}): this user may not write in "
-                        f"{parent}, where SQLite needs to create the database and its -wal/-shm "
-                        "files. Give write permission on the directory, or choose another path.",
-                        cause="read_only",
-                    )
-                fix = (
-                    f"The directory {parent} does not exist: create it or choose another path."
-                    if parent is not None and not parent.exists()
-                    else "Check that the path is a file this user may read and write."
-                )
-                return DatabaseUnavailableError(
-                    f"Cannot open {where} ({original}). {fix}", cause="no_such_path"
-                )
-        if _looks_like_connection_error(exc) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated
-        ):
-            return DatabaseUnavailableError(
-                f"Cannot reach {where} ({type(original).__name__}: {original}). Check that the "
-                "server is running and accepts connections; the store reconnects by itself on "
-                "the next call once it is back. An append that failed this way was not "
-                "acknowledged: retry it (appends are idempotent by event id).",
-                cause="unreachable",
-            )
-        return DatabaseUnavailableError(
-            f"{where} failed: {type(original).__name__}: {original}", cause="other"
-        )
+        return self.db.translate(exc, url=self.url, sqlite_path=self.sqlite_path)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -457,101 +342,8 @@ class Backend:
                 await self.async_engine.dispose()
 
 
-_SQLITE_READONLY_DBMOVED = 1032  # SQLITE_READONLY | (4 << 8)
-
-_CONNECTION_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
-"""Connection exceptions (class 08), admin/crash shutdown, cannot connect now, too many clients."""
-
-
-def _sqlstate(exc: BaseException | None) -> str | None:
-    while exc is not None:
-        state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
-        if isinstance(state, str):
-            return state
-        exc = getattr(exc, "orig", None) or exc.__cause__
-    return None
-
-
-def _looks_like_connection_error(exc: BaseException) -> bool:
-    original = getattr(exc, "orig", None) or exc
-    state = _sqlstate(exc)
-    if state is not None and state.startswith(_CONNECTION_SQLSTATES):
-        return True
-    for candidate in (original, getattr(original, "__cause__", None)):
-        if isinstance(
-            candidate, OSError | ConnectionError | asyncio.TimeoutError | TimeoutError
-        ):
-            return True
-        if candidate is not None and type(candidate).__name__ in {
-            "CannotConnectNowError",
-            "ConnectionDoesNotExistError",
-            "ConnectionFailureError",
-            "AdminShutdownError",
-            "CrashShutdownError",
-            "InterfaceError",
-            "InternalClientError",
-            "TooManyConnectionsError",
-        }:
-            return True
-    if isinstance(exc, InterfaceError | OperationalError) and "connect" in str(exc).lower():
-        return True
-    text = str(original).lower()
-    return ("connection" in text and "closed" in text) or "shutting down" in text or (
-        "starting up" in text
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Construction
-
-
-def _sqlite_on_connect(
-    synchronous: str,
-    busy_timeout_ms: int,
-    wal: bool,
-    pragmas: dict[str, Any] | None = None,
-    wal_limit_bytes: int = SQLITE_WAL_LIMIT_BYTES,
-) -> Callable[..., None]:
-    extra = dict(pragmas or {})
-    for name, value in extra.items():
-        if not name.replace("_", "").isalnum() or not str(value).replace("_", "").replace(
-            "-", ""
-        ).isalnum():
-            raise InvalidValueError(f"Invalid SQLite pragma {name}={value!r}.")
-
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Transactions are begun explicitly (see _sqlite_on_begin), not by the driver.
-        dbapi_connection.isolation_level = None
-        cur = dbapi_connection.cursor()
-        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        if wal:
-            try:
-                cur.execute("PRAGMA journal_mode=WAL")
-            except sqlite3.OperationalError:
-                pass  # read-only file: reads may still work; a write will explain itself
-        cur.execute(f"PRAGMA synchronous={synchronous}")
-        if wal:
-            cur.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
-        for name, value in extra.items():
-            cur.execute(f"PRAGMA {name}={value}")
-        cur.close()
-
-    return on_connect
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql(
-        "BEGIN IMMEDIATE" if conn.get_execution_options().get("ma_write") else "BEGIN"
-    )
-
-
-def _attach_sqlite_listeners(
-    engine: Engine, on_connect: Callable[..., None], *, begin: bool = True
-) -> None:
-    event.listen(engine, "connect", on_connect)
-    if begin:  # async engines: SQLAlchemy begins; make writes BEGIN IMMEDIATE
-        event.listen(engine, "begin", _sqlite_on_begin)
+SCHEMA_LOCK_KEY = 7308117251902
+"""The advisory lock (where the database has them) held while the schema is set up."""
 
 
 def open_backend(
@@ -585,13 +377,14 @@ def open_backend(
             "sqlite_wal_limit_bytes must be a whole number of bytes (0 or more), or -1 for no "
             f"limit (got {sqlite_wal_limit_bytes!r})."
         )
-    on_connect = _sqlite_on_connect(
-        sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000), wal=True,
-        pragmas=sqlite_pragmas, wal_limit_bytes=sqlite_wal_limit_bytes,
+    options = EngineOptions(
+        sqlite_synchronous=sqlite_synchronous.upper(), sqlite_busy_timeout=sqlite_busy_timeout,
+        sqlite_pragmas=check_pragmas(sqlite_pragmas),
+        sqlite_wal_limit_bytes=sqlite_wal_limit_bytes, engine_kwargs=dict(engine_kwargs or {}),
     )
     if db_engine is not None:
-        if db_engine.dialect.name == "sqlite":
-            _attach_sqlite_listeners(db_engine.sync_engine, on_connect)
+        if known(db_engine.dialect.name):
+            dialect_for(db_engine.dialect.name).adopt(db_engine, options)
         return Backend(async_engine=db_engine, owns_engine=False)
 
     assert db_url is not None
@@ -603,63 +396,8 @@ def open_backend(
             "or postgresql+asyncpg://user:password@host:5432/dbname."
         ) from exc
     backend_name = url.get_backend_name()
-    kwargs = dict(engine_kwargs or {})
-    if backend_name == "sqlite":
-        from sqlalchemy import create_engine
-
-        database = url.database or ""
-        memory = database in ("", ":memory:") or "mode=memory" in str(url)
-        sync_url = url.set(drivername="sqlite+pysqlite")
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("check_same_thread", False)
-        connect_args.setdefault("timeout", sqlite_busy_timeout)
-        if memory:
-            engine = create_engine(
-                sync_url, poolclass=StaticPool, connect_args=connect_args, **kwargs
-            )
-            _attach_sqlite_listeners(
-                engine,
-                _sqlite_on_connect(sqlite_synchronous.upper(), int(sqlite_busy_timeout * 1000),
-                                   wal=False, pragmas=sqlite_pragmas),
-                begin=False,
-            )
-            return Backend(sync_engine=engine, owns_engine=True, workers=1, display_url=db_url)
-        parent = Path(os.path.expanduser(database)).resolve().parent
-        if not parent.is_dir():
-            raise DatabaseUnavailableError(
-                f"Cannot create the SQLite database {database!r}: the directory {parent} does "
-                "not exist. Create it, or choose another path.",
-                cause="no_such_path",
-            )
-        kwargs.setdefault("pool_size", SQLITE_WORKERS)
-        kwargs.setdefault("max_overflow", 0)
-        engine = create_engine(sync_url, connect_args=connect_args, **kwargs)
-        _attach_sqlite_listeners(engine, on_connect, begin=False)
-        return Backend(
-            sync_engine=engine, owns_engine=True, sqlite_path=str(Path(database).resolve()),
-            display_url=db_url,
-        )
-
-    if backend_name == "postgresql":
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+asyncpg")
-        elif url.drivername != "postgresql+asyncpg":
-            raise InvalidValueError(
-                f"Use the asyncpg driver for PostgreSQL: postgresql+asyncpg://... "
-                f"(got {url.drivername})."
-            )
-        try:
-            import asyncpg  # noqa: F401
-        except ImportError as exc:
-            raise StoreError(
-                "PostgreSQL needs the postgres extra: pip install 'adk-lossless-sessions[postgres]'"
-            ) from exc
-        kwargs.setdefault("pool_pre_ping", True)
-        connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", 10)
-        engine_async = create_async_engine(url, connect_args=connect_args, **kwargs)
-        return Backend(async_engine=engine_async, owns_engine=True)
-
+    if known(backend_name):
+        return dialect_for(backend_name).open(url, db_url, options)
     raise InvalidValueError(
         f"Unsupported database {backend_name!r} in {redact(db_url)}: multi-agent stores "
         "sessions in SQLite (sqlite+aiosqlite:///file.db) or PostgreSQL "

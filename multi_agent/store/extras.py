@@ -1,24 +1,37 @@
 """The store's API beyond ADK's contract: runs, branching, message queries, export/import.
 
 Mixed into ``DatabaseSessionService``; every method validates its ids, makes sure the schema is
-ready and runs one transaction on the service's backend.
+ready and runs one transaction on the service's backend (:meth:`HistoryMixin._transact`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from .ids import check_id, check_ids
-from .messages import DEFAULT_LIMIT, Message, query_messages
+from .messages import (
+    DEFAULT_LIMIT,
+    Message,
+    MessageType,
+    check_recent,
+    latest_compaction_before,
+    query_messages,
+    recent_messages,
+)
 from .runs import BranchResult, RunInfo, branch_session, list_runs
 from .tracing import count, import_attributes, traced
 from .transfer import ImportResult, export_session, import_session
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from .backend import Backend
 
 __all__ = ["HistoryMixin"]
+
+T = TypeVar("T")
 
 
 class HistoryMixin:
@@ -29,16 +42,25 @@ class HistoryMixin:
     async def prepare(self) -> None:  # provided by DatabaseSessionService
         raise NotImplementedError
 
+    async def _run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
+        """Makes sure the schema is ready, then runs ``fn`` in one transaction."""
+        await self.prepare()
+        return await self._backend.run(fn, write=write)
+
+    async def _transact(self, fn: Callable[[Connection], T], *, write: bool, **ids: Any) -> T:
+        """The shell of every store call: validates the ids given as keywords
+        (``check_ids``), makes sure the schema is ready, runs ``fn`` in one transaction."""
+        check_ids(**ids)
+        return await self._run(fn, write=write)
+
     @traced("list_runs", result=count("run_count"))
     async def list_runs(self, *, app_name: str, user_id: str, session_id: str) -> list[RunInfo]:
         """The session's runs (one per invocation) in start order; empty for no session."""
-        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
-        await self.prepare()
-        return await self._backend.run(
+        return await self._transact(
             lambda conn: list_runs(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
             ),
-            write=False,
+            write=False, app_name=app_name, user_id=user_id, session_id=session_id,
         )
 
     @traced("branch", result=count("run_count", lambda branched: branched.runs_on_path))
@@ -57,17 +79,13 @@ class HistoryMixin:
             SessionNotFound: no such session.
             RunNotFound: the session has no such run (the message lists its runs).
         """
-        check_ids(
-            app_name=app_name, user_id=user_id, session_id=session_id, run_id=from_run_id
-        )
-        await self.prepare()
-        backend = self._backend
-        return await backend.run(
+        return await self._transact(
             lambda conn: branch_session(
-                conn, backend.locks_rows, app_name=app_name, user_id=user_id,
-                session_id=session_id, from_run_id=from_run_id,
+                conn, app_name=app_name, user_id=user_id, session_id=session_id,
+                from_run_id=from_run_id,
             ),
-            write=True,
+            write=True, app_name=app_name, user_id=user_id, session_id=session_id,
+            run_id=from_run_id,
         )
 
     @traced("query_messages", result=count("rows"))
@@ -101,14 +119,65 @@ class HistoryMixin:
         for kind, value in (("session_id", session_id), ("run_id", run_id)):
             if value is not None:  # optional filters
                 check_id(kind, value)
-        await self.prepare()
-        return await self._backend.run(
+        return await self._run(
             lambda conn: query_messages(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id,
                 run_id=run_id, source=source, target=target, message_type=message_type,
                 since=since, until=until, text=text, on_path_only=on_path_only, limit=limit,
             ),
             write=False,
+        )
+
+    @traced("recent_messages", result=count("rows"))
+    async def recent_messages(
+        self,
+        *,
+        app_name: str,
+        user_id: str,
+        limit: int = 50,
+        message_types: Sequence[MessageType] = ("human", "agent"),
+        exclude_session_id: str | None = None,
+    ) -> list[Message]:
+        """The user's most recent messages across all their sessions, newest first, in one
+        statement (on each session's current history).
+
+        Args:
+            app_name: the app.
+            user_id: the user whose sessions are read.
+            limit: how many messages at most (1 to 10,000).
+            message_types: which kinds: ``human``, ``agent``, ``tool_call``, ``tool_result``,
+                ``system``.
+            exclude_session_id: leave this session out (typically the current one).
+
+        Raises:
+            InvalidValueError: a bad limit or message type.
+        """
+        check_ids(app_name=app_name, user_id=user_id)
+        if exclude_session_id is not None:
+            check_id("session_id", exclude_session_id)
+        check_recent(limit=limit, message_types=message_types)
+        return await self._run(
+            lambda conn: recent_messages(
+                conn, app_name=app_name, user_id=user_id, limit=limit,
+                message_types=message_types, exclude_session_id=exclude_session_id,
+            ),
+            write=False,
+        )
+
+    @traced("latest_compaction_before")
+    async def latest_compaction_before(
+        self, *, app_name: str, user_id: str, session_id: str, first_event_id: str,
+        scan: int,
+    ) -> str | None:
+        """The stored JSON of the newest compaction summary among the ``scan`` events stored
+        just before event ``first_event_id`` of the session, or None (see
+        ``messages.latest_compaction_before``)."""
+        return await self._transact(
+            lambda conn: latest_compaction_before(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id,
+                first_event_id=first_event_id, scan=scan,
+            ),
+            write=False, app_name=app_name, user_id=user_id, session_id=session_id,
         )
 
     @traced("export_session", result=count("event_count", lambda doc: doc["events"]))
@@ -122,13 +191,11 @@ class HistoryMixin:
         Returns:
             The document, or ``None`` when there is no such session.
         """
-        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
-        await self.prepare()
-        return await self._backend.run(
+        return await self._transact(
             lambda conn: export_session(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
             ),
-            write=False,
+            write=False, app_name=app_name, user_id=user_id, session_id=session_id,
         )
 
     @traced("import_session", result=import_attributes)
@@ -156,9 +223,8 @@ class HistoryMixin:
             SessionAlreadyExists: the target session id is taken (nothing written).
         """
         self._check_targets(app_name, user_id, session_id)
-        await self.prepare()
         backend = self._backend
-        return await backend.run(
+        return await self._run(
             lambda conn: import_session(
                 conn, backend, doc, app_name=app_name, user_id=user_id, session_id=session_id
             ),
@@ -193,9 +259,8 @@ class HistoryMixin:
         self._check_targets(app_name, user_id, session_id)
         opened = await asyncio.to_thread(open_source, source)
         try:
-            await self.prepare()
             backend = self._backend
-            return await backend.run(
+            return await self._run(
                 lambda conn: import_session_file(
                     conn, backend, opened, app_name=app_name, user_id=user_id,
                     session_id=session_id,
@@ -231,8 +296,7 @@ class HistoryMixin:
             raise InvalidValueError(
                 f"Unknown run status {status!r}; use one of {', '.join(RUN_STATUSES)}."
             )
-        await self.prepare()
-        found = await self._backend.run(
+        found = await self._run(
             lambda conn: set_run_status(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id,
                 run_id=run_id, status=status, error=error,
@@ -263,7 +327,7 @@ class HistoryMixin:
         check_id("run_id", parent_run_id)
         await self.prepare()
         now = time.time()
-        return await self._backend.run(
+        return await self._run(
             lambda conn: add_sub_run(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id,
                 run_id=run_id, parent_run_id=parent_run_id, kind=kind, agent=agent,

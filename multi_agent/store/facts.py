@@ -17,12 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from google.adk.events.event import Event
+from google.genai import types
 
-__all__ = ["EventFacts", "MESSAGE_TYPES", "event_facts"]
+from ..defaults import TRANSFER_TOOL
+
+__all__ = ["EventFacts", "MESSAGE_TYPES", "TRANSFER_TOOL", "content_texts", "event_facts"]
 
 MESSAGE_TYPES = ("human", "agent", "tool_call", "tool_result", "system")
-
-TRANSFER_TOOL = "transfer_to_agent"
 
 
 @dataclass(slots=True)
@@ -39,11 +40,16 @@ class EventFacts:
     total_tokens: int | None
 
 
-def _text_of(event: Event) -> str | None:
-    content = event.content
+def content_texts(content: types.Content | None) -> list[str]:
+    """The text parts of a message, in order, without the model's thoughts: what an event
+    says (every reader of event text goes through this)."""
     if content is None or not content.parts:
-        return None
-    texts = [p.text for p in content.parts if p.text and not p.thought]
+        return []
+    return [p.text for p in content.parts if p.text and not p.thought]
+
+
+def _text_of(event: Event) -> str | None:
+    texts = content_texts(event.content)
     if not texts:
         return None
     # PostgreSQL TEXT cannot hold NUL; this column is derived (event_data keeps the original).

@@ -28,8 +28,9 @@ Semantics worth knowing:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.engine import Connection
@@ -38,7 +39,18 @@ from ..errors import InvalidValueError, RunNotFound
 from . import schema as s
 from .facts import MESSAGE_TYPES
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "Message", "query_messages"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "MAX_RECENT",
+    "Message",
+    "MessageType",
+    "latest_compaction_before",
+    "query_messages",
+    "recent_messages",
+]
+
+MessageType = Literal["human", "agent", "tool_call", "tool_result", "system"]
 
 DEFAULT_LIMIT = 100
 """How many messages a query returns when no limit is given."""
@@ -80,6 +92,26 @@ class Message:
     def to_dict(self) -> dict[str, Any]:
         """The message as a JSON-ready dict."""
         return asdict(self)
+
+
+_COLUMN_OF_FIELD = {"event_id": "id"}  # Message fields named otherwise than their column
+
+MESSAGE_COLUMNS = tuple(
+    s.events.c[_COLUMN_OF_FIELD.get(f.name, f.name)] for f in fields(Message)
+)
+"""The event columns a :class:`Message` is read from, in its fields' order (from the schema:
+a field without a column fails at import)."""
+
+
+def _message(row: Any) -> Message:
+    """A row of :data:`MESSAGE_COLUMNS` as a Message (numbers as Python's own types)."""
+    (session_id, seq, event_id, run_id, timestamp, source, target, branch, message_type,
+     text, total_tokens) = row
+    return Message(
+        session_id=session_id, seq=int(seq), event_id=event_id, run_id=run_id,
+        timestamp=float(timestamp), source=source, target=target, branch=branch,
+        message_type=message_type, text=text, total_tokens=total_tokens,
+    )
 
 
 def check_filters(
@@ -217,21 +249,92 @@ def query_messages(
     if on_path_only:
         where.append(e.on_path.is_(True))
     order = [e.seq] if session_id is not None else [e.timestamp, e.session_id, e.seq]
-    stmt = (
-        select(
-            e.session_id, e.seq, e.id, e.run_id, e.timestamp, e.source, e.target, e.branch,
-            e.message_type, e.text, e.total_tokens,
+    stmt = select(*MESSAGE_COLUMNS).where(*where).order_by(*order).limit(limit)
+    return [_message(row) for row in conn.execute(stmt)]
+
+
+MAX_RECENT = 10_000
+"""The most messages one :func:`recent_messages` call returns."""
+
+
+def check_recent(*, limit: int, message_types: Sequence[str]) -> list[str]:
+    """Validates the arguments of :func:`recent_messages`; returns the types without repeats.
+
+    Raises:
+        InvalidValueError: ``limit`` outside 1..MAX_RECENT, or an unknown message type.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_RECENT:
+        raise InvalidValueError(f"limit must be an integer from 1 to {MAX_RECENT}, got {limit!r}.")
+    types = list(dict.fromkeys(message_types))
+    unknown = [m for m in types if m not in MESSAGE_TYPES]
+    if unknown or not types:
+        raise InvalidValueError(
+            f"message_types must be a non-empty selection of {', '.join(MESSAGE_TYPES)}; "
+            f"got {list(message_types)!r}."
         )
-        .where(*where)
-        .order_by(*order)
+    return types
+
+
+def recent_messages(
+    conn: Connection,
+    *,
+    app_name: str,
+    user_id: str,
+    limit: int,
+    message_types: Sequence[str],
+    exclude_session_id: str | None = None,
+) -> list[Message]:
+    """The newest ``limit`` messages of a user across sessions, newest first, in one statement.
+
+    Only events on each session's current history (``on_path``) are returned.
+
+    Raises:
+        InvalidValueError: ``limit`` outside 1..MAX_RECENT, or an unknown message type.
+    """
+    types = check_recent(limit=limit, message_types=message_types)
+    e = s.events.c
+    stmt = (
+        select(*MESSAGE_COLUMNS)
+        .where(
+            e.app_name == app_name,
+            e.user_id == user_id,
+            e.message_type.in_(types),
+            e.on_path.is_(True),
+        )
+        .order_by(e.timestamp.desc(), e.seq.desc())
         .limit(limit)
     )
-    return [
-        Message(
-            session_id=row.session_id, seq=int(row.seq), event_id=row.id, run_id=row.run_id,
-            timestamp=float(row.timestamp), source=row.source, target=row.target,
-            branch=row.branch, message_type=row.message_type, text=row.text,
-            total_tokens=row.total_tokens,
-        )
-        for row in conn.execute(stmt)
-    ]
+    if exclude_session_id is not None:
+        stmt = stmt.where(e.session_id != exclude_session_id)
+    return [_message(row) for row in conn.execute(stmt)]
+
+
+def latest_compaction_before(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, first_event_id: str,
+    scan: int,
+) -> str | None:
+    """The stored JSON of the newest compaction summary among the ``scan`` events stored just
+    before the event ``first_event_id`` (a bounded backward scan), or None.
+
+    A candidate is a ``system`` event on the session's current history whose JSON names a
+    ``"compaction"``; the caller decodes it and checks that it is one.
+    """
+    e = s.events.c
+    key = and_(e.app_name == app_name, e.user_id == user_id, e.session_id == session_id)
+    first_seq = select(e.seq).where(key, e.id == first_event_id).scalar_subquery()
+    window = (
+        select(e.seq, e.message_type, e.on_path, e.event_data)
+        .where(key, e.seq < first_seq)
+        .order_by(e.seq.desc())
+        .limit(scan)
+        .subquery("r")
+    )
+    r = window.c
+    stmt = (
+        select(r.event_data)
+        .where(r.message_type == "system", r.on_path.is_(True),
+               r.event_data.like('%"compaction"%'))
+        .order_by(r.seq.desc())
+        .limit(1)
+    )
+    return conn.execute(stmt).scalar()

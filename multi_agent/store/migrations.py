@@ -1,26 +1,43 @@
-"""Schema set-up and upgrades: a linear chain of numbered steps with a version row.
+"""Schema set-up and upgrades of every table the project creates: a linear chain of numbered
+steps with a version row.
 
-``ensure_schema`` runs once per service, in one write transaction (SQLite's write lock or a
-PostgreSQL advisory lock), so several processes starting at once agree on one outcome:
+``ensure_schema`` runs once per session service, in one write transaction (SQLite's write lock
+or a PostgreSQL advisory lock), so several processes starting at once agree on one outcome:
 
 * empty database: create every table, record ``schema_version``;
 * older version: apply the missing steps of ``MIGRATIONS`` in order, in place;
 * same version: nothing;
 * newer version: refuse with ``SchemaVersionError`` naming both versions, before any write;
 * ``ma_`` tables without our version row: refuse with ``ForeignDatabaseError``.
+
+The memory's tables (``memory_tables.py``, each database's full-text index in ``dialects/``)
+are created by the memory's set-up, :func:`ensure_memory_schema`, only where a memory service
+is used, and possibly in a database without the store's tables (memory built from a URL): a
+store that never had a memory gets none. Where they exist, the chain upgrades them like every
+other table (step 4); the memory's set-up applies the same upgrade to a database without the
+store's version row.
+
+Adding a column: add it to ``schema.py``, bump ``SCHEMA_VERSION``, add a step here that calls
+``_add_columns`` (type and default come from the schema), and add it to the export format's
+specification (``transfer/format.py``; ``tests/runs/test_export_spec.py`` fails until then).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 
 from ..errors import ForeignDatabaseError, SchemaVersionError
 from . import schema
+from .memory_tables import MEMORY_LOCK_KEY
 
-__all__ = ["MIGRATIONS", "ensure_schema"]
+if TYPE_CHECKING:
+    from .dialects import Dialect
+
+__all__ = ["MIGRATIONS", "ensure_memory_schema", "ensure_schema"]
 
 Step = Callable[[Connection], None]
 
@@ -57,12 +74,27 @@ def _v3_fold_bookkeeping_runs(conn: Connection) -> None:
     fold_bookkeeping_runs(conn)
 
 
+def _v4_memory_tables(conn: Connection) -> None:
+    """Memory tables made by an older memory get what the current layout has (the
+    watermark's ``incarnation``); a database without them is left without."""
+    if "ma_memory_sessions" in inspect(conn).get_table_names():
+        _dialect(conn).memory_upgrade(conn)
+
+
+def _dialect(conn: Connection) -> Dialect:
+    from .dialects import dialect_for
+
+    return dialect_for(conn.dialect.name)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     # (version it produces, what it does, the step). Version 1 is the initial create_all.
     (2, "per-key revisions, session incarnation, branch revision, event digests",
      _v2_concurrency_columns),
     (3, "no runs of compaction summaries and other bookkeeping events",
      _v3_fold_bookkeeping_runs),
+    (4, "the memory tables in the versioned schema: upgraded with the others",
+     _v4_memory_tables),
 ]
 """Steps after version 1, in order. A step must be idempotent within its transaction."""
 
@@ -136,3 +168,21 @@ def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str
         for index in table.indexes:
             index.create(conn, checkfirst=True)
     return found
+
+
+def ensure_memory_schema(conn: Connection) -> bool:
+    """Creates the memory's tables where they are missing and brings older ones to the
+    current layout (idempotent; under the memory's advisory lock where the database has
+    them). Returns whether the store's event table is in this database too.
+
+    Raises:
+        ValueError: a database the memory does not support.
+    """
+    dialect = _dialect(conn)
+    lock = dialect.advisory_lock_sql(MEMORY_LOCK_KEY)
+    if lock:
+        conn.exec_driver_sql(lock)
+    for statement in dialect.memory_ddl():
+        conn.exec_driver_sql(statement)
+    dialect.memory_upgrade(conn)
+    return inspect(conn).has_table(schema.events.name)

@@ -230,9 +230,9 @@ def list_sessions(
 
 def delete_session(conn: Connection, *, app_name: str, user_id: str, session_id: str) -> bool:
     """Deletes a session with its events and runs, and what long memory holds of it when the
-    memory tables are in this database (``memory.tables.forget_session``, also when the
+    memory tables are in this database (``memory_tables.forget_session``, also when the
     session row is already gone); False when there was no session."""
-    from ..memory.tables import forget_session  # not at the top: the memory imports the store
+    from .memory_tables import forget_session
 
     key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
     sql.EVENTS_DELETE(conn, **key)
@@ -438,11 +438,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
         last_seq=seq, last_agent=last_agent, head_run_id=head_run_id, agent_paths=paths_json,
         awaiting_seq=awaiting_seq, key_revs=key_revs_json,
     )
-    if backend.dialect == "postgresql":
-        sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
-    else:
-        sql.EVENT_INSERT(conn, **key, **event_row)
-        sql.SESSION_UPDATE_AFTER_APPEND(conn, **key, **session_row)
+    backend.db.write_append(conn, key, event_row, session_row)
     result = AppendResult("", update_time, stale=stale, resolved=resolved)
     if stale or copy is None:
         # Merge mode, or a copy of unknown age: tell it everything it missed, with the

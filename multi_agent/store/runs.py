@@ -193,8 +193,7 @@ class BranchResult:
 
 
 def branch_session(
-    conn: Connection, locks_rows: bool, *, app_name: str, user_id: str, session_id: str,
-    from_run_id: str,
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, from_run_id: str,
 ) -> BranchResult:
     """Moves the session's head to ``from_run_id``: history and session state become the path
     from the first run to it; every other run stays stored, off the path.
@@ -209,10 +208,11 @@ def branch_session(
 
     r, e, ss = s.runs.c, s.events.c, s.sessions.c
     where_session = and_(ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id)
-    stmt = select(ss.initial_state, ss.revision).where(where_session)
-    if locks_rows:
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
+    # Locked until commit where the database locks rows (SQLite renders no lock: the write
+    # transaction holds the database's write lock).
+    row = conn.execute(
+        select(ss.initial_state, ss.revision).where(where_session).with_for_update()
+    ).first()
     if row is None:
         raise SessionNotFound(app_name, user_id, session_id)
     key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)

@@ -16,6 +16,8 @@ Schema history (see ``migrations.py``):
        reused for a different event is refused).
     3: no new columns; the runs that compaction summaries (and other bookkeeping events) made
        in earlier versions are removed, their children re-parented (``runs.py``).
+    4: the memory tables (``memory_tables.py``) are upgraded by the chain with the others:
+       where they exist, ``ma_memory_sessions`` gets its ``incarnation`` column.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The schema version this code writes. Bump it and add a step to ``migrations.MIGRATIONS``."""
 
 ID_LENGTH = 256

@@ -54,6 +54,7 @@ from pydantic_core import PydanticSerializationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
+from ..defaults import DEFAULT_DB_URL
 from ..errors import InvalidValueError
 from . import ops
 from .backend import Backend, open_backend
@@ -70,13 +71,12 @@ from .facts import event_facts
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .scopes import read_scopes
-from .state import merge_scopes, split_delta
+from .state import SCOPES, merge_scopes, scope_of, scoped_key, split_delta
 from .tracing import append_attributes, count, traced
 from .updates import restore_pending, take_pending
 
 __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
-DEFAULT_DB_URL = "sqlite+aiosqlite:///./multi_agent_data.db"
 
 
 class DatabaseSessionService(HistoryMixin, BaseSessionService):
@@ -240,16 +240,14 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
-        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
-        await self.prepare()
         num = config.num_recent_events if config else None
         after = config.after_timestamp if config else None
-        loaded = await self._backend.run(
+        loaded = await self._transact(
             lambda conn: ops.load_session(
                 conn, self._decoder, app_name=app_name, user_id=user_id,
                 session_id=session_id, num_recent_events=num, after_timestamp=after,
             ),
-            write=False,
+            write=False, app_name=app_name, user_id=user_id, session_id=session_id,
         )
         if loaded is None:
             return None
@@ -271,8 +269,7 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         check_id("app_name", app_name)
         if user_id is not None:  # None lists every user's sessions
             check_id("user_id", user_id)
-        await self.prepare()
-        rows, app_state, user_states = await self._backend.run(
+        rows, app_state, user_states = await self._run(
             lambda conn: ops.list_sessions(conn, app_name=app_name, user_id=user_id),
             write=False,
         )
@@ -293,32 +290,27 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
     @override
     @traced("delete_session")
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
-        check_ids(app_name=app_name, user_id=user_id, session_id=session_id)
-        await self.prepare()
-        await self._backend.run(
+        await self._transact(
             lambda conn: ops.delete_session(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
             ),
-            write=True,
+            write=True, app_name=app_name, user_id=user_id, session_id=session_id,
         )
 
     @override
     @traced("get_user_state", result=count("state_keys"))
     async def get_user_state(self, *, app_name: str, user_id: str) -> dict[str, Any]:
-        check_ids(app_name=app_name, user_id=user_id)
-        await self.prepare()
-        scopes = await self._backend.run(
-            lambda conn: read_scopes(conn, app_name, user_id), write=False
+        scopes = await self._transact(
+            lambda conn: read_scopes(conn, app_name, user_id), write=False,
+            app_name=app_name, user_id=user_id,
         )
         return scopes.user
 
     @traced("get_app_state", result=count("state_keys"))
     async def get_app_state(self, *, app_name: str) -> dict[str, Any]:
         """The app-scoped state (keys without the ``app:`` prefix); empty when none."""
-        check_id("app_name", app_name)
-        await self.prepare()
-        scopes = await self._backend.run(
-            lambda conn: read_scopes(conn, app_name, None), write=False
+        scopes = await self._transact(
+            lambda conn: read_scopes(conn, app_name, None), write=False, app_name=app_name
         )
         return scopes.app
 
@@ -399,14 +391,9 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         out = ops.ScopedOps()
         for key, value in (raw_delta or {}).items():
             found = take_pending(session, key, value)
-            if found is None:
-                continue
-            if key.startswith("app:"):
-                out.app[key[4:]] = found
-            elif key.startswith("user:"):
-                out.user[key[5:]] = found
-            else:
-                out.session[key] = found
+            if found is not None:
+                scope, bare = scope_of(key)
+                getattr(out, scope)[bare] = found
         return out
 
     @staticmethod
@@ -414,9 +401,9 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
         session: Session, raw_delta: dict[str, Any] | None, taken: ops.ScopedOps
     ) -> None:
         """Puts the updates back after a failed append, so that a retry applies them."""
-        for prefix, scope in (("app:", taken.app), ("user:", taken.user), ("", taken.session)):
-            for key, found in scope.items():
-                full = prefix + key
+        for scope in SCOPES:
+            for key, found in getattr(taken, scope).items():
+                full = scoped_key(scope, key)
                 restore_pending(session, full, found, (raw_delta or {}).get(full))
 
     def _apply_result(self, session: Session, result: ops.AppendResult) -> None:

@@ -8,13 +8,35 @@ Setting a key to ``None`` stores null (ADK semantics), it does not delete the ke
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from google.adk.sessions.state import State
 
 from .codec import check_json_value, check_text
 
-__all__ = ["ScopedDelta", "merge_scopes", "split_delta"]
+__all__ = ["SCOPES", "ScopedDelta", "merge_scopes", "scope_of", "scoped_key", "split_delta"]
+
+Scope = Literal["app", "user", "session"]
+
+SCOPES: tuple[Scope, ...] = ("app", "user", "session")
+"""The stored scopes (``temp:`` is never stored), also the field names of ``ScopedDelta``."""
+
+_PREFIXES: dict[Scope, str] = {"app": State.APP_PREFIX, "user": State.USER_PREFIX, "session": ""}
+
+
+def scope_of(key: str) -> tuple[Scope, str]:
+    """The stored scope of a state key that is not ``temp:``, and the key without its prefix:
+    ``scope_of("user:name") == ("user", "name")``."""
+    if key.startswith(State.APP_PREFIX):
+        return "app", key[len(State.APP_PREFIX):]
+    if key.startswith(State.USER_PREFIX):
+        return "user", key[len(State.USER_PREFIX):]
+    return "session", key
+
+
+def scoped_key(scope: Scope, key: str) -> str:
+    """The state key a Session shows for ``key`` of ``scope`` (the inverse of ``scope_of``)."""
+    return _PREFIXES[scope] + key
 
 
 @dataclass(slots=True)
@@ -48,12 +70,8 @@ def split_delta(delta: dict[str, Any] | None) -> ScopedDelta:
             continue
         check_text(key, key)
         check_json_value(key, value)
-        if key.startswith(State.APP_PREFIX):
-            out.app[key[len(State.APP_PREFIX):]] = value
-        elif key.startswith(State.USER_PREFIX):
-            out.user[key[len(State.USER_PREFIX):]] = value
-        else:
-            out.session[key] = value
+        scope, bare = scope_of(key)
+        getattr(out, scope)[bare] = value
     return out
 
 

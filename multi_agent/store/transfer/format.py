@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from sqlalchemy import Table
+
+from .. import schema as s
 
 FORMAT = "multi-agent-session"
 """The ``format`` value of every export document."""
@@ -58,9 +63,50 @@ _EVENT_SPEC: dict[str, tuple[str, bool]] = {
 _DOC_KEYS = ("format", "version", "app_name", "user_id", "session", "runs", "events")
 _HEADER_KEYS = frozenset(_DOC_KEYS) - {"events"}
 
-_SESSION_COLUMNS = tuple(k for k in _SESSION_SPEC if k != "id")
-_RUN_COLUMNS = tuple(_RUN_SPEC)
-_EVENT_COLUMNS = tuple(k for k in _EVENT_SPEC if k != "event")
+# Every column of the exported tables is either a field of the document (the specs above; a
+# field may carry another name than its column, ``_FIELD_COLUMNS``) or listed here with the
+# reason it is not one. ``spec_gaps`` finds a column that is neither: a column added to
+# ``schema.py`` without export support (tests/runs/test_export_spec.py fails on it).
+_KEY_COLUMNS = {"app_name": "the document's app_name", "user_id": "the document's user_id"}
+SESSION_NOT_EXPORTED: dict[str, str] = {
+    **_KEY_COLUMNS,
+    "incarnation": "an imported session is a new creation: it gets a new incarnation",
+    "branch_rev": "revisions of the importing store: restarts at 0",
+    "key_revs": "revisions of the importing store: restarts empty",
+}
+RUN_NOT_EXPORTED: dict[str, str] = {**_KEY_COLUMNS, "session_id": "the session's id"}
+EVENT_NOT_EXPORTED: dict[str, str] = {
+    **RUN_NOT_EXPORTED,
+    "digest": "derived from the stored event JSON when it is imported",
+}
+_FIELD_COLUMNS = {"event": "event_data"}  # the event's JSON, decoded into the document
+
+EXPORTED_TABLES: tuple[tuple[Table, dict[str, tuple[str, bool]], Mapping[str, str]], ...] = (
+    (s.sessions, _SESSION_SPEC, SESSION_NOT_EXPORTED),
+    (s.runs, _RUN_SPEC, RUN_NOT_EXPORTED),
+    (s.events, _EVENT_SPEC, EVENT_NOT_EXPORTED),
+)
+"""Each exported table with its document fields and the columns it leaves out."""
+
+
+def spec_gaps(
+    table: Table, spec: Mapping[str, tuple[str, bool]], not_exported: Mapping[str, str]
+) -> tuple[set[str], set[str]]:
+    """(columns of ``table`` that are neither a field of ``spec`` nor declared not exported,
+    fields of ``spec`` that name no column): both empty when export covers the table."""
+    columns = {c.name for c in table.c}
+    fields = {_FIELD_COLUMNS.get(f, f) for f in spec}
+    return columns - fields - set(not_exported), fields - columns
+
+
+def _columns(table: Table, spec: Mapping[str, tuple[str, bool]], *skip: str) -> tuple[str, ...]:
+    """The spec's fields that are plain columns, in the table's column order."""
+    return tuple(c.name for c in table.c if c.name in spec and c.name not in skip)
+
+
+_SESSION_COLUMNS = _columns(s.sessions, _SESSION_SPEC, "id")
+_RUN_COLUMNS = _columns(s.runs, _RUN_SPEC)
+_EVENT_COLUMNS = _columns(s.events, _EVENT_SPEC)
 _JSON_SESSION_COLUMNS = ("state", "initial_state", "agent_paths")
 # The columns an append derives from the event alone, in the order they are compared.
 _DERIVED_COLUMNS = (

@@ -1,0 +1,137 @@
+"""PostgreSQL through asyncpg (``postgresql+asyncpg://``).
+
+Each store transaction runs as one function in ``AsyncConnection.run_sync``; writes lock the
+rows they read (``SELECT ... FOR UPDATE``, stated in ``sql.py``), reads run in one
+``REPEATABLE READ`` snapshot. The append's event ``INSERT`` rides along with the session row's
+``UPDATE`` as a data-modifying CTE: one round trip instead of two. Failures are told apart by
+SQLSTATE (``base.looks_like_connection_error``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from ...errors import InvalidValueError, StoreError
+from .. import memory_tables as mt
+from .. import sql
+from .base import Dialect, EngineOptions
+
+if TYPE_CHECKING:
+    from ..backend import Backend
+
+__all__ = ["PostgresDialect"]
+
+
+class PostgresDialect(Dialect):
+    """PostgreSQL: see the module docstring."""
+
+    name = "postgresql"
+    # One snapshot for the whole read: the session row, its events and the scopes' state must
+    # come from the same moment.
+    read_options = {"isolation_level": "REPEATABLE READ"}
+
+    # -- engine set-up ----------------------------------------------------------------------
+
+    def open(self, url: URL, db_url: str, options: EngineOptions) -> Backend:
+        from ..backend import Backend
+
+        if url.drivername in ("postgresql", "postgres"):
+            url = url.set(drivername="postgresql+asyncpg")
+        elif url.drivername != "postgresql+asyncpg":
+            raise InvalidValueError(
+                f"Use the asyncpg driver for PostgreSQL: postgresql+asyncpg://... "
+                f"(got {url.drivername})."
+            )
+        try:
+            import asyncpg  # noqa: F401
+        except ImportError as exc:
+            raise StoreError(
+                "PostgreSQL needs the postgres extra: pip install 'adk-lossless-sessions[postgres]'"
+            ) from exc
+        kwargs = dict(options.engine_kwargs)
+        kwargs.setdefault("pool_pre_ping", True)
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("timeout", 10)
+        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        return Backend(async_engine=engine, owns_engine=True)
+
+    # -- statements -------------------------------------------------------------------------
+
+    def insert_ignore(self, table: Table) -> Any:
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table).on_conflict_do_nothing()
+
+    def write_append(
+        self, conn: Connection, key: dict[str, str], event_row: dict[str, Any],
+        session_row: dict[str, Any],
+    ) -> None:
+        sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
+
+    def advisory_lock_sql(self, key: int) -> str | None:
+        return f"SELECT pg_advisory_xact_lock({int(key)})"
+
+    # -- the memory's full-text search: tsvector + GIN ---------------------------------------
+
+    def memory_ddl(self) -> list[str]:
+        return list(_MEMORY_DDL)
+
+    def memory_upgrade(self, conn: Connection) -> None:
+        conn.exec_driver_sql(
+            f"ALTER TABLE ma_memory_sessions ADD COLUMN IF NOT EXISTS {mt.INCARNATION_COLUMN}"
+        )
+
+    def memory_tables_sql(self) -> Any:
+        return _MEMORY_PRESENT
+
+    def fulltext(
+        self, conn: Connection, *, app_name: str, user_id: str, terms: list[str], limit: int
+    ) -> list[Any]:
+        from ...memory.query import tsquery_text  # the query language, not SQL
+
+        params = {"app_name": app_name, "user_id": user_id, "limit": limit,
+                  "query": tsquery_text(terms)}
+        return list(conn.execute(_SEARCH, params).all())
+
+
+# A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text)) STORED`` with a GIN
+# index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
+_MEMORY_DDL = [
+    f"""
+    CREATE TABLE IF NOT EXISTS ma_memory_entries (
+        id BIGSERIAL PRIMARY KEY,
+        {mt.COMMON_COLUMNS}
+        tsv tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('english', text), 'A')
+            || setweight(to_tsvector('english', context), 'D')
+        ) STORED,
+        UNIQUE (app_name, user_id, session_id, event_id)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)",
+    mt.SESSIONS_DDL,
+    mt.vectors_ddl("BIGINT", "BYTEA"),
+    mt.VECTORS_INDEX_DDL,
+]
+
+# to_regclass resolves the name like the unqualified statements do (search_path).
+_MEMORY_PRESENT = text(
+    "SELECT name FROM unnest(CAST(ARRAY['ma_memory_entries', 'ma_memory_vectors', "
+    "'ma_memory_sessions'] AS text[])) AS name WHERE to_regclass(name) IS NOT NULL"
+)
+
+_SEARCH = text(
+    """
+    SELECT e.id, e.session_id, e.event_id, e.author, e.timestamp, e.text,
+           ts_rank_cd(e.tsv, q, 1) AS score
+    FROM ma_memory_entries AS e, websearch_to_tsquery('english', :query) AS q
+    WHERE e.app_name = :app_name AND e.user_id = :user_id AND e.tsv @@ q
+    ORDER BY score DESC, e.timestamp DESC, e.id DESC
+    LIMIT :limit
+    """
+)

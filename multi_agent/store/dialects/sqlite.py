@@ -1,0 +1,329 @@
+"""SQLite (the standard ``sqlite3`` driver, run in worker threads; or an injected aiosqlite
+engine).
+
+WAL, ``synchronous=FULL`` by default (an acknowledged write survives power loss), a 30 s busy
+timeout, foreign keys on, and writes start with ``BEGIN IMMEDIATE`` so that the compare-and-swap
+that follows cannot race another process (and no row locks are needed: the transaction holds
+the database's write lock). ``journal_size_limit`` (SQLITE_WAL_LIMIT_BYTES) cuts the ``-wal``
+back after a long reader let it grow.
+
+Failures are told apart by SQLite's result codes (``sqlite3.Error.sqlite_errorcode``, the
+extended code; its low byte is the primary code), not by their message text.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import StaticPool
+
+from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
+from .. import memory_tables as mt
+from .base import Dialect, EngineOptions
+
+if TYPE_CHECKING:
+    from ..backend import Backend
+
+__all__ = ["SQLITE_WAL_LIMIT_BYTES", "SQLITE_WORKERS", "SqliteDialect"]
+
+SQLITE_WORKERS = 4
+"""Worker threads (and pooled connections) of a SQLite file backend."""
+
+SQLITE_WAL_LIMIT_BYTES = 8 * 1024 * 1024
+"""``PRAGMA journal_size_limit`` on every SQLite connection: the size the ``-wal`` is cut back
+to when SQLite restarts it. A read transaction held open elsewhere (another process's
+``BEGIN; SELECT``) keeps checkpoints from restarting the log, so appends grow it without bound
+meanwhile (3,000 appends: ~100 MB); SQLite never shrinks the file by itself unless this is set
+(the default, -1, keeps it at its largest until the last connection closes). With it, measured:
+once the reader ends, the first commit checkpoints the whole log and the second restarts it and
+truncates it to this size. Override with ``open_backend(sqlite_wal_limit_bytes=...)``; -1: no
+limit."""
+
+# Result codes (https://www.sqlite.org/rescode.html); the primary code is the low byte.
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+SQLITE_READONLY = 8
+SQLITE_CORRUPT = 11
+SQLITE_FULL = 13
+SQLITE_CANTOPEN = 14
+SQLITE_NOTADB = 26
+SQLITE_READONLY_DBMOVED = 1032  # SQLITE_READONLY | (4 << 8)
+
+
+def check_pragmas(pragmas: dict[str, Any] | None) -> dict[str, Any]:
+    """The extra pragmas, each name and value checked to be a plain word or number.
+
+    Raises:
+        InvalidValueError: a pragma that could carry anything else into the statement.
+    """
+    extra = dict(pragmas or {})
+    for name, value in extra.items():
+        if not name.replace("_", "").isalnum() or not str(value).replace("_", "").replace(
+            "-", ""
+        ).isalnum():
+            raise InvalidValueError(f"Invalid SQLite pragma {name}={value!r}.")
+    return extra
+
+
+def _on_connect(
+    synchronous: str,
+    busy_timeout_ms: int,
+    wal: bool,
+    pragmas: dict[str, Any] | None = None,
+    wal_limit_bytes: int = SQLITE_WAL_LIMIT_BYTES,
+) -> Callable[..., None]:
+    extra = check_pragmas(pragmas)
+
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Transactions are begun explicitly (see _on_begin, Backend._run_sync), not by the
+        # driver.
+        dbapi_connection.isolation_level = None
+        cur = dbapi_connection.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        if wal:
+            try:
+                cur.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                pass  # read-only file: reads may still work; a write will explain itself
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        if wal:
+            cur.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
+        for name, value in extra.items():
+            cur.execute(f"PRAGMA {name}={value}")
+        cur.close()
+
+    return on_connect
+
+
+def _on_begin(conn: Connection) -> None:
+    conn.exec_driver_sql(
+        "BEGIN IMMEDIATE" if conn.get_execution_options().get("ma_write") else "BEGIN"
+    )
+
+
+def _attach_listeners(
+    engine: Engine, on_connect: Callable[..., None], *, begin: bool = True
+) -> None:
+    event.listen(engine, "connect", on_connect)
+    if begin:  # async engines: SQLAlchemy begins; make writes BEGIN IMMEDIATE
+        event.listen(engine, "begin", _on_begin)
+
+
+def _file_on_connect(options: EngineOptions) -> Callable[..., None]:
+    return _on_connect(
+        options.sqlite_synchronous.upper(), int(options.sqlite_busy_timeout * 1000), wal=True,
+        pragmas=options.sqlite_pragmas, wal_limit_bytes=options.sqlite_wal_limit_bytes,
+    )
+
+
+class SqliteDialect(Dialect):
+    """SQLite: see the module docstring."""
+
+    name = "sqlite"
+
+    # -- engine set-up ----------------------------------------------------------------------
+
+    def open(self, url: URL, db_url: str, options: EngineOptions) -> Backend:
+        from sqlalchemy import create_engine
+
+        from ..backend import Backend
+
+        kwargs = dict(options.engine_kwargs)
+        database = url.database or ""
+        memory = database in ("", ":memory:") or "mode=memory" in str(url)
+        sync_url = url.set(drivername="sqlite+pysqlite")
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("check_same_thread", False)
+        connect_args.setdefault("timeout", options.sqlite_busy_timeout)
+        on_connect = _file_on_connect(options)  # checks the pragmas for every URL
+        if memory:
+            engine = create_engine(
+                sync_url, poolclass=StaticPool, connect_args=connect_args, **kwargs
+            )
+            _attach_listeners(
+                engine,
+                _on_connect(options.sqlite_synchronous.upper(),
+                            int(options.sqlite_busy_timeout * 1000), wal=False,
+                            pragmas=options.sqlite_pragmas),
+                begin=False,
+            )
+            return Backend(sync_engine=engine, owns_engine=True, workers=1, display_url=db_url)
+        parent = Path(os.path.expanduser(database)).resolve().parent
+        if not parent.is_dir():
+            raise DatabaseUnavailableError(
+                f"Cannot create the SQLite database {database!r}: the directory {parent} does "
+                "not exist. Create it, or choose another path.",
+                cause="no_such_path",
+            )
+        kwargs.setdefault("pool_size", SQLITE_WORKERS)
+        kwargs.setdefault("max_overflow", 0)
+        engine = create_engine(sync_url, connect_args=connect_args, **kwargs)
+        _attach_listeners(engine, on_connect, begin=False)
+        return Backend(
+            sync_engine=engine, owns_engine=True, sqlite_path=str(Path(database).resolve()),
+            display_url=db_url,
+        )
+
+    def adopt(self, engine: AsyncEngine, options: EngineOptions) -> None:
+        _attach_listeners(engine.sync_engine, _file_on_connect(options))
+
+    # -- statements -------------------------------------------------------------------------
+
+    def insert_ignore(self, table: Table) -> Any:
+        from sqlalchemy.dialects.sqlite import insert
+
+        return insert(table).on_conflict_do_nothing()
+
+    # -- errors -----------------------------------------------------------------------------
+
+    def translate(
+        self, exc: BaseException, *, url: str, sqlite_path: str | None = None
+    ) -> StoreError:
+        original = getattr(exc, "orig", None) or exc
+        code = getattr(original, "sqlite_errorcode", None)
+        if not isinstance(code, int):  # not SQLite's own failure (a timeout, an OSError...)
+            return super().translate(exc, url=url, sqlite_path=sqlite_path)
+        where = f"the database at {url}"
+        primary = code & 0xFF
+        if primary in (SQLITE_BUSY, SQLITE_LOCKED):
+            return DatabaseUnavailableError(
+                f"{where} stayed locked by another writer for longer than the busy timeout "
+                f"({original}). Another process holds a long write transaction: wait and "
+                "retry, or raise sqlite_busy_timeout.",
+                cause="locked",
+            )
+        if code == SQLITE_READONLY_DBMOVED:
+            # SQLite's own check (rollback-journal mode only; in WAL mode it writes on)
+            gone = sqlite_path is not None and not os.path.exists(sqlite_path)
+            return DatabaseUnavailableError(
+                f"The SQLite database file {sqlite_path or url} was "
+                f"{'deleted' if gone else 'renamed or replaced'} while this program had it "
+                f"open ({original}). Nothing was written. Restart the program so that it "
+                "opens the file now at that path; stop every process that uses the "
+                "database before restoring a backup.",
+                cause="deleted" if gone else "replaced",
+            )
+        if primary == SQLITE_READONLY:
+            return DatabaseUnavailableError(
+                f"{where} is read-only for this process ({original}). Give the user write "
+                "permission on the file and its directory (SQLite writes -wal/-shm files "
+                "beside it), or point --db at a writable location.",
+                cause="read_only",
+            )
+        if primary == SQLITE_FULL:
+            return DatabaseUnavailableError(
+                f"{where} cannot grow: the disk (or the database's max_page_count) is full "
+                f"({original}). Nothing was written; free space and retry.",
+                cause="disk_full",
+            )
+        if primary in (SQLITE_CORRUPT, SQLITE_NOTADB):
+            return DatabaseUnavailableError(
+                f"{where} is not a valid SQLite database or is corrupt ({original}). "
+                "Restore it from a backup, or move it aside to start a new one; "
+                "`sqlite3 FILE 'PRAGMA integrity_check'` tells what is damaged.",
+                cause="corrupt",
+            )
+        if primary == SQLITE_CANTOPEN:
+            parent = Path(sqlite_path).parent if sqlite_path else None
+            if parent is not None and parent.is_dir() and not os.access(parent, os.W_OK):
+                return DatabaseUnavailableError(
+                    f"Cannot open {where} ({original}): this user may not write in "
+                    f"{parent}, where SQLite needs to create the database and its -wal/-shm "
+                    "files. Give write permission on the directory, or choose another path.",
+                    cause="read_only",
+                )
+            fix = (
+                f"The directory {parent} does not exist: create it or choose another path."
+                if parent is not None and not parent.exists()
+                else "Check that the path is a file this user may read and write."
+            )
+            return DatabaseUnavailableError(
+                f"Cannot open {where} ({original}). {fix}", cause="no_such_path"
+            )
+        return super().translate(exc, url=url, sqlite_path=sqlite_path)
+
+    # -- the memory's full-text search: FTS5 -------------------------------------------------
+
+    def memory_ddl(self) -> list[str]:
+        return list(_MEMORY_DDL)
+
+    def memory_upgrade(self, conn: Connection) -> None:
+        if "incarnation" not in mt.watermark_columns(conn):
+            conn.exec_driver_sql(
+                f"ALTER TABLE ma_memory_sessions ADD COLUMN {mt.INCARNATION_COLUMN}"
+            )
+
+    def memory_tables_sql(self) -> Any:
+        return _MEMORY_PRESENT
+
+    def fulltext(
+        self, conn: Connection, *, app_name: str, user_id: str, terms: list[str], limit: int
+    ) -> list[Any]:
+        from ...memory.query import fts5_match  # the query language, not SQL
+
+        params = {
+            "app_name": app_name, "user_id": user_id, "limit": limit,
+            "match": fts5_match(terms, scope_token=mt.scope_token(app_name, user_id)),
+        }
+        return list(conn.execute(_SEARCH, params).all())
+
+
+# ``ma_memory_fts``: an FTS5 table over ``ma_memory_entries`` (external content, kept in step by
+# triggers) with the ``porter unicode61`` tokenizer, ranked with ``bm25``. Its ``scope`` column
+# holds one token per app and user, so the ``MATCH`` itself is scoped.
+_MEMORY_DDL = [
+    f"""
+    CREATE TABLE IF NOT EXISTS ma_memory_entries (
+        id INTEGER PRIMARY KEY,
+        {mt.COMMON_COLUMNS}
+        UNIQUE (app_name, user_id, session_id, event_id)
+    )
+    """,
+    """
+    CREATE VIRTUAL TABLE IF NOT EXISTS ma_memory_fts USING fts5(
+        scope, text, context,
+        content='ma_memory_entries', content_rowid='id',
+        tokenize='porter unicode61'
+    )
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ai AFTER INSERT ON ma_memory_entries BEGIN
+        INSERT INTO ma_memory_fts(rowid, scope, text, context)
+        VALUES (new.id, new.scope, new.text, new.context);
+    END
+    """,
+    """
+    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ad AFTER DELETE ON ma_memory_entries BEGIN
+        INSERT INTO ma_memory_fts(ma_memory_fts, rowid, scope, text, context)
+        VALUES ('delete', old.id, old.scope, old.text, old.context);
+    END
+    """,
+    mt.SESSIONS_DDL,
+    mt.vectors_ddl("INTEGER", "BLOB"),
+    mt.VECTORS_INDEX_DDL,
+]
+
+_MEMORY_PRESENT = text(
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
+    "('ma_memory_entries', 'ma_memory_vectors', 'ma_memory_sessions')"
+)
+
+_SEARCH = text(
+    """
+    SELECT e.id, e.session_id, e.event_id, e.author, e.timestamp, e.text,
+           -bm25(ma_memory_fts, 0.0, 1.0, 0.3) AS score
+    FROM ma_memory_fts JOIN ma_memory_entries AS e ON e.id = ma_memory_fts.rowid
+    WHERE ma_memory_fts MATCH :match AND e.app_name = :app_name AND e.user_id = :user_id
+    ORDER BY bm25(ma_memory_fts, 0.0, 1.0, 0.3), e.timestamp DESC, e.id DESC
+    LIMIT :limit
+    """
+)

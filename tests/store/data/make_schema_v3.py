@@ -1,0 +1,42 @@
+"""Builds tests/store/data/schema_v3.db with the schema-3 store (commit 2f4a50a) and its memory."""
+import asyncio, sqlite3, sys, os
+sys.path.insert(0, "/work/main")
+from multi_agent import DatabaseSessionService
+from multi_agent.memory import DatabaseMemoryService
+from tests.helpers import text_event
+
+OUT = sys.argv[1]
+
+async def main():
+    if os.path.exists(OUT):
+        os.unlink(OUT)
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{OUT}") as store:
+        memory = DatabaseMemoryService(store)
+        s1 = await store.create_session(app_name="app", user_id="ann", session_id="s1",
+                                        state={"user:name": "Ann", "app:motd": "hi"})
+        ts = 1_700_000_000.0
+        turns = [("I want a red wine for dinner", "Try a Rioja or a Chianti"),
+                 ("what about my puppy Rex", "Rex will love the beach")]
+        for i, (q, a) in enumerate(turns):
+            inv = f"r{i + 1}"
+            await store.append_event(s1, text_event(q, author="user", invocation_id=inv,
+                                                    timestamp=ts + 2 * i))
+            await store.append_event(s1, text_event(a, author="manager", invocation_id=inv,
+                                                    timestamp=ts + 2 * i + 1,
+                                                    state={"n": i + 1}))
+        await memory.add_session_to_memory(s1)
+        s2 = await store.create_session(app_name="app", user_id="bob", session_id="s2")
+        await store.append_event(s2, text_event("hello nvidia", author="user", invocation_id="b1",
+                                                timestamp=ts + 10))
+        await memory.add_session_to_memory(s2)
+        await memory.close()
+    with sqlite3.connect(OUT) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        print(conn.execute("SELECT value FROM ma_meta WHERE key='schema_version'").fetchone())
+        print(conn.execute("SELECT count(*) FROM ma_memory_entries").fetchone())
+    conn.close()
+    with sqlite3.connect(OUT) as conn:
+        conn.execute("VACUUM")
+    conn.close()
+
+asyncio.run(main())
