@@ -209,6 +209,10 @@ def test_conversation_refresh_branch_and_switch_back(browser: Any, served: Serve
         send(page, text, agent)
     expect(page.locator("#memory")).to_contain_text("AAPL")  # the watch list, after the run
     expect(page.locator('#memory .stats tr[data-agent="stock_analyst"]')).to_have_count(1)
+    # Long memory: what was said, searched across the person's conversations.
+    page.locator("#memory-q").fill("AAPL")
+    page.keyboard.press("Enter")
+    expect(page.locator("#memory-results li").first).to_contain_text("AAPL", timeout=WAIT)
     said = conversation(page)
     assert [(t, a[-1:]) for t, a in said] == [(t, [a]) for t, a in MESSAGES]
     shot(page, served, "web-desktop.png")

@@ -90,6 +90,9 @@ export class Api {
   info() { return this.json("GET", "/api/info"); }
   me() { return this.json("GET", "/api/me"); }
   memory() { return this.json("GET", "/api/me/memory"); }
+  searchMemory(q, limit = 10) {
+    return this.json("GET", `/api/me/memory/search?${new URLSearchParams({ q, limit: String(limit) })}`);
+  }
 
   threads(cursor, limit = 20) {
     const q = new URLSearchParams({ limit: String(limit) });

@@ -112,6 +112,8 @@ function signOut() {
   $("thread-list").replaceChildren();
   $("messages").replaceChildren();
   $("memory").replaceChildren();
+  $("memory-results").replaceChildren();
+  $("memory-q").value = "";
   $("tree").replaceChildren();
   showSignin("You are signed out.");
 }
@@ -676,6 +678,25 @@ async function loadMemory() {
   }
 }
 
+async function searchMemory(q) {
+  const out = $("memory-results");
+  if (!q.trim()) {
+    out.replaceChildren();
+    return;
+  }
+  out.replaceChildren(h("li", { class: "muted", text: "Searching…" }));
+  try {
+    const { memories } = await api.searchMemory(q.trim());
+    out.replaceChildren(...(memories.length
+      ? memories.map((m) => h("li", {},
+        h("span", { class: "who", text: `${m.author === "user" ? "you" : m.author || "?"}${m.timestamp ? ` · ${when(typeof m.timestamp === "number" ? m.timestamp * 1000 : m.timestamp)}` : ""}` }),
+        h("span", { class: "found", text: m.text })))
+      : [h("li", { class: "muted", text: "Nothing found." })]));
+  } catch (error) {
+    if (!handleAuth(error)) out.replaceChildren(h("li", { class: "error", text: `Could not search: ${describe(error)}` }));
+  }
+}
+
 // ---------------------------------------------------------------- layout: the drawer at phone width
 
 function closeDrawer() {
@@ -779,6 +800,10 @@ function wire() {
     }
   });
   $("stop").addEventListener("click", stopRun);
+  $("memory-search").addEventListener("submit", (e) => {
+    e.preventDefault();
+    searchMemory($("memory-q").value);
+  });
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && document.body.classList.contains("threads-open")) {
       closeDrawer();
