@@ -678,6 +678,15 @@ async function loadMemory() {
   }
 }
 
+/** One search hit: who said it, when, and what. */
+function memoryItem(m) {
+  const who = m.author === "user" ? "you" : m.author || "?";
+  const stamp = typeof m.timestamp === "number" ? m.timestamp * 1000 : m.timestamp;
+  return h("li", {},
+    h("span", { class: "who", text: stamp ? `${who} · ${when(stamp)}` : who }),
+    h("span", { class: "found", text: m.text }));
+}
+
 async function searchMemory(q) {
   const out = $("memory-results");
   if (!q.trim()) {
@@ -687,13 +696,12 @@ async function searchMemory(q) {
   out.replaceChildren(h("li", { class: "muted", text: "Searching…" }));
   try {
     const { memories } = await api.searchMemory(q.trim());
-    out.replaceChildren(...(memories.length
-      ? memories.map((m) => h("li", {},
-        h("span", { class: "who", text: `${m.author === "user" ? "you" : m.author || "?"}${m.timestamp ? ` · ${when(typeof m.timestamp === "number" ? m.timestamp * 1000 : m.timestamp)}` : ""}` }),
-        h("span", { class: "found", text: m.text })))
+    out.replaceChildren(...(memories.length ? memories.map(memoryItem)
       : [h("li", { class: "muted", text: "Nothing found." })]));
   } catch (error) {
-    if (!handleAuth(error)) out.replaceChildren(h("li", { class: "error", text: `Could not search: ${describe(error)}` }));
+    if (!handleAuth(error)) {
+      out.replaceChildren(h("li", { class: "error", text: `Could not search: ${describe(error)}` }));
+    }
   }
 }
 
