@@ -459,8 +459,8 @@ def test_stop_and_a_run_going_elsewhere(browser: Any, tmp_path: Path) -> None:
         first.wait_for_function("document.body.dataset.idle === '1'")
         expect(first.locator("#tree .run-status")).to_have_text(" stopped")
 
-        # A run of a few seconds in the first tab; the second tab sees it going.
-        first.locator("#composer-input").fill("tell me a joke about python stall4-s2")
+        # A run of some seconds in the first tab; the second tab sees it going.
+        first.locator("#composer-input").fill("tell me a joke about python stall8-s2")
         first.keyboard.press("Enter")
         expect(first.locator("#messages .turn").last.locator(".step")).to_have_count(1,
                                                                                     timeout=WAIT)
