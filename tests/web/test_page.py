@@ -241,6 +241,15 @@ def test_conversation_refresh_branch_and_switch_back(browser: Any, served: Serve
     wait_ready(page)
     assert conversation(page) == said
     assert tree(page)["runs"] == 3
+    # The first Tab reaches the skip link, which goes to the message box (the address, which
+    # names the thread, stays).
+    address = page.evaluate("location.hash")
+    assert address.startswith("#/t/")
+    page.keyboard.press("Tab")
+    expect(page.locator("#skip")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#composer-input")).to_be_focused()
+    assert page.evaluate("location.hash") == address
 
     # Continue from the first run: a sibling branch; the tree forks.
     first_run = t["rows"][0]["id"]

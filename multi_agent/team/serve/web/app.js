@@ -807,6 +807,10 @@ function wire() {
       send($("composer-input").value);
     }
   });
+  $("skip").addEventListener("click", (e) => {
+    e.preventDefault();  // the address keeps the thread (#/t/...), the focus moves
+    $("composer-input").focus();
+  });
   $("stop").addEventListener("click", stopRun);
   $("memory-search").addEventListener("submit", (e) => {
     e.preventDefault();
