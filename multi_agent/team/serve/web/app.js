@@ -1,30 +1,14 @@
 // The page: sign-in, the conversation list, the conversation (streamed), the run tree, memory.
 // Talks only to the server that serves it (docs/http-api.md); nothing is fetched from elsewhere.
 
-import { Api, ApiError, Unreachable, newId } from "./api.js";
+import { ApiError, newId } from "./api.js";
+import { handleEvent } from "./events.js";
+import { loadMemory, scheduleMemory, searchMemory } from "./memory.js";
+import { Turn, h, splitTurns } from "./render.js";
 import { readEvents } from "./sse.js";
-import { Turn, h, renderMemory, splitTurns, when } from "./render.js";
+import { $, S, TOKEN_KEY, api, describe, handleAuth, hooks, showRunError, showSignin } from "./state.js";
+import { loadThreads, refreshThreads, renderThreads, threadTitle } from "./threads.js";
 import { drawTree, layout, lineage } from "./tree.js";
-
-const TOKEN_KEY = "multi-agent.token";
-const $ = (id) => document.getElementById(id);
-
-const S = {
-  token: localStorage.getItem(TOKEN_KEY),
-  info: null,
-  me: null,
-  threads: [],
-  nextCursor: null,
-  threadId: null,
-  thread: null,
-  runs: [],
-  viewRunId: null,     // null: the head (latest) of the thread
-  running: null,       // {threadId, runId, controller}
-  unreachable: false,
-  loadSeq: 0,          // guards against an older load finishing after a newer one
-};
-
-const api = new Api(() => S.token, { onReachable: setReachable });
 
 // ---------------------------------------------------------------- reachability, notices
 
@@ -65,27 +49,7 @@ function showModel(info) {
   }
 }
 
-function showRunError(text) {
-  const el = $("run-error");
-  el.textContent = text;
-  el.hidden = !text;
-}
-
-function describe(error) {
-  if (error instanceof Unreachable) return "The server cannot be reached.";
-  if (error instanceof ApiError) return `${error.message} (${error.status} ${error.code})`;
-  return String(error?.message || error);
-}
-
 // ---------------------------------------------------------------- sign in / out
-
-function showSignin(message = "") {
-  $("app").hidden = true;
-  $("signin").hidden = false;
-  $("signin-error").textContent = message;
-  $("token-input").value = "";
-  $("token-input").focus();
-}
 
 async function signIn(token) {
   S.token = token;
@@ -118,18 +82,6 @@ function signOut() {
   showSignin("You are signed out.");
 }
 
-/** A 401 after sign-in: the token was revoked. */
-function handleAuth(error) {
-  if (error instanceof ApiError && error.status === 401) {
-    localStorage.removeItem(TOKEN_KEY);
-    S.token = null;
-    S.me = null;
-    showSignin("Your token is no longer accepted; sign in again.");
-    return true;
-  }
-  return false;
-}
-
 // ---------------------------------------------------------------- routing (#/t/<thread>[/r/<run>])
 
 function route() {
@@ -143,132 +95,14 @@ function setRoute(threadId, runId) {
   if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname);
 }
 
-// ---------------------------------------------------------------- threads
-
-function threadTitle(t) {
-  return (t && t.title) || "Untitled conversation";
-}
-
-function renderThreads() {
-  const list = $("thread-list");
-  list.replaceChildren(...S.threads.map(threadItem));
-  $("threads-empty").hidden = S.threads.length > 0;
-  $("more-threads").hidden = !S.nextCursor;
-}
-
-function threadItem(t) {
-  const current = t.threadId === S.threadId;
-  const li = h("li", { class: `thread${current ? " current" : ""}`, dataset: { threadId: t.threadId } });
-  const open = h("button", { type: "button", class: "thread-open", "aria-current": current ? "page" : null,
-    onclick: () => { closeDrawer(); openThread(t.threadId, null); } },
-  h("span", { class: "thread-name", text: threadTitle(t) }),
-  h("span", { class: "thread-meta", text: `${when(t.updatedAt)} · ${t.runCount ?? 0} run${t.runCount === 1 ? "" : "s"}` }));
-  const rename = h("button", { type: "button", class: "small ghost rename",
-    "aria-label": `Rename "${threadTitle(t)}"`, onclick: () => startRename(li, t) }, "Rename");
-  const del = h("button", { type: "button", class: "small ghost delete",
-    "aria-label": `Delete "${threadTitle(t)}"`, onclick: () => confirmDelete(li, t) }, "Delete");
-  li.append(open, h("span", { class: "thread-actions" }, rename, del));
-  return li;
-}
-
-/** Renders the list again and puts the focus back on the thread's Rename button. */
-function backToRename(t) {
-  renderThreads();
-  $("thread-list").querySelector(`[data-thread-id="${CSS.escape(t.threadId)}"] .rename`)?.focus();
-}
-
-function startRename(li, t) {
-  const input = h("input", { type: "text", value: threadTitle(t), "aria-label": "New title", maxlength: "200" });
-  const form = h("form", { class: "rename-form" }, input,
-    h("button", { type: "submit", class: "small" }, "Save"),
-    h("button", { type: "button", class: "small ghost", onclick: () => backToRename(t) }, "Cancel"));
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    const title = input.value.trim();
-    if (!title) return;
-    try {
-      const updated = await api.renameThread(t.threadId, title);
-      Object.assign(t, updated || { title });
-      if (S.threadId === t.threadId) setThreadTitle(t);
-    } catch (error) {
-      if (!handleAuth(error)) showRunError(`Could not rename: ${describe(error)}`);
-    }
-    backToRename(t);
-  });
-  input.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") {
-      e.stopPropagation();  // cancels the rename only (not the drawer around it)
-      backToRename(t);
-    }
-  });
-  li.replaceChildren(form);
-  input.focus();
-  input.select();
-}
-
-function confirmDelete(li, t) {
-  const yes = h("button", { type: "button", class: "small danger confirm-delete", onclick: async () => {
-    try {
-      await api.deleteThread(t.threadId);
-    } catch (error) {
-      if (handleAuth(error)) return;
-      if (!(error instanceof ApiError && error.status === 404)) {
-        showRunError(`Could not delete: ${describe(error)}`);
-        renderThreads();
-        return;
-      }
-    }
-    S.threads = S.threads.filter((x) => x.threadId !== t.threadId);
-    if (S.threadId === t.threadId) newConversation();
-    renderThreads();
-    $("new-thread").focus();
-  } }, "Delete it");
-  const no = h("button", { type: "button", class: "small ghost", onclick: () => renderThreads() }, "Keep");
-  li.replaceChildren(h("p", { class: "confirm", role: "alert" }, `Delete "${threadTitle(t)}" and all its runs?`),
-    h("span", { class: "thread-actions" }, yes, no));
-  yes.focus();
-}
-
-async function loadThreads(more = false) {
-  try {
-    const page = await api.threads(more ? S.nextCursor : null);
-    S.threads = more ? [...S.threads, ...page.items] : page.items;
-    S.nextCursor = page.nextCursor || null;
-  } catch (error) {
-    if (!handleAuth(error)) showRunError(`Could not load your conversations: ${describe(error)}`);
-    return;
-  }
-  renderThreads();
-}
-
-/** Reloads the first page, keeping as many threads as were shown. */
-async function refreshThreads() {
-  const shown = Math.max(S.threads.length, 20);
-  try {
-    let items = [];
-    let cursor = null;
-    do {
-      const page = await api.threads(cursor);
-      items = items.concat(page.items);
-      cursor = page.nextCursor || null;
-    } while (cursor && items.length < shown);
-    S.threads = items;
-    S.nextCursor = cursor;
-  } catch (error) {
-    handleAuth(error);
-    return;
-  }
-  renderThreads();
-}
-
 // ---------------------------------------------------------------- the conversation
 
-function setThreadTitle(t) {
+export function setThreadTitle(t) {
   $("thread-title").textContent = t ? threadTitle(t) : "New conversation";
   document.title = t ? `${threadTitle(t)} · multi-agent` : "multi-agent";
 }
 
-function newConversation() {
+export function newConversation() {
   S.running?.controller.abort();
   Object.assign(S, { threadId: null, thread: null, runs: [], viewRunId: null, running: null });
   setRoute(null);
@@ -358,7 +192,7 @@ function renderConversation(messages, leafRunId) {
   box.scrollTop = box.scrollHeight;
 }
 
-async function openThread(threadId, runId) {
+export async function openThread(threadId, runId) {
   if (S.running && S.running.threadId === threadId) return;  // it is on the screen, streaming
   const seq = ++S.loadSeq;
   if (S.running && S.running.threadId !== threadId) S.running.controller.abort();
@@ -580,72 +414,6 @@ function addContinueButtons() {
   });
 }
 
-/** Applies one AG-UI event to the turn; returns "finished"/"error" when the run ended. */
-function handleEvent(turn, e) {
-  switch (e.type) {
-    case "STEP_STARTED":
-      if (e.stepName) turn.working(e.stepName);
-      return null;
-    case "CUSTOM":
-      if (e.name === "delegation" && e.value) {
-        turn.step(e.value.from, e.value.to);
-        if (turn.workingEl) turn.working(e.value.to);
-      } else if (e.name === "agent" && e.value) {
-        turn.noteAgent(e.value.messageId, e.value.agent);
-      }
-      return null;
-    case "TEXT_MESSAGE_START":
-      turn.textStart(e.messageId, e.name);
-      return null;
-    case "TEXT_MESSAGE_CONTENT":
-      turn.textDelta(e.messageId, e.delta);
-      return null;
-    case "TEXT_MESSAGE_CHUNK":
-      if (!turn.texts.has(e.messageId)) turn.textStart(e.messageId, e.name);
-      turn.textDelta(e.messageId, e.delta);
-      return null;
-    case "TEXT_MESSAGE_END":
-      turn.textEnd(e.messageId);
-      return null;
-    case "TOOL_CALL_START":
-      turn.toolStart(e.toolCallId, e.toolCallName, e.parentMessageId);
-      return null;
-    case "TOOL_CALL_CHUNK":
-      if (!turn.tools.has(e.toolCallId)) turn.toolStart(e.toolCallId, e.toolCallName || "tool", e.parentMessageId);
-      turn.toolArgs(e.toolCallId, e.delta);
-      return null;
-    case "TOOL_CALL_ARGS":
-      turn.toolArgs(e.toolCallId, e.delta);
-      return null;
-    case "TOOL_CALL_END":
-      turn.toolEnd(e.toolCallId);
-      return null;
-    case "TOOL_CALL_RESULT":
-      turn.toolResult(e.toolCallId, e.content);
-      return null;
-    case "STATE_DELTA":
-    case "STATE_SNAPSHOT":
-      scheduleMemory();
-      return null;
-    case "RUN_FINISHED":
-      if (e.outcome?.type === "cancelled") {
-        turn.note("Stopped. What the team had done so far is kept.");
-        turn.finish("stopped");
-        return "stopped";
-      }
-      turn.finish("finished");
-      return "finished";
-    case "RUN_ERROR": {
-      const text = `${e.message || "unknown error"}${e.code ? ` (${e.code})` : ""}`;
-      turn.error(text);
-      showRunError(`The run failed: ${text}`);
-      return "error";
-    }
-    default:
-      return null;
-  }
-}
-
 async function stopRun() {
   const run = S.running;
   if (!run) return;
@@ -658,56 +426,9 @@ async function stopRun() {
   }
 }
 
-// ---------------------------------------------------------------- memory
-
-let memoryTimer = null;
-
-function scheduleMemory(delay = 300) {
-  clearTimeout(memoryTimer);
-  memoryTimer = setTimeout(loadMemory, delay);
-}
-
-async function loadMemory() {
-  if (!S.token) return;
-  try {
-    const memory = await api.memory();
-    $("memory").replaceChildren(...renderMemory(memory));
-    $("memory").dataset.loaded = String(Date.now());
-  } catch (error) {
-    if (!handleAuth(error)) $("memory").replaceChildren(h("p", { class: "error", text: `Could not load: ${describe(error)}` }));
-  }
-}
-
-/** One search hit: who said it, when, and what. */
-function memoryItem(m) {
-  const who = m.author === "user" ? "you" : m.author || "?";
-  const stamp = typeof m.timestamp === "number" ? m.timestamp * 1000 : m.timestamp;
-  return h("li", {},
-    h("span", { class: "who", text: stamp ? `${who} · ${when(stamp)}` : who }),
-    h("span", { class: "found", text: m.text }));
-}
-
-async function searchMemory(q) {
-  const out = $("memory-results");
-  if (!q.trim()) {
-    out.replaceChildren();
-    return;
-  }
-  out.replaceChildren(h("li", { class: "muted", text: "Searching…" }));
-  try {
-    const { memories } = await api.searchMemory(q.trim());
-    out.replaceChildren(...(memories.length ? memories.map(memoryItem)
-      : [h("li", { class: "muted", text: "Nothing found." })]));
-  } catch (error) {
-    if (!handleAuth(error)) {
-      out.replaceChildren(h("li", { class: "error", text: `Could not search: ${describe(error)}` }));
-    }
-  }
-}
-
 // ---------------------------------------------------------------- layout: the drawer at phone width
 
-function closeDrawer() {
+export function closeDrawer() {
   document.body.classList.remove("threads-open");
   $("toggle-threads").setAttribute("aria-expanded", "false");
 }
@@ -830,5 +551,6 @@ function wire() {
   window.addEventListener("online", () => api.info().catch(() => {}));
 }
 
+hooks.onReachable = setReachable;
 wire();
 boot();
