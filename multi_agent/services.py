@@ -17,10 +17,16 @@ same database file): full-text search, or with ``?search=hybrid`` / ``?search=se
 semantic search with the bundled sentence-embedding model (the ``[semantic]`` extra; the
 environment variable ``MULTI_AGENT_MEMORY_SEARCH`` does the same).
 
+``?window=N`` (session service, opt-in): a ``get_session`` call without a config, which is how
+``adk web``/``api_server`` load a session on every turn, returns the last N events plus the
+newest older compaction summary, never separating a tool call from its result
+(:class:`~multi_agent.memory.bounded_service.BoundedSessionService`): a deliberate deviation
+from ADK's contract that keeps a served turn's cost from growing with the history.
+
 Options: the constructors' options go in the URI's query, e.g.
 ``multi-agent+postgresql://u:pw@host/db?on_stale=merge&pool_size=20`` or
 ``multi-agent://?sqlite_synchronous=NORMAL``; :data:`OPTIONS` lists them (session service:
-``on_stale``; SQLite: ``sqlite_synchronous``, ``sqlite_busy_timeout``,
+``on_stale``, ``window``; SQLite: ``sqlite_synchronous``, ``sqlite_busy_timeout``,
 ``sqlite_wal_limit_bytes``; PostgreSQL: ``pool_size``, ``max_overflow``, ``pool_timeout``,
 ``pool_recycle``, ``pool_pre_ping``; memory service: ``search``, ``max_results``,
 ``max_entry_chars``, ``min_similarity``, ``backfill_per_search``). The driver's own
@@ -153,6 +159,9 @@ OPTIONS: tuple[UriOption, ...] = (
     # the session service
     _option("on_stale", frozenset({SESSION}), _ANY_DB, _choice("raise", "merge"),
             "expected raise or merge"),
+    # opt-in, a deviation from ADK's contract: get_session without a config is bounded
+    _option("window", frozenset({SESSION}), _ANY_DB, _integer(1),
+            "expected a whole number of events, 1 or more"),
     # the memory service
     _option("search", frozenset({MEMORY}), _ANY_DB, _choice("fulltext", "semantic", "hybrid"),
             "not a memory search mode; expected fulltext, semantic or hybrid"),
@@ -318,6 +327,10 @@ def session_service_from_uri(uri: str, **kwargs: Any) -> DatabaseSessionService:
         ValueError: not one of our schemes, or a bad option (see :func:`parse_uri`).
     """
     url, options = parse_uri(uri, SESSION, **kwargs)
+    if "window" in options:
+        from multi_agent.memory.bounded_service import BoundedSessionService
+
+        return BoundedSessionService(url, **options)
     return DatabaseSessionService(url, **options)
 
 

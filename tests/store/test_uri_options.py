@@ -165,7 +165,7 @@ BAD_SESSION_URIS = [
     ("sqlite_wal_limit_bytes=1.5", ["sqlite_wal_limit_bytes='1.5'", "whole number"]),
     ("on_stale=merge&on_stale=raise", ["on_stale is given twice"]),
     ("onstale=merge", ["Unknown option 'onstale'", "Did you mean on_stale?",
-                       "on_stale, sqlite_synchronous, sqlite_busy_timeout"]),
+                       "on_stale, window, sqlite_synchronous, sqlite_busy_timeout"]),
     ("pool_size=5", ["pool_size applies to PostgreSQL only", "takes on_stale"]),
     ("search=hybrid", ["search is an option of the memory service", "takes on_stale"]),
 ]
