@@ -3,15 +3,19 @@
 ``Backend.run`` executes them in one transaction (a worker thread for SQLite, ``run_sync`` for
 PostgreSQL). They never touch ADK ``Session`` objects except to read them; the async service
 applies the results to the caller's objects.
+
+An append (:func:`append_event`) is a sequence of named steps, in the order their reads and
+writes must happen: lock the session row (``sql.SESSION_FOR_APPEND``), check the caller's copy
+(:func:`_check_copy`), a stored id is a retry or a conflict (:func:`_duplicate`), refuse a
+behind copy (:func:`_refuse_stale`), merge the session-scope delta (:func:`_merge_session_state`,
+no database) and write the ``user:``/``app:`` ones (:func:`_write_scopes`), route the event
+(:func:`route_event`, no database), record its run (:func:`_record_run`), and write the event
+and the session row with the dialect's locked write (``Dialect.write_append``).
 """
 
 from __future__ import annotations
 
-import gc
 import secrets
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +30,10 @@ from . import schema as s
 from . import sql
 from .backend import Backend
 from .codec import EventDecoder, dumps, loads
+from .damage import damaged
 from .facts import EventFacts
+from .gcpause import PROMOTE_AT, gc_paused
+from .memory_tables import forget_session
 from .scopes import (
     Marker,
     ScopeWrite,
@@ -36,7 +43,7 @@ from .scopes import (
     read_scopes,
     write_scope,
 )
-from .state import ScopedDelta, merge_scopes
+from .state import ScopedDelta, merge_scopes, scoped_key
 from .updates import Op
 
 __all__ = [
@@ -51,47 +58,7 @@ __all__ = [
     "new_incarnation",
 ]
 
-_gc_lock = threading.Lock()
-_gc_pausers = 0
-_gc_was_enabled = True
-
-
-PROMOTE_AT = 1000
-"""Batches of at least this many events are filed with the old generation (see gc_paused)."""
-
-
-@contextmanager
-def gc_paused(*, promote: bool = False) -> Iterator[None]:
-    """Pauses the cyclic garbage collector while thousands of objects are built.
-
-    Building 10,000 events triggers many generation-0 collections that find no garbage; pausing
-    roughly halves decode time. Nested and concurrent users are counted.
-
-    Args:
-        promote: also file everything built with the old generation when done (below).
-    """
-    global _gc_pausers, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pausers == 0:  # the first pauser remembers whether the collector was on
-            _gc_was_enabled = gc.isenabled()
-        _gc_pausers += 1
-        gc.disable()
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pausers -= 1
-            was_enabled = _gc_was_enabled
-            if _gc_pausers == 0 and was_enabled and promote:
-                # The objects just built are the caller's long-lived session: file them with
-                # the old generation directly (freeze + unfreeze moves every tracked object
-                # there without a traversal), instead of having the next young collections
-                # walk 150,000 fresh objects twice. Garbage among them is still found by the
-                # next full collection.
-                gc.freeze()
-                gc.unfreeze()
-            if _gc_pausers == 0 and was_enabled:
-                gc.enable()
+# gc_paused, PROMOTE_AT (gcpause.py) and damaged (damage.py) stay importable from here.
 
 
 def new_incarnation() -> str:
@@ -232,8 +199,6 @@ def delete_session(conn: Connection, *, app_name: str, user_id: str, session_id:
     """Deletes a session with its events and runs, and what long memory holds of it when the
     memory tables are in this database (``memory_tables.forget_session``, also when the
     session row is already gone); False when there was no session."""
-    from .memory_tables import forget_session
-
     key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
     sql.EVENTS_DELETE(conn, **key)
     sql.RUNS_DELETE(conn, **key)
@@ -288,18 +253,6 @@ class AppendResult:
     resolved: dict[str, Any] = field(default_factory=dict)
 
 
-def damaged(app_name: str, user_id: str, session_id: str, exc: Exception) -> Exception:
-    """The error for a stored row that no longer decodes (edited by hand, or disk damage)."""
-    from ..errors import DatabaseUnavailableError
-
-    return DatabaseUnavailableError(
-        f"Session {session_id!r} of user {user_id!r} in app {app_name!r} has a damaged stored "
-        f"row ({type(exc).__name__}: {str(exc)[:200]}). Nothing was changed. Restore the "
-        "database from a backup, or export the other sessions and delete this one.",
-        cause="corrupt",
-    )
-
-
 def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
     """Stores one event with its state delta atomically (see ``scopes.py`` for the checks)."""
     try:
@@ -311,142 +264,268 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
 
 
 def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
+    """The append's steps, in the order their reads and writes must happen."""
     key = {"app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id}
-    row = sql.SESSION_FOR_APPEND(conn, **key, event_id=req.event.id).first()
+    row = sql.SESSION_FOR_APPEND(conn, **key, event_id=req.event.id).first()  # locked
     if row is None:
         raise SessionNotFound(req.app_name, req.user_id, req.session_id)
-    event = req.event
     copy = parse_marker(req.marker)
+    check = _check_copy(conn, req, key, row, copy)
+    if row.duplicate_seq is not None:
+        return _duplicate(conn, req, key, row, copy, check)
+    _refuse_stale(req, row, check)
+    new_rev = row.revision + 1
+    merged = _merge_session_state(req, row, check, new_rev)
+    written = _write_scopes(conn, backend, req, row, copy, check, merged.resolved)
+    seq = row.last_seq + 1
+    route = route_event(
+        req.facts, event_branch=req.event.branch, agent_paths=row.agent_paths,
+        awaiting_seq=row.awaiting_seq, last_agent=row.last_agent, seq=seq,
+    )
+    if route.backfill_since is not None:
+        # The first agent to speak after human messages is the one they were addressed to.
+        sql.HUMAN_TARGET_BACKFILL(conn, **key, target=req.facts.source,
+                                  since_seq=route.backfill_since)
+    now = req.event.timestamp
+    run_id = req.event.invocation_id or "-"
+    head_run_id = _record_run(conn, req, key, row.head_run_id, run_id, seq, now,
+                              req.facts.source)
+    update_time = max(now, row.update_time)
+    backend.db.write_append(
+        conn, key, event_row(req, seq=seq, run_id=run_id, route=route, resolved=merged.resolved),
+        dict(
+            state=merged.state_json, update_time=update_time, revision=new_rev, last_seq=seq,
+            last_agent=route.last_agent, head_run_id=head_run_id,
+            agent_paths=route.agent_paths, awaiting_seq=route.awaiting_seq,
+            key_revs=merged.key_revs_json,
+        ),
+    )
+    return _appended(conn, req, key, row, copy, check, merged, written, new_rev=new_rev,
+                     seq=seq, update_time=update_time)
+
+
+@dataclass(slots=True)
+class CopyCheck:
+    """How the caller's copy of the session stands against the stored row."""
+
+    stale: bool  # storage moved on since the copy was loaded (or last appended through)
+    local_rev: int | None  # the copy's revision (None: a copy the store did not hand out)
+    local_seq: int  # the newest event the copy has
+
+
+def _check_copy(
+    conn: Connection, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None
+) -> CopyCheck:
+    """Compares the copy with storage: by its marker, else by its newest event on the path.
+
+    Raises:
+        StaleSession: the copy is of a deleted session that was re-created under its id.
+    """
     if copy is not None:
         if copy.incarnation != row.incarnation:
             raise StaleSession(req.session_id, local=copy.revision, stored=row.revision,
                                reason="recreated")
-        stale = copy.revision != row.revision
-        local_seq: int = copy.last_seq
-    else:  # a session object we did not load: compare the newest event on the path
-        stale = sql.EVENT_NEWEST_ON_PATH(conn, **key).scalar() != req.last_event_id
-        local_seq = 0
-        if req.last_event_id is not None:
-            known = sql.EVENT_BY_ID(conn, **key, event_id=req.last_event_id).first()
-            local_seq = known.seq if known is not None else 0
-    if row.duplicate_seq is not None:
-        _check_same_event(conn, req, key)
-        # Already stored (a retry after a lost acknowledgement): idempotent, nothing written;
-        # a copy that missed its own acknowledged write is brought up to date.
-        result = AppendResult(_marker_of(row, copy, row.revision, row.last_seq),
-                              row.update_time, duplicate=True)
-        if stale or copy is None:
-            _catch_up(conn, req, key, result, loads(row.state), local_seq, row.last_seq + 1,
-                      row)
-        return result
-    local_rev = copy.revision if copy is not None else None
-    if stale and not req.merge_when_stale:
+        return CopyCheck(copy.revision != row.revision, copy.revision, copy.last_seq)
+    # A session object we did not load: compare the newest event on the path.
+    stale = sql.EVENT_NEWEST_ON_PATH(conn, **key).scalar() != req.last_event_id
+    local_seq = 0
+    if req.last_event_id is not None:
+        known = sql.EVENT_BY_ID(conn, **key, event_id=req.last_event_id).first()
+        local_seq = known.seq if known is not None else 0
+    return CopyCheck(stale, None, local_seq)
+
+
+def _duplicate(
+    conn: Connection, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None,
+    check: CopyCheck,
+) -> AppendResult:
+    """An event whose id is stored: a retry after a lost acknowledgement is idempotent
+    (nothing written, and a copy that missed its own acknowledged write is brought up to
+    date); a different event under that id is refused (EventIdConflict)."""
+    _check_same_event(conn, req, key)
+    result = AppendResult(_marker_of(row, copy, row.revision, row.last_seq),
+                          row.update_time, duplicate=True)
+    if check.stale or copy is None:
+        _catch_up(conn, req, key, result, loads(row.state), check.local_seq, row.last_seq + 1,
+                  row)
+    return result
+
+
+def _refuse_stale(req: AppendRequest, row: Any, check: CopyCheck) -> None:
+    """Raises StaleSession for a behind copy, unless merge mode may apply it (not across a
+    ``branch`` the copy predates)."""
+    if not check.stale:
+        return
+    local_rev = check.local_rev
+    if not req.merge_when_stale:
         raise StaleSession(req.session_id, local=local_rev, stored=row.revision)
-    if stale and local_rev is not None and local_rev < row.branch_rev:
+    if (local_rev is not None and local_rev < row.branch_rev) or (
+        local_rev is None and row.branch_rev
+    ):
         raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
                            reason="branched")
-    if stale and local_rev is None and row.branch_rev:
-        raise StaleSession(req.session_id, local=None, stored=row.revision, reason="branched")
 
-    now = event.timestamp
-    new_rev = row.revision + 1
-    state_json, key_revs_json = row.state, row.key_revs
-    session_state: dict[str, Any] | None = None
-    resolved: dict[str, Any] = {}
-    if req.delta.session or stale:
-        session_state = loads(row.state)
+
+@dataclass(slots=True)
+class SessionMerge:
+    """The session row's state after the event's session-scope delta."""
+
+    state: dict[str, Any] | None  # decoded: when the delta writes it, or the copy is behind
+    state_json: str
+    key_revs_json: str
+    # {full state key: stored value} where atomic updates gave another value than the delta's.
+    resolved: dict[str, Any]
+
+
+def _merge_session_state(
+    req: AppendRequest, row: Any, check: CopyCheck, new_rev: int
+) -> SessionMerge:
+    """Merges the session-scope delta into the stored state (no database access).
+
+    A current copy cannot conflict; a behind one (merge mode) must not overwrite a key written
+    after it was loaded (one of unknown age: any key written since creation).
+
+    Raises:
+        StaleSession: (reason ``keys``) a key the event writes changed since the copy read it.
+    """
+    merged = SessionMerge(None, row.state, row.key_revs, {})
+    if req.delta.session or check.stale:
+        merged.state = loads(row.state)
     if req.delta.session:
-        assert session_state is not None
+        assert merged.state is not None
         key_revs = loads(row.key_revs)
-        # A current copy cannot conflict; a behind one (merge mode) must not overwrite a key
-        # written after it was loaded (one of unknown age: any key written since creation).
         conflicts, done = merge_keys(
-            session_state, key_revs, req.delta.session, req.ops.session,
-            seen_rev=(local_rev or 0) if stale else None, new_rev=new_rev,
+            merged.state, key_revs, req.delta.session, req.ops.session,
+            seen_rev=(check.local_rev or 0) if check.stale else None, new_rev=new_rev,
         )
         if conflicts:
-            raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
+            raise StaleSession(req.session_id, local=check.local_rev, stored=row.revision,
                                reason="keys", keys=conflicts)
-        resolved.update(done)
-        state_json, key_revs_json = dumps(session_state), dumps(key_revs)
+        merged.resolved.update(done)
+        merged.state_json, merged.key_revs_json = dumps(merged.state), dumps(key_revs)
+    return merged
+
+
+def _write_scopes(
+    conn: Connection, backend: Backend, req: AppendRequest, row: Any, copy: Marker | None,
+    check: CopyCheck, resolved: dict[str, Any],
+) -> dict[str, ScopeWrite]:
+    """Writes the ``user:`` and ``app:`` deltas into their rows (locked, per-key checks);
+    adds what atomic updates resolved to ``resolved``.
+
+    Raises:
+        StaleSession: (reason ``keys``) a key the event writes changed since the copy read it.
+    """
     written: dict[str, ScopeWrite] = {}
-    for scope, delta, ops, seen, prefix in (
-        ("user", req.delta.user, req.ops.user, copy.user_rev if copy else None, "user:"),
-        ("app", req.delta.app, req.ops.app, copy.app_rev if copy else None, "app:"),
+    for scope, delta, ops, seen in (
+        ("user", req.delta.user, req.ops.user, copy.user_rev if copy else None),
+        ("app", req.delta.app, req.ops.app, copy.app_rev if copy else None),
     ):
         if not delta:
             continue
         wrote = write_scope(
             conn, backend, app_name=req.app_name,
             user_id=req.user_id if scope == "user" else None, delta=delta, ops=ops,
-            seen_rev=seen, now=now,
+            seen_rev=seen, now=req.event.timestamp,
         )
         if wrote.conflicts:
-            raise StaleSession(req.session_id, local=local_rev, stored=row.revision,
-                               reason="keys", keys=[prefix + k for k in wrote.conflicts])
-        resolved.update({prefix + k: v for k, v in wrote.resolved.items()})
+            raise StaleSession(req.session_id, local=check.local_rev, stored=row.revision,
+                               reason="keys", keys=[scoped_key(scope, k) for k in wrote.conflicts])
+        resolved.update({scoped_key(scope, k): v for k, v in wrote.resolved.items()})
         written[scope] = wrote
+    return written
 
-    seq = row.last_seq + 1
-    facts = req.facts
+
+@dataclass(slots=True)
+class Route:
+    """Where an event sits in the conversation: what ``route_event`` derives."""
+
+    agent_paths: str  # the session's {agent: dotted path} as JSON, with what this event taught
+    branch: str | None  # the author's agent path
+    target: str | None  # whom it addresses (None for a human message: filled in later)
+    awaiting_seq: int | None  # the first human message no agent has answered yet
+    backfill_since: int | None  # human messages from this seq on are addressed to the author
+    last_agent: str | None  # the agent that spoke last, after this event
+
+
+def route_event(
+    facts: EventFacts, *, event_branch: str | None, agent_paths: str,
+    awaiting_seq: int | None, last_agent: str | None, seq: int,
+) -> Route:
+    """Who an event comes from and goes to, from its facts and the session row: a pure
+    function (no database).
+
+    Args:
+        facts: the event's derived columns (``facts.event_facts``).
+        event_branch: the event's own ``branch``, if ADK set one.
+        agent_paths: the session's ``agent_paths`` JSON: the first agent is a root, a transfer
+            makes the target its child.
+        awaiting_seq: the session's first unanswered human message, if any.
+        last_agent: the session's last agent.
+        seq: the event's sequence number.
+    """
     author = facts.source
-    # Agent paths: the first agent is a root; a transfer makes the target its child.
-    paths_json = row.agent_paths
-    if (author != "user" and f'"{author}"' not in paths_json) or facts.transfer_to:
-        paths: dict[str, str] = loads(paths_json)
+    paths: dict[str, str] | None = None
+    if (author != "user" and f'"{author}"' not in agent_paths) or facts.transfer_to:
+        paths = loads(agent_paths)
         if author != "user" and author not in paths:
             paths[author] = author
         if facts.transfer_to and facts.transfer_to not in paths:
             paths[facts.transfer_to] = f"{paths.get(author, author)}.{facts.transfer_to}"
-        paths_json = dumps(paths)
-    else:
-        paths = None  # type: ignore[assignment]
-    branch = event.branch
+        agent_paths = dumps(paths)
+    branch = event_branch
     if branch is None and author != "user":
-        branch = (paths if paths is not None else loads(paths_json)).get(author)
+        branch = (paths if paths is not None else loads(agent_paths)).get(author)
     target = facts.target
-    awaiting_seq = row.awaiting_seq
+    backfill_since: int | None = None
     if facts.message_type == "human":
-        target = None  # filled in by the agent that answers it, below, on a later append
+        target = None  # filled in by the agent that answers it, on a later append
         if awaiting_seq is None:
             awaiting_seq = seq
     elif author != "user" and awaiting_seq is not None:
-        # The first agent to speak after human messages is the one they were addressed to.
-        sql.HUMAN_TARGET_BACKFILL(conn, **key, target=author, since_seq=awaiting_seq)
-        awaiting_seq = None
-    last_agent = row.last_agent if author == "user" else (facts.transfer_to or author)
+        backfill_since, awaiting_seq = awaiting_seq, None
+    return Route(
+        agent_paths=agent_paths, branch=branch, target=target, awaiting_seq=awaiting_seq,
+        backfill_since=backfill_since,
+        last_agent=last_agent if author == "user" else (facts.transfer_to or author),
+    )
 
-    run_id = event.invocation_id or "-"
-    head_run_id = _record_run(conn, req, key, row.head_run_id, run_id, seq, now, author)
 
+def event_row(
+    req: AppendRequest, *, seq: int, run_id: str, route: Route, resolved: dict[str, Any]
+) -> dict[str, Any]:
+    """The event's row: every column of ``ma_events`` but the session key
+    (``sql.EVENT_COLUMNS``)."""
+    event, facts = req.event, req.facts
     event_json = req.event_json
     if resolved:  # the stored event says what was stored, not what the copy computed
         data = loads(event_json)
         data["actions"]["state_delta"].update(resolved)
         event_json = dumps(data)
-    event_row = dict(
+    return dict(
         seq=seq, id=event.id, invocation_id=event.invocation_id or "",
-        run_id=run_id, timestamp=now, source=author, target=target, branch=branch,
-        message_type=facts.message_type, final=req.is_final, text=facts.text,
-        prompt_tokens=facts.prompt_tokens,
+        run_id=run_id, timestamp=event.timestamp, source=facts.source, target=route.target,
+        branch=route.branch, message_type=facts.message_type, final=req.is_final,
+        text=facts.text, prompt_tokens=facts.prompt_tokens,
         completion_tokens=facts.completion_tokens, total_tokens=facts.total_tokens,
         on_path=True, event_data=event_json, digest=req.digest,
     )
-    update_time = max(now, row.update_time)
-    session_row = dict(
-        state=state_json, update_time=update_time, revision=new_rev,
-        last_seq=seq, last_agent=last_agent, head_run_id=head_run_id, agent_paths=paths_json,
-        awaiting_seq=awaiting_seq, key_revs=key_revs_json,
-    )
-    backend.db.write_append(conn, key, event_row, session_row)
-    result = AppendResult("", update_time, stale=stale, resolved=resolved)
-    if stale or copy is None:
+
+
+def _appended(
+    conn: Connection, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None,
+    check: CopyCheck, merged: SessionMerge, written: dict[str, ScopeWrite], *, new_rev: int,
+    seq: int, update_time: float,
+) -> AppendResult:
+    """What the caller's copy needs to be current after the write."""
+    result = AppendResult("", update_time, stale=check.stale, resolved=merged.resolved)
+    if check.stale or copy is None:
         # Merge mode, or a copy of unknown age: tell it everything it missed, with the
         # revisions of the scopes it is now current with.
-        assert session_state is not None or copy is None
+        assert merged.state is not None or copy is None
         _catch_up(conn, req, key, result,
-                  session_state if session_state is not None else loads(state_json),
-                  local_seq, seq, None)
+                  merged.state if merged.state is not None else loads(merged.state_json),
+                  check.local_seq, seq, None)
         result.marker = make_marker(row.incarnation, new_rev, seq, result.user_rev,
                                     result.app_rev)
     else:

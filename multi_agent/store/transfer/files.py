@@ -9,7 +9,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 from sqlalchemy.engine import Connection
@@ -211,25 +211,39 @@ class _Reader:
             return value
 
 
+def _elements(reader: _Reader, close: str, misplaced: Callable[[int], str]) -> Iterator[int]:
+    """Walks the container whose opening bracket was just read: yields 0, 1, 2... once per
+    element, for the caller to read that element; reads the commas and the closing bracket.
+
+    Args:
+        reader: positioned after ``[`` or ``{``.
+        close: ``]`` or ``}``.
+        misplaced: what was expected after element ``i`` when neither a comma nor ``close``
+            follows it (for the syntax error).
+    """
+    if reader.peek() == close:
+        reader.pos += 1
+        return
+    i = 0
+    while True:
+        yield i
+        char = reader.peek()
+        reader.pos += 1
+        if char == close:
+            return
+        if char != ",":
+            reader.pos -= 1
+            raise reader.syntax(misplaced(i))
+        i += 1
+
+
 def _items(reader: _Reader) -> Iterable[Any]:
     """The items of the events array, one at a time."""
     if reader.peek() != "[":
         raise _bad("runs and events must be JSON arrays.")
     reader.pos += 1
-    if reader.peek() == "]":
-        reader.pos += 1
-        return
-    i = 0
-    while True:
+    for i in _elements(reader, "]", lambda i: f"expected ',' or ']' after events[{i}]"):
         yield reader.value(f"events[{i}]")
-        char = reader.peek()
-        reader.pos += 1
-        if char == "]":
-            return
-        if char != ",":
-            reader.pos -= 1
-            raise reader.syntax(f"expected ',' or ']' after events[{i}]")
-        i += 1
 
 
 def _read(
@@ -254,39 +268,29 @@ def _read(
     header: dict[str, Any] = {}
     keys: set[str] = set()
     job: _Import | None = None
-    if reader.peek() == "}":
-        reader.pos += 1
-    else:
-        while True:
-            if reader.peek() != '"':
-                raise reader.syntax("expected a field name in double quotes")
-            key = reader.value("a field name")
-            reader.take(":", f"after the field name {key!r}")
-            if key in keys:
-                raise _bad(f"the field {key!r} appears twice.")
-            keys.add(key)
-            if job is not None and key not in _DOC_KEYS:  # after the streamed events
-                raise _bad(f"it has unknown field(s) {key}.")
-            if key == "events":
-                source = known if known is not None else header
-                if begin is not None and _HEADER_KEYS <= source.keys():
-                    job = begin(source, set(source) | {"events"})
-                    for item in _items(reader):
-                        job.event(item)
-                else:
-                    for _ in _items(reader):
-                        pass
+    for _ in _elements(reader, "}", lambda _: "expected ',' or '}' between the document's fields"):
+        if reader.peek() != '"':
+            raise reader.syntax("expected a field name in double quotes")
+        key = reader.value("a field name")
+        reader.take(":", f"after the field name {key!r}")
+        if key in keys:
+            raise _bad(f"the field {key!r} appears twice.")
+        keys.add(key)
+        if job is not None and key not in _DOC_KEYS:  # after the streamed events
+            raise _bad(f"it has unknown field(s) {key}.")
+        if key == "events":
+            source = known if known is not None else header
+            if begin is not None and _HEADER_KEYS <= source.keys():
+                job = begin(source, set(source) | {"events"})
+                for item in _items(reader):
+                    job.event(item)
             else:
-                value = reader.value(key if key in _DOC_KEYS else f"the field {key!r}")
-                if known is None:
-                    header[key] = value
-            char = reader.peek()
-            reader.pos += 1
-            if char == "}":
-                break
-            if char != ",":
-                reader.pos -= 1
-                raise reader.syntax("expected ',' or '}' between the document's fields")
+                for _ in _items(reader):
+                    pass
+        else:
+            value = reader.value(key if key in _DOC_KEYS else f"the field {key!r}")
+            if known is None:
+                header[key] = value
     if reader.peek() != "":
         raise reader.syntax("unexpected data after the end of the document")
     return header, "events" in keys, job

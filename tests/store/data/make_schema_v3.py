@@ -1,16 +1,23 @@
-"""Builds tests/store/data/schema_v3.db with the schema-3 store (commit 2f4a50a) and its memory."""
-import asyncio, sqlite3, sys, os
-sys.path.insert(0, "/work/main")
+"""Builds ``schema_v3.db``: run from the repository root at commit 2f4a50a (schema 3)::
+
+    python tests/store/data/make_schema_v3.py tests/store/data/schema_v3.db
+
+Two users' sessions, and a DatabaseMemoryService on the store that indexed them (five memory
+entries, two watermarks); the file is left in rollback-journal mode, vacuumed.
+"""
+
+import asyncio
+import sqlite3
+import sys
+from pathlib import Path
+
 from multi_agent import DatabaseSessionService
 from multi_agent.memory import DatabaseMemoryService
 from tests.helpers import text_event
 
-OUT = sys.argv[1]
 
-async def main():
-    if os.path.exists(OUT):
-        os.unlink(OUT)
-    async with DatabaseSessionService(f"sqlite+aiosqlite:///{OUT}") as store:
+async def build(out: str) -> None:
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{out}") as store:
         memory = DatabaseMemoryService(store)
         s1 = await store.create_session(app_name="app", user_id="ann", session_id="s1",
                                         state={"user:name": "Ann", "app:motd": "hi"})
@@ -30,13 +37,18 @@ async def main():
                                                 timestamp=ts + 10))
         await memory.add_session_to_memory(s2)
         await memory.close()
-    with sqlite3.connect(OUT) as conn:
-        conn.execute("PRAGMA journal_mode=DELETE")
-        print(conn.execute("SELECT value FROM ma_meta WHERE key='schema_version'").fetchone())
-        print(conn.execute("SELECT count(*) FROM ma_memory_entries").fetchone())
-    conn.close()
-    with sqlite3.connect(OUT) as conn:
-        conn.execute("VACUUM")
+
+
+def main(out: str) -> None:
+    Path(out).unlink(missing_ok=True)
+    asyncio.run(build(out))
+    conn = sqlite3.connect(out)
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.execute("VACUUM")
+    print(conn.execute("SELECT value FROM ma_meta WHERE key='schema_version'").fetchone(),
+          conn.execute("SELECT count(*) FROM ma_memory_entries").fetchone())
     conn.close()
 
-asyncio.run(main())
+
+if __name__ == "__main__":
+    main(sys.argv[1])
