@@ -55,7 +55,8 @@ class DatabaseUnavailableError(StoreError):
     """The database cannot be reached or written (connection, lock, permissions, disk, corruption).
 
     Attributes:
-        cause: a short machine-readable cause: ``unreachable``, ``locked``, ``read_only``,
+        cause: a short machine-readable cause: ``unreachable``, ``timeout``, ``pool_exhausted``,
+            ``locked``, ``read_only``,
             ``disk_full``, ``corrupt``, ``no_such_path``, ``deleted`` (the SQLite file was
             deleted while open), ``replaced`` (another file was renamed over it, e.g. a backup
             restored) or ``other``. After ``deleted``/``replaced`` the store stays unusable:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -41,7 +42,7 @@ class PgServer:
             pytest.skip("needs a PostgreSQL server this test may stop (scripts/with_postgres.sh)")
         self.options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-            "-c max_connections=200"
+            "-c max_connections=300"
         )
 
     def _cmd(self, *args: str) -> list[str]:
@@ -71,6 +72,29 @@ class PgServer:
                 self._cmd("-l", f"{self.dir}/server.log", "-o", self.options, "start"),
                 env=self._env(), capture_output=True, check=True,
             )
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, background workers)."""
+        postmaster = int(Path(f"{self.dir}/data/postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], capture_output=True,
+                                  text=True).stdout.split()
+        return [postmaster, *(int(c) for c in children)]
+
+    def pause(self) -> list[int]:
+        """Stalls the server without closing anything (SIGSTOP): it accepts TCP connections
+        (the kernel does) but answers nothing, like a hung machine. Returns the processes."""
+        stopped = self.processes()
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        return stopped
+
+    @staticmethod
+    def resume(stopped: list[int]) -> None:
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
     async def _run(self, *args: str) -> float:
         t0 = time.monotonic()

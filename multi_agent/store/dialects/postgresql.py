@@ -14,17 +14,26 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ...errors import InvalidValueError, StoreError
+from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .. import memory_tables as mt
 from .. import sql
-from .base import Dialect, EngineOptions
+from .base import Dialect, EngineOptions, sqlstate
 
 if TYPE_CHECKING:
     from ..backend import Backend
 
-__all__ = ["PostgresDialect"]
+__all__ = ["COMMAND_TIMEOUT", "CONNECT_TIMEOUT", "PostgresDialect"]
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds a new connection may take (asyncpg ``timeout``; URI ``?timeout=N``); when only
+``command_timeout`` is set, it is the same."""
+COMMAND_TIMEOUT = 30.0
+"""Seconds one statement may take (asyncpg ``command_timeout``; URI ``?command_timeout=N``).
+Without it a server that stops answering (stalled, ``SIGSTOP``, a hung network) makes calls
+wait forever; with it they fail with ``DatabaseUnavailableError(cause="timeout")``."""
 
 
 class PostgresDialect(Dialect):
@@ -56,11 +65,48 @@ class PostgresDialect(Dialect):
         kwargs = dict(options.engine_kwargs)
         kwargs.setdefault("pool_pre_ping", True)
         connect_args = dict(kwargs.pop("connect_args", {}))
-        connect_args.setdefault("timeout", 10)
+        # The URL's own values win over our defaults. A configured statement timeout also
+        # bounds a new connection (a stalled server accepts TCP but never answers the start-up),
+        # so that "how long may a call wait" is one setting.
+        command = connect_args.get("command_timeout", url.query.get("command_timeout"))
+        connect_default = CONNECT_TIMEOUT if command is None else float(command)
+        for name, default in (("timeout", connect_default), ("command_timeout", COMMAND_TIMEOUT)):
+            if name not in url.query:
+                connect_args.setdefault(name, default)
         engine = create_async_engine(url, connect_args=connect_args, **kwargs)
         return Backend(async_engine=engine, owns_engine=True)
 
     # -- statements -------------------------------------------------------------------------
+
+    # -- errors ------------------------------------------------------------------------------
+
+    def translate(
+        self, exc: BaseException, *, url: str, sqlite_path: str | None = None
+    ) -> StoreError:
+        """Adds to the base's translation: no free pooled connection in time, and a server
+        that did not answer in time (asyncpg's ``TimeoutError``, which carries no SQLSTATE)."""
+        if isinstance(exc, PoolTimeout):
+            return DatabaseUnavailableError(
+                f"No free connection to the database at {url} in time: every pooled connection "
+                "is in use. Raise the pool (URI ?pool_size=N&max_overflow=M) or ?pool_timeout, "
+                "or make fewer calls at once. Nothing was written by this call.",
+                cause="pool_exhausted",
+            )
+        original = getattr(exc, "orig", None) or exc
+        if isinstance(original, TimeoutError) and sqlstate(exc) is None:
+            return DatabaseUnavailableError(
+                f"The database at {url} did not answer in time (a statement may take "
+                f"command_timeout, default {COMMAND_TIMEOUT:g} s; a new connection timeout, "
+                f"default {CONNECT_TIMEOUT:g} s; both can be set in the URI). The server may be "
+                "stalled or overloaded; the store reconnects by itself once it answers. An "
+                "append that failed this way was not acknowledged: retry it (appends are "
+                "idempotent by event id).",
+                cause="timeout",
+            )
+        return super().translate(exc, url=url, sqlite_path=sqlite_path)
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, PoolTimeout) or super().is_connection_error(exc)
 
     def insert_ignore(self, table: Table) -> Any:
         from sqlalchemy.dialects.postgresql import insert
