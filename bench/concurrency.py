@@ -1,6 +1,6 @@
 """Concurrent appends: K tasks (each on its own session) in P processes, ours against ADK's.
 
-    python -m bench.concurrency                         # K = 1, 8, 64, 256; P = 1, 2, 4 on PostgreSQL
+    python -m bench.concurrency                   # K = 1, 8, 64, 256; P = 1, 2, 4 on PostgreSQL
     python -m bench.concurrency --quick                 # K = 1, 64; P = 1, 4; shorter cells
     python -m bench.concurrency --tasks 64 --only ours-sqlite,adk-db
 
@@ -208,7 +208,8 @@ def report(rows: list[dict], meta: dict) -> str:
         "Each task appends to its own session (a session key and a `user:` key each time, an "
         "`app:` key every tenth). Lost = acknowledged appends missing when the sessions are "
         "read back (must be 0).", "",
-        "| service | tasks × processes | appends/s | ratio to ADK | p50 ms | p99 ms | CPU ms/append "
+        "| service | tasks × processes | appends/s | ratio to ADK | p50 ms | p99 ms "
+        "| CPU ms/append "
         "| errors | lost | load 1-min before → after |",
         "|---|---|---:|---:|---:|---:|---:|---|---:|---|",
     ]

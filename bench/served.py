@@ -157,7 +157,8 @@ def report(rows: list[dict], meta: dict) -> str:
            f"{meta['when']}, {meta['cpus']} CPUs; `adk api_server` on this repository's team "
            "(offline model), one SQLite file per service. CPU = the server process's user+system "
            "time.", "",
-           "| service | users at once | turns | failed | turns/s | ratio to ADK | server CPU ms/turn "
+           "| service | users at once | turns | failed | turns/s | ratio to ADK "
+           "| server CPU ms/turn "
            "| load 1-min before → after |",
            "|---|---:|---:|---:|---:|---:|---:|---|"]
     adk = {r["users"]: r["per_s"] for r in rows if r["part"] == "users" and

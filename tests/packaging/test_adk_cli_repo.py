@@ -1,7 +1,8 @@
 """ADK's own command-line tools on this repository, with the store plugged in.
 
-``adk web .`` and ``adk api_server .`` offer one app, the team under the chat's app name; ``adk run multi_agent`` (the
-folder's ``services.py`` is imported by ADK as a top-level module) runs the team on the store.
+``adk web .`` and ``adk api_server .`` offer one app, the team under the chat's app name;
+``adk run multi_agent`` (ADK imports the folder's ``services.py`` as a top-level module) runs
+the team on the store.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import pytest
 
 from multi_agent import DatabaseSessionService
 from tests.adk_cli import adk_run, adk_server, adk_turn, texts
-from tests.conftest import fresh_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
 ADK = Path(sys.executable).with_name("adk")
@@ -25,15 +25,6 @@ ADK = Path(sys.executable).with_name("adk")
 def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("MULTI_AGENT_MODEL",)}
     return {**env, "ADK_DISABLE_LOAD_DOTENV": "1"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    if request.param == "sqlite":
-        db = tmp_path / "sessions.db"
-        return f"multi-agent+sqlite:///{db}", f"sqlite+aiosqlite:///{db}"
-    url = await fresh_pg_database()
-    return url.replace("postgresql+asyncpg://", "multi-agent+postgresql://"), url
 
 
 async def _user_state(url: str, user: str) -> dict:

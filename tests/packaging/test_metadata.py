@@ -85,7 +85,8 @@ def test_metadata_a_package_index_shows() -> None:
     assert STORE["tool"]["setuptools"]["package-data"]["multi_agent"] == ["py.typed"]
 
 
-HINT = re.compile(r"pip install (?:-U |--upgrade )?'?([a-z0-9][a-z0-9._-]*)(?:\[([a-z0-9,_-]+)\])?'?")
+HINT = re.compile(
+    r"pip install (?:-U |--upgrade )?'?([a-z0-9][a-z0-9._-]*)(?:\[([a-z0-9,_-]+)\])?'?")
 
 
 def _hints() -> list[tuple[str, str, str | None]]:

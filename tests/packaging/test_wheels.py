@@ -24,7 +24,6 @@ import httpx
 import pytest
 
 from tests.adk_cli import adk_run, adk_server, adk_turn, texts
-from tests.conftest import fresh_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,7 +56,8 @@ async def main(url, phase):
                                                session_id="s1", state={"user:city": "Paris"})
         async for event in runner.run_async(
                 user_id="ann", session_id=session.id,
-                new_message=types.Content(role="user", parts=[types.Part(text="weather in Paris?")])):
+                new_message=types.Content(role="user",
+                                          parts=[types.Part(text="weather in Paris?")])):
             pass
     else:
         session = await service.get_session(app_name="weather", user_id="ann", session_id="s1")
@@ -150,16 +150,6 @@ def user_agents(tmp_path: Path) -> Path:
     (agents / "helper" / "__init__.py").write_text("from . import agent\n")
     (agents / "helper" / "agent.py").write_text(WEATHER_AGENT)
     return agents
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """(``--session_service_uri``, the same database as a SQLAlchemy URL)."""
-    if request.param == "sqlite":
-        db = tmp_path / "sessions.db"
-        return f"multi-agent+sqlite:///{db}", f"sqlite+aiosqlite:///{db}"
-    url = await fresh_pg_database()
-    return url.replace("postgresql+asyncpg://", "multi-agent+postgresql://"), url
 
 
 def _py(bin_dir: Path, code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
