@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     TEAM_CHAT,
     TEAM_SERVE,
     "multi_agent.cli.inspect",
+    "multi_agent.cli.lifecycle",
     "multi_agent.cli.tree",
 )
 

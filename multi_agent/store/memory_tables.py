@@ -47,6 +47,7 @@ __all__ = [
     "MEMORY_TABLES",
     "ddl",
     "forget_session",
+    "forget_user",
     "present_tables",
     "scope_token",
     "upgrade",
@@ -437,3 +438,49 @@ def delete_entry(conn: Connection, *, app_name: str, user_id: str, entry_id: int
     # ON DELETE CASCADE does this too, unless an injected SQLite engine has foreign keys off.
     conn.execute(DELETE_VECTORS_OF_ENTRY, params)
     conn.execute(DELETE_ENTRY, params)
+
+
+# -- a whole user's memory (``forget.py``: forgetting a user) ---------------------------------
+
+_USER_KEY = "app_name = :app_name AND user_id = :user_id"
+
+# What each memory table holds of one user, in the order they are deleted (vectors before
+# their entries: ON DELETE CASCADE does it too, unless an injected SQLite engine has foreign
+# keys off). The table names are the report's keys.
+_USER_STATEMENTS = {
+    "ma_memory_vectors": (
+        text(f"SELECT count(*) FROM ma_memory_vectors WHERE {_USER_KEY}"),
+        text(f"DELETE FROM ma_memory_vectors WHERE {_USER_KEY}"),
+    ),
+    "ma_memory_entries": (
+        text(f"SELECT count(*) FROM ma_memory_entries WHERE {_USER_KEY}"),
+        text(f"DELETE FROM ma_memory_entries WHERE {_USER_KEY}"),
+    ),
+    "ma_memory_sessions": (
+        text(f"SELECT count(*) FROM ma_memory_sessions WHERE {_USER_KEY}"),
+        text(f"DELETE FROM ma_memory_sessions WHERE {_USER_KEY}"),
+    ),
+}
+
+
+def forget_user(
+    conn: Connection, *, app_name: str, user_id: str, dry_run: bool = False
+) -> dict[str, int]:
+    """Deletes (or, with ``dry_run``, counts) everything the memory holds of one user in one
+    app: entries (and with them their full-text index rows, by trigger on SQLite), vectors and
+    watermarks. Runs in the caller's transaction; absent memory tables count 0.
+
+    Returns:
+        ``{table name: rows}`` for each of :data:`MEMORY_TABLES`.
+    """
+    present = present_tables(conn)
+    key = {"app_name": app_name, "user_id": user_id}
+    out: dict[str, int] = {}
+    for table, (count_sql, delete_sql) in _USER_STATEMENTS.items():
+        if table not in present:
+            out[table] = 0
+        elif dry_run:
+            out[table] = int(conn.execute(count_sql, key).scalar() or 0)
+        else:
+            out[table] = max(conn.execute(delete_sql, key).rowcount, 0)
+    return out

@@ -36,12 +36,13 @@ A drop-in ``google.adk.sessions.BaseSessionService`` for ``Runner``, ``App``, ``
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import (
@@ -74,6 +75,10 @@ from .scopes import read_scopes
 from .state import SCOPES, merge_scopes, scope_of, scoped_key, split_delta
 from .tracing import append_attributes, count, traced
 from .updates import restore_pending, take_pending
+
+if TYPE_CHECKING:
+    from .forget import ForgetReport
+    from .prune import PruneReport
 
 __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
@@ -295,6 +300,54 @@ class DatabaseSessionService(HistoryMixin, BaseSessionService):
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
             ),
             write=True, app_name=app_name, user_id=user_id, session_id=session_id,
+        )
+
+    @traced("forget_user")
+    async def forget_user(
+        self, *, app_name: str, user_id: str,
+        tokens_file: str | os.PathLike[str] | None = None, dry_run: bool = False,
+        vacuum: bool = True,
+    ) -> ForgetReport:
+        """Removes every row of a user in an app in one transaction: sessions, events, runs,
+        ``user:`` state, long memory (entries, vectors, watermarks), and with ``tokens_file``
+        the user's API tokens of ``multi-agent serve``. On a SQLite file the deleted content
+        is overwritten, the file rebuilt (``VACUUM``, unless ``vacuum=False``) and the
+        ``-wal`` emptied (see ``forget.py``). ``dry_run`` only counts. ``app:`` state stays.
+
+        Returns:
+            A :class:`~multi_agent.store.forget.ForgetReport`: rows removed per table
+            (``report.found`` is False for a user with nothing stored).
+
+        Raises:
+            StoreError: the token file cannot be changed (nothing removed), or the database
+                failed (nothing removed from it).
+        """
+        from .forget import forget_user
+
+        return await forget_user(self, app_name=app_name, user_id=user_id,
+                                 tokens_file=tokens_file, dry_run=dry_run, vacuum=vacuum)
+
+    @traced("prune_sessions")
+    async def prune_sessions(
+        self, *, older_than: float, app_name: str | None = None, dry_run: bool = False,
+        vacuum: bool = False, max_events: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> PruneReport:
+        """Deletes whole sessions (events, runs, memory) idle for more than ``older_than``
+        seconds, in one app or all, in bounded batches (one short transaction each, at most
+        ``max_events`` events unless one session has more; ``progress(sessions deleted)``
+        after each); ``dry_run`` only counts. On SQLite
+        the space comes back with ``PRAGMA incremental_vacuum`` when the file uses it, else
+        with ``vacuum=True`` (a ``VACUUM``); see ``prune.py``.
+
+        Returns:
+            A :class:`~multi_agent.store.prune.PruneReport`: counts per app and user.
+        """
+        from .prune import MAX_EVENTS, prune_sessions
+
+        return await prune_sessions(
+            self, older_than=older_than, app_name=app_name, dry_run=dry_run, vacuum=vacuum,
+            max_events=MAX_EVENTS if max_events is None else max_events, progress=progress,
         )
 
     @override

@@ -153,14 +153,16 @@ def test_every_help_has_a_working_example(db: Path) -> None:
         # Wrapped to the terminal: only the example lines may be wider.
         for line in text.splitlines():
             assert len(line) <= 80 or line.strip() in found, (command, line)
-    # Destructive examples last, so every other one finds session s1.
-    runs.sort(key=lambda item: item[0] == ["delete"])
+    # Destructive examples last, so every other one finds session s1 (forget after delete:
+    # ann still has user: state to forget then).
+    runs.sort(key=lambda item: {"delete": 1, "forget": 2}.get(" ".join(item[0]), 0))
     for _command, example in runs:
         proc = shell(example, cwd=db.parent, db=db)
         assert proc.returncode == 0, (example, proc.stdout[-2000:], proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr + proc.stdout, example
     stored = read_back(db, USER)
     assert "s1" not in [e["session"].id for e in stored["sessions"]]  # the delete example ran
+    assert stored["sessions"] == [] and stored["user_state"] == {}  # the forget examples ran
     assert read_back(db, "bob")["sessions"][0]["session"].id == "s1-copy"  # import ran
 
 

@@ -96,6 +96,33 @@ class Dialect:
         where a write transaction already does (SQLite)."""
         return None
 
+    # -- erasing (forgetting a user: ``forget.py``) -------------------------------------------
+
+    def erase_begin(self, conn: Connection) -> Any:
+        """Makes the rest of the transaction overwrite what it deletes, where the database can
+        (SQLite: ``PRAGMA secure_delete``); returns what :meth:`erase_end` restores."""
+        return None
+
+    def erase_fulltext(self, conn: Connection) -> None:
+        """Removes the terms of deleted memory entries from the full-text index for good, in the
+        erasing transaction. Default: nothing (PostgreSQL's ``tsv`` is a column of the row)."""
+
+    def erase_end(self, conn: Connection, previous: Any) -> None:
+        """Restores the connection's setting changed by :meth:`erase_begin`."""
+
+    async def erase_flush(self, backend: Backend, *, vacuum: bool = True) -> bool | None:
+        """After the erasing commit: rebuilds the database file from the rows left (``vacuum``;
+        SQLite: ``VACUUM``) and empties the write-ahead log (SQLite:
+        ``wal_checkpoint(TRUNCATE)``). True when done, False when a reader in another
+        connection kept the log from being emptied, None when there is no file or log of the
+        store's (PostgreSQL: its WAL and dead tuples are the server's, see the README)."""
+        return None
+
+    async def reclaim_space(self, backend: Backend, *, vacuum: bool) -> tuple[str, int]:
+        """After a prune: returns the space of deleted rows where the database does it here;
+        ``(how, pages returned to the file system)`` (``prune.PruneReport.space``)."""
+        return ("autovacuum", 0)
+
     # -- errors -----------------------------------------------------------------------------
 
     def translate(

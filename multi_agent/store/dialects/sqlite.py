@@ -251,6 +251,92 @@ class SqliteDialect(Dialect):
             )
         return super().translate(exc, url=url, sqlite_path=sqlite_path)
 
+    # -- erasing: secure_delete, the FTS5 index merged, the WAL checkpointed -----------------
+
+    def erase_begin(self, conn: Connection) -> Any:
+        # A connection setting (not transactional): deleted cells and freed pages are zeroed.
+        previous = conn.exec_driver_sql("PRAGMA secure_delete").scalar()
+        conn.exec_driver_sql("PRAGMA secure_delete=ON")
+        return previous
+
+    def erase_fulltext(self, conn: Connection) -> None:
+        # FTS5's 'delete' (the trigger) only adds a tombstone: the terms stay in the older
+        # segments until they are merged. 'optimize' merges every segment into one without the
+        # deleted rows; with secure_delete on, the old segments' pages are zeroed. Its cost is
+        # the size of the whole index (every user's), measured in tests/lifecycle.
+        if "ma_memory_entries" in mt.present_tables(conn):
+            conn.exec_driver_sql("INSERT INTO ma_memory_fts(ma_memory_fts) VALUES ('optimize')")
+
+    def erase_end(self, conn: Connection, previous: Any) -> None:
+        conn.exec_driver_sql(f"PRAGMA secure_delete={int(previous or 0)}")
+
+    async def erase_flush(self, backend: Backend, *, vacuum: bool = True) -> bool | None:
+        # secure_delete zeroes the cells it deletes, but not the older copies of those rows
+        # that SQLite leaves behind when it moves cells between pages (a page split or merge
+        # rebuilds a page without clearing its unused space) or rewrites them (an UPDATE done
+        # while secure_delete was off): measured, a forgotten user's id stayed in an
+        # ma_events leaf page. VACUUM rebuilds the file from the rows that are left, so only
+        # they can leave copies; it costs a rewrite of the whole database (see the README).
+        import asyncio
+
+        path = backend.sqlite_path
+        if path is None and backend.async_engine is not None:  # an injected engine on a file
+            database = backend.async_engine.url.database or ""
+            if database not in ("", ":memory:") and not database.startswith("file:"):
+                path = database  # relative to the working directory, as the engine opens it
+        if path is None:
+            return None  # in memory: no file, no log
+
+        def rebuild_and_checkpoint() -> bool:
+            # A connection of its own, outside any transaction (neither VACUUM nor a checkpoint
+            # runs in one); the WAL is the file's, shared by every connection.
+            raw = sqlite3.connect(path, timeout=30, isolation_level=None)
+            try:
+                if vacuum:
+                    raw.execute("VACUUM")
+                busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                return not busy
+            finally:
+                raw.close()
+
+        return await asyncio.to_thread(rebuild_and_checkpoint)
+
+    async def reclaim_space(self, backend: Backend, *, vacuum: bool) -> tuple[str, int]:
+        from ..prune import VACUUM_STEP_PAGES
+
+        def pragma(conn: Connection, statement: str) -> Any:
+            # The driver's cursor, stepped to the end: incremental_vacuum frees one page per
+            # step, and a statement without result rows is stepped only once otherwise.
+            cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cur.execute(statement)
+                rows = cur.fetchall()
+            finally:
+                cur.close()
+            return rows[0][0] if rows else None
+
+        mode = await backend.run(lambda c: pragma(c, "PRAGMA auto_vacuum"), write=False)
+        pages = await backend.run(lambda c: pragma(c, "PRAGMA page_count"), write=False)
+        if mode == 2:  # INCREMENTAL: a bounded step per transaction, writers in between
+            last = None
+            while True:
+                free = await backend.run(lambda c: pragma(c, "PRAGMA freelist_count"),
+                                         write=False)
+                if not free or (last is not None and free >= last):
+                    break
+                last = free
+                await backend.run(
+                    lambda c: pragma(c, f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES})"),
+                    write=True,
+                )
+            how = "incremental_vacuum"
+        elif vacuum and await self.erase_flush(backend, vacuum=True) is not None:
+            how = "vacuum"
+        else:
+            return ("free_list", 0)
+        after = await backend.run(lambda c: pragma(c, "PRAGMA page_count"), write=False)
+        return (how, max(int(pages) - int(after), 0))
+
     # -- the memory's full-text search: FTS5 -------------------------------------------------
 
     def memory_ddl(self) -> list[str]:

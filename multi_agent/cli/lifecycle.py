@@ -1,0 +1,234 @@
+"""``multi-agent forget`` and ``multi-agent prune``: the data lifecycle (a user's data removed;
+sessions idle for too long deleted)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, fail
+from .inspect import APP_NAME, missing_database
+
+# Report keys in the order they are printed, with their singular and plural names.
+ROW_NAMES = (
+    ("ma_sessions", "session", "sessions"),
+    ("ma_events", "event", "events"),
+    ("ma_runs", "run", "runs"),
+    ("ma_user_states", "user: state row", "user: state rows"),
+    ("ma_memory_entries", "memory entry", "memory entries"),
+    ("ma_memory_vectors", "memory vector", "memory vectors"),
+    ("ma_memory_sessions", "memory watermark", "memory watermarks"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Adds ``forget`` and ``prune``."""
+    p = sub.add_parser(
+        "forget",
+        help="remove everything stored of a user (sessions, memory, state, API tokens)",
+        description="Removes every row of the user in the app, in one transaction: sessions "
+        "with their events and runs, user: state, long memory (entries, vectors, watermarks), "
+        "and the user's API tokens of multi-agent serve (in --tokens FILE, or the default "
+        "token file when it exists). app: state stays. On SQLite the deleted content is "
+        "overwritten in the file (secure_delete, the full-text index merged) and the -wal "
+        "emptied. Asks first on a terminal; --yes does not ask, and is needed when stdin is "
+        "not a terminal. A user with nothing stored: says so and exits 1.",
+        epilog="Examples:\n  multi-agent forget --user ann --dry-run\n"
+        "  multi-agent forget --user ann --yes --json",
+    )
+    add_common(p, user=False)
+    p.add_argument("--user", required=True, help="the user id to forget")
+    p.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")
+    p.add_argument("--tokens", help="token file of multi-agent serve (default: "
+                   "$MULTI_AGENT_TOKENS_FILE, else multi_agent_tokens.json beside the SQLite "
+                   "file, or here for PostgreSQL; used when it exists)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    p.add_argument("-y", "--yes", action="store_true", help="remove without asking")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_forget)
+
+    p = sub.add_parser(
+        "prune",
+        help="delete sessions idle for longer than an age (with their events, runs, memory)",
+        description="Deletes every session whose last update is older than --older-than "
+        "(30d, 12h, 2w; a plain number is days), in every app or only --app: whole sessions "
+        "with their events, runs and long memory; user: and app: state stay. Works in "
+        "batches, each a short transaction, so the chat and the server keep writing "
+        "meanwhile. On SQLite the space is returned to the file system when the file uses "
+        "auto_vacuum=INCREMENTAL; otherwise it is reused by later writes, and --vacuum "
+        "rewrites the file so that it shrinks (a VACUUM: other writers wait until it is "
+        "done). PostgreSQL's autovacuum reclaims the space. --dry-run prints what would go, "
+        "per app and user. Asks first on a terminal; --yes does not ask, and is needed when "
+        "stdin is not a terminal.",
+        epilog="Examples:\n  multi-agent prune --older-than 30d --dry-run\n"
+        "  multi-agent prune --older-than 90d --yes",
+    )
+    add_common(p, user=False)
+    p.add_argument("--older-than", required=True, metavar="AGE",
+                   help="idle for longer than this: 30d, 12h, 90m, 2w (a number: days)")
+    p.add_argument("--app", help="only this app's sessions (default: every app)")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    p.add_argument("--vacuum", action="store_true",
+                   help="SQLite: rewrite the file afterwards so that it shrinks (VACUUM)")
+    p.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_prune)
+
+
+def tokens_file(args: argparse.Namespace) -> str | None:
+    """``--tokens``, else the serve's default token file when it exists and the team (which
+    writes it) is installed; None: no token file."""
+    if args.tokens:
+        return str(args.tokens)
+    try:
+        from ..team.serve.tokens import default_tokens_path
+    except ImportError:
+        return None  # the store alone: there is no serve, so no token file of it
+    path = default_tokens_path(args.db)
+    return str(path) if path.exists() else None
+
+
+def describe(rows: dict[str, int], tokens: int | None) -> str:
+    """``3 sessions, 42 events, ..., 1 API token``: every count, zeros included."""
+    parts = [f"{rows.get(key, 0)} {one if rows.get(key, 0) == 1 else many}"
+             for key, one, many in ROW_NAMES]
+    if tokens is not None:
+        parts.append(f"{tokens} API token{'' if tokens == 1 else 's'}")
+    return ", ".join(parts)
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    from ..store import DatabaseSessionService
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
+        print("multi-agent forget: stdin is not a terminal, so it cannot ask: pass --yes to "
+              "remove without asking (or --dry-run to see what would go).", file=sys.stderr)
+        return EXIT_USAGE
+    tokens = tokens_file(args)
+
+    async def run() -> tuple[Any, bool]:
+        async with DatabaseSessionService(args.db) as store:
+            planned = await store.forget_user(app_name=args.app, user_id=args.user,
+                                              tokens_file=tokens, dry_run=True)
+            if args.dry_run or not planned.found:
+                return planned, False
+            if not args.yes:
+                question = (f"Forget user {args.user} in app {args.app}: remove "
+                            f"{describe(planned.rows, planned.tokens)}? It cannot be undone "
+                            "(multi-agent export saves a session first). [y/N] ")
+                try:
+                    answer = await asyncio.to_thread(input, question)
+                except EOFError:
+                    answer = ""
+                if answer.strip().lower() not in ("y", "yes"):
+                    return planned, True
+            done = await store.forget_user(app_name=args.app, user_id=args.user,
+                                           tokens_file=tokens)
+            return done, False
+
+    report, declined = asyncio.run(run())
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+    if not report.found:
+        where = f" or in {Path(tokens)}" if tokens else ""
+        return fail(f"Nothing stored of user {args.user!r} in app {args.app!r}{where}: nothing "
+                    "was removed. (Check --user, --app and --db.)")
+    if declined:
+        return fail("Nothing was removed.")
+    if args.json:
+        return 0
+    what = describe(report.rows, report.tokens)
+    if report.dry_run:
+        print(f"Would forget user {args.user} in app {args.app}: {what}.")
+        return 0
+    print(f"Forgot user {args.user} in app {args.app}: removed {what}.")
+    if report.wal_emptied is False:
+        print("The -wal could not be emptied now (another connection is reading): the deleted "
+              "pages are overwritten, but old copies stay in the -wal until a checkpoint: run "
+              "sqlite3 FILE 'PRAGMA wal_checkpoint(TRUNCATE)' once it is done.", file=sys.stderr)
+    return 0
+
+
+PRUNE_NAMES = (
+    ("sessions", "session", "sessions"),
+    ("events", "event", "events"),
+    ("runs", "run", "runs"),
+    ("memory_entries", "memory entry", "memory entries"),
+)
+
+
+def describe_prune(counts: dict[str, int]) -> str:
+    """``2 sessions, 40 events, 6 runs, 12 memory entries``."""
+    return ", ".join(f"{counts.get(k, 0)} {one if counts.get(k, 0) == 1 else many}"
+                     for k, one, many in PRUNE_NAMES)
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from ..store import DatabaseSessionService
+    from ..store.prune import parse_age
+    from . import render
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+    seconds = parse_age(args.older_than)
+    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
+        print("multi-agent prune: stdin is not a terminal, so it cannot ask: pass --yes to "
+              "delete without asking (or --dry-run to see what would go).", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run() -> tuple[Any, bool]:
+        async with DatabaseSessionService(args.db) as store:
+            planned = await store.prune_sessions(older_than=seconds, app_name=args.app,
+                                                 dry_run=True)
+            total = planned.totals()["sessions"]
+            if args.dry_run or (not total and not args.vacuum):
+                return planned, False
+            if not args.yes:
+                question = (f"Delete {describe_prune(planned.totals())} (idle for more than "
+                            f"{args.older_than})? It cannot be undone. [y/N] ")
+                try:
+                    answer = await asyncio.to_thread(input, question)
+                except EOFError:
+                    answer = ""
+                if answer.strip().lower() not in ("y", "yes"):
+                    return planned, True
+            with render.progress("Pruning sessions", total=total) as bar:
+                done = await store.prune_sessions(
+                    older_than=seconds, app_name=args.app, vacuum=args.vacuum,
+                    progress=lambda n: bar.update(n, max(total, n)))
+            return done, False
+
+    report, declined = asyncio.run(run())
+    if declined:
+        return fail("Nothing was deleted.")
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+        return 0
+    where = f" in app {args.app}" if args.app else ""
+    totals = report.totals()
+    if not totals["sessions"]:
+        print(f"No session{where} has been idle for more than {args.older_than}: nothing to "
+              "delete.")
+    else:
+        verb = "Would delete" if report.dry_run else "Deleted"
+        print(f"{verb} {describe_prune(totals)}{where} (idle for more than "
+              f"{args.older_than}):")
+        for (app, user), counts in sorted(report.by_user.items()):
+            print(f"  {app} / {user}: {describe_prune(counts)}")
+    if report.dry_run:
+        return 0
+    if report.space == "incremental_vacuum" or report.space == "vacuum":
+        how = "incremental vacuum" if report.space == "incremental_vacuum" else "VACUUM"
+        print(f"Space: {report.pages_freed} pages returned to the file system ({how}).")
+    elif report.space == "free_list":
+        print("Space: the freed pages stay in the SQLite file and are reused by later writes "
+              "(the file does not use auto_vacuum=INCREMENTAL); --vacuum shrinks the file.")
+    elif report.space == "autovacuum":
+        print("Space: PostgreSQL's autovacuum reclaims it.")
+    return 0
