@@ -141,13 +141,18 @@ def cmd_forget(args: argparse.Namespace) -> int:
                     "was removed. (Check --user, --app and --db.)")
     if declined:
         return fail("Nothing was removed.")
-    if args.json:
-        return 0
     what = describe(report.rows, report.tokens)
     if report.dry_run:
-        print(f"Would forget user {args.user} in app {args.app}: {what}.")
+        if not args.json:
+            print(f"Would forget user {args.user} in app {args.app}: {what}.")
         return 0
-    print(f"Forgot user {args.user} in app {args.app}: removed {what}.")
+    if not args.json:
+        print(f"Forgot user {args.user} in app {args.app}: removed {what}.")
+    if report.vacuum_error is not None:
+        print(f"The VACUUM after the forget failed ({report.vacuum_error}): the rows are "
+              "deleted, but older copies of them may remain in unused space of the file until "
+              "a VACUUM succeeds: free some disk space and run sqlite3 FILE 'VACUUM'.",
+              file=sys.stderr)
     if report.wal_emptied is False:
         print("The -wal could not be emptied now (another connection is reading): the deleted "
               "pages are overwritten, but old copies stay in the -wal until a checkpoint: run "

@@ -88,8 +88,10 @@ class ForgetReport:
             commit (False: a long reader in another connection kept it; run
             ``PRAGMA wal_checkpoint(TRUNCATE)`` later). None: no log (PostgreSQL, memory).
         vacuumed: SQLite file: whether the file was rebuilt (``VACUUM``) after the commit;
-            False when ``vacuum=False`` (older copies of rows may remain in unused page
-            space until the next ``VACUUM``). None: not a SQLite file.
+            False when ``vacuum=False`` or the ``VACUUM`` failed (``vacuum_error``): the rows
+            are deleted, but older copies of them may remain in unused page space until the
+            next ``VACUUM``. None: not a SQLite file.
+        vacuum_error: why the ``VACUUM`` failed (e.g. no disk space for its copy), if it did.
     """
 
     app_name: str
@@ -100,6 +102,7 @@ class ForgetReport:
     dry_run: bool = False
     wal_emptied: bool | None = None
     vacuumed: bool | None = None
+    vacuum_error: str | None = None
 
     @property
     def sessions(self) -> int:
@@ -117,7 +120,7 @@ class ForgetReport:
             "app_name": self.app_name, "user_id": self.user_id, "dry_run": self.dry_run,
             "found": self.found, "rows": dict(self.rows), "tokens": self.tokens,
             "tokens_file": self.tokens_file, "wal_emptied": self.wal_emptied,
-            "vacuumed": self.vacuumed,
+            "vacuumed": self.vacuumed, "vacuum_error": self.vacuum_error,
         }
 
 
@@ -244,7 +247,8 @@ async def forget_user(
                              "again)") from exc
         raise
     if not dry_run and any(report.rows.values()):
-        report.wal_emptied = await backend.db.erase_flush(backend, vacuum=vacuum)
-        if report.wal_emptied is not None:
-            report.vacuumed = vacuum
+        erased = await backend.db.erase_flush(backend, vacuum=vacuum)
+        if erased is not None:
+            report.wal_emptied, report.vacuumed = erased.wal_emptied, erased.vacuumed
+            report.vacuum_error = erased.vacuum_error
     return report

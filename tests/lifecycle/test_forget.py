@@ -193,3 +193,54 @@ async def test_an_injected_aiosqlite_engine_is_erased_too(tmp_path: Path) -> Non
             await memory.close()
     finally:
         await engine.dispose()
+
+
+async def test_a_long_reader_and_a_failed_vacuum_are_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader in another connection keeps the -wal (``wal_emptied`` False, after a short
+    wait); a VACUUM that fails (here: made to say the disk is full) is reported, not raised:
+    the rows are deleted either way."""
+    import sqlite3
+
+    from multi_agent.store.dialects import sqlite as dialect
+
+    path = tmp_path / "data.db"
+    monkeypatch.setattr(dialect, "CHECKPOINT_WAIT_MS", 200)
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{path}") as store:
+        memory = DatabaseMemoryService(store, search="fulltext")
+        for name in ("ann", "bob"):
+            await populate(store, memory, "app", name, new_user(name)[1], sessions=1)
+        reader = sqlite3.connect(path, isolation_level=None)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM ma_events").fetchall()
+        try:
+            report = await store.forget_user(app_name="app", user_id="ann")
+        finally:
+            reader.close()
+        assert report.rows["ma_events"] == 6
+        assert report.vacuumed is True and report.wal_emptied is False
+
+        real_connect = sqlite3.connect
+
+        class FullDisk:
+            def __init__(self, raw: sqlite3.Connection) -> None:
+                self.raw = raw
+
+            def execute(self, statement: str, *args: object) -> sqlite3.Cursor:
+                if statement == "VACUUM":
+                    raise sqlite3.OperationalError("database or disk is full")
+                return self.raw.execute(statement, *args)
+
+            def close(self) -> None:
+                self.raw.close()
+
+        monkeypatch.setattr(dialect.sqlite3, "connect",
+                            lambda *a, **k: FullDisk(real_connect(*a, **k)))
+        report = await store.forget_user(app_name="app", user_id="bob")
+        monkeypatch.undo()
+        assert report.rows["ma_events"] == 6 and report.vacuumed is False
+        assert report.vacuum_error == "OperationalError: database or disk is full"
+        assert report.wal_emptied is True
+        assert await counts(store, "app", "bob") == dict.fromkeys(ALL_TABLES, 0)
+        await memory.close()

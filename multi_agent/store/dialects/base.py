@@ -18,7 +18,7 @@ from .. import schema, sql
 if TYPE_CHECKING:
     from ..backend import Backend
 
-__all__ = ["Dialect", "EngineOptions", "looks_like_connection_error"]
+__all__ = ["Dialect", "EngineOptions", "Erased", "looks_like_connection_error"]
 
 
 @dataclass(slots=True)
@@ -34,6 +34,22 @@ class EngineOptions:
     sqlite_pragmas: dict[str, Any] | None = None
     sqlite_wal_limit_bytes: int = 8 * 1024 * 1024
     engine_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, frozen=True)
+class Erased:
+    """What ``Dialect.erase_flush`` did after a forget's commit (SQLite file).
+
+    Attributes:
+        vacuumed: the file was rebuilt (``VACUUM``).
+        wal_emptied: the ``-wal`` was checkpointed and truncated (False: a reader in another
+            connection kept it).
+        vacuum_error: why the ``VACUUM`` failed (e.g. no disk space for its copy), if it did.
+    """
+
+    vacuumed: bool
+    wal_emptied: bool
+    vacuum_error: str | None = None
 
 
 class Dialect:
@@ -110,12 +126,12 @@ class Dialect:
     def erase_end(self, conn: Connection, previous: Any) -> None:
         """Restores the connection's setting changed by :meth:`erase_begin`."""
 
-    async def erase_flush(self, backend: Backend, *, vacuum: bool = True) -> bool | None:
+    async def erase_flush(self, backend: Backend, *, vacuum: bool = True) -> Erased | None:
         """After the erasing commit: rebuilds the database file from the rows left (``vacuum``;
         SQLite: ``VACUUM``) and empties the write-ahead log (SQLite:
-        ``wal_checkpoint(TRUNCATE)``). True when done, False when a reader in another
-        connection kept the log from being emptied, None when there is no file or log of the
-        store's (PostgreSQL: its WAL and dead tuples are the server's, see the README)."""
+        ``wal_checkpoint(TRUNCATE)``); says how that went. None when there is no file or log
+        of the store's (PostgreSQL: its WAL and dead tuples are the server's, see the
+        README; SQLite in memory)."""
         return None
 
     async def reclaim_space(self, backend: Backend, *, vacuum: bool) -> tuple[str, int]:

@@ -27,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 
 from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .. import memory_tables as mt
-from .base import Dialect, EngineOptions
+from .base import Dialect, EngineOptions, Erased
 
 if TYPE_CHECKING:
     from ..backend import Backend
@@ -46,6 +46,10 @@ meanwhile (3,000 appends: ~100 MB); SQLite never shrinks the file by itself unle
 once the reader ends, the first commit checkpoints the whole log and the second restarts it and
 truncates it to this size. Override with ``open_backend(sqlite_wal_limit_bytes=...)``; -1: no
 limit."""
+
+CHECKPOINT_WAIT_MS = 5_000
+"""How long the checkpoint after a forget waits for readers in other connections before it
+reports the ``-wal`` as not emptied."""
 
 # Result codes (https://www.sqlite.org/rescode.html); the primary code is the low byte.
 SQLITE_BUSY = 5
@@ -270,7 +274,7 @@ class SqliteDialect(Dialect):
     def erase_end(self, conn: Connection, previous: Any) -> None:
         conn.exec_driver_sql(f"PRAGMA secure_delete={int(previous or 0)}")
 
-    async def erase_flush(self, backend: Backend, *, vacuum: bool = True) -> bool | None:
+    async def erase_flush(self, backend: Backend, *, vacuum: bool = True) -> Erased | None:
         # secure_delete zeroes the cells it deletes, but not the older copies of those rows
         # that SQLite leaves behind when it moves cells between pages (a page split or merge
         # rebuilds a page without clearing its unused space) or rewrites them (an UPDATE done
@@ -287,19 +291,27 @@ class SqliteDialect(Dialect):
         if path is None:
             return None  # in memory: no file, no log
 
-        def rebuild_and_checkpoint() -> bool:
+        def rebuild_and_checkpoint() -> tuple[str | None, bool]:
             # A connection of its own, outside any transaction (neither VACUUM nor a checkpoint
             # runs in one); the WAL is the file's, shared by every connection.
             raw = sqlite3.connect(path, timeout=30, isolation_level=None)
+            failed: str | None = None
             try:
                 if vacuum:
-                    raw.execute("VACUUM")
+                    try:
+                        raw.execute("VACUUM")
+                    except sqlite3.Error as exc:  # e.g. no room for the copy: said, not raised
+                        failed = f"{type(exc).__name__}: {exc}"
+                # A reader in another connection keeps the log; wait for it a little only.
+                raw.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
                 busy, _, _ = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                return not busy
+                return failed, not busy
             finally:
                 raw.close()
 
-        return await asyncio.to_thread(rebuild_and_checkpoint)
+        failed, emptied = await asyncio.to_thread(rebuild_and_checkpoint)
+        return Erased(vacuumed=vacuum and failed is None, wal_emptied=emptied,
+                      vacuum_error=failed)
 
     async def reclaim_space(self, backend: Backend, *, vacuum: bool) -> tuple[str, int]:
         from ..prune import VACUUM_STEP_PAGES
@@ -330,7 +342,10 @@ class SqliteDialect(Dialect):
                     write=True,
                 )
             how = "incremental_vacuum"
-        elif vacuum and await self.erase_flush(backend, vacuum=True) is not None:
+        elif vacuum:
+            done = await self.erase_flush(backend, vacuum=True)
+            if done is None or not done.vacuumed:  # in memory, or the VACUUM failed
+                return ("free_list", 0)
             how = "vacuum"
         else:
             return ("free_list", 0)
