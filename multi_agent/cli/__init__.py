@@ -28,6 +28,8 @@ import re
 import sys
 from collections.abc import Sequence
 
+from ..defaults import DEFAULT_DB_URL
+
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "main"]
 
 # Command modules, in the order their commands appear in --help.
@@ -45,7 +47,7 @@ COMMAND_MODULES = (
     "multi_agent.cli.tree",
 )
 
-DEFAULT_DB = "sqlite+aiosqlite:///./multi_agent_data.db"
+DEFAULT_DB = DEFAULT_DB_URL
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -10,9 +10,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from ..defaults import APP_NAME
 from . import EXIT_FAILURE, EXIT_USAGE, add_common, fail
-
-APP_NAME = "multi_agent"
 
 
 def register(sub: argparse._SubParsersAction) -> None:

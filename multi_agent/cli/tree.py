@@ -14,12 +14,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ..defaults import APP_NAME
 from ..store.facts import MESSAGE_TYPES
 from . import add_common, fail
 
 __all__ = ["head_of", "register", "render_tree"]
 
-DEFAULT_APP = "multi_agent"
+DEFAULT_APP = APP_NAME
 
 T = TypeVar("T")
 

@@ -45,6 +45,7 @@ from google.adk.sessions.base_session_service import BaseSessionService
 from google.adk.sessions.session import Session
 from google.genai import types
 
+from ..defaults import APP_NAME, DEFAULT_DB_URL
 from ..memory.context import DEFAULT_WINDOW_EVENTS
 
 if TYPE_CHECKING:
@@ -66,9 +67,7 @@ __all__ = [
     "user_message",
 ]
 
-APP_NAME = "multi_agent"
 DB_ENV = "MULTI_AGENT_DB"
-DEFAULT_DB_URL = "sqlite+aiosqlite:///./multi_agent_data.db"
 
 
 class TeamRunner(Runner):

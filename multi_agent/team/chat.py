@@ -19,8 +19,6 @@ from typing import Any
 
 from ..cli import add_common
 
-APP_NAME = "multi_agent"
-
 HELP = """\
 Commands:
   /help            this help

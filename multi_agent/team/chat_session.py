@@ -19,8 +19,9 @@ from rich.markup import escape
 
 from ..cli import EXIT_FAILURE
 from ..cli.render import CliConsole
+from ..defaults import APP_NAME
 from ..errors import DatabaseUnavailableError, MultiAgentError, SessionNotFound
-from .chat import APP_NAME, HELP, to_json
+from .chat import HELP, to_json
 
 MAX_SHOWN = 160
 BYE = "Bye. Everything is saved."

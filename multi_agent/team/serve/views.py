@@ -20,6 +20,7 @@ from google.adk.events.event_actions import EventActions
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.adk.sessions.session import Session
 
+from ...defaults import APP_NAME
 from ...errors import StaleSession
 from .errors import ApiError
 from .translate import to_messages
@@ -29,7 +30,6 @@ __all__ = [
     "thread_view", "top_level", "lineage", "run_events", "thread_events",
 ]
 
-APP_NAME = "multi_agent"
 TITLE_KEY = "thread_title"
 SUB_RUN_KINDS = ("delegation", "agent_tool")
 STATUS = {"completed": "finished", "failed": "error", "cancelled": "stopped",
