@@ -13,30 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from typing import Any
 
 from ..cli import add_common
-
-HELP = """\
-Commands:
-  /help            this help
-  /sessions        your sessions (most recent last)
-  /new             start a new session (your preferences carry over)
-  /switch ID       continue another of your sessions
-  /history         what we talked about in this session
-  /prefs           your preferences (favourite agent, joke topics, watch list)
-  /stats           how often each agent helped you
-  /state [KEY]     the state this session sees, by scope; with a KEY, that value in full
-  /details [RUN]   what the last answer (or run RUN) did: tool calls, results, state changes
-  /verbose         show tool calls and state changes as they happen (again: stop)
-  /runs            this session's runs as a tree
-  /branch RUN_ID   continue from the end of an earlier run (the later runs stay stored)
-  /quit            leave (Ctrl-D and Ctrl-C at the prompt work too; everything is saved)
-/history, /prefs, /stats and /state take --json for the raw JSON.
-Anything else is a message to the assistant. Ctrl-C while it answers stops that answer
-(what was said so far is kept; the run shows as cancelled in /runs)."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,8 +68,3 @@ def cmd_chat(args: argparse.Namespace) -> int:
         interactive=sys.stdin.isatty() and sys.stdout.isatty(),
     )
     return asyncio.run(chat.main(session_id=args.session, new=args.new))
-
-
-def to_json(value: Any) -> str:
-    """Pretty JSON for the slash commands."""
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True, default=str)
