@@ -3,37 +3,42 @@
     python -m bench.served                  # C = 1, 8, 32 users x 10 turns; 2,000 prior events
     python -m bench.served --quick          # C = 1, 8 users x 4 turns; 500 prior events
 
-Three session services behind the same server and agents (this repository's ``multi_agent``
-app, the offline model), each on a fresh SQLite file:
+The same agents (this repository's ``multi_agent`` app, the offline model), each server on a
+fresh SQLite file:
 
-* ``adk-db``: ADK's ``DatabaseSessionService`` (``sqlite+aiosqlite://...``);
-* ``ours``: ``multi-agent+sqlite://...``;
-* ``ours-window``: ``multi-agent+sqlite://...?window=60`` (a call without a config loads the
-  bounded context; see ``multi_agent.memory.bounded_service``).
+* ``adk-db``: ``adk api_server`` on ADK's ``DatabaseSessionService`` (``sqlite+aiosqlite://``);
+* ``ours``: ``adk api_server`` on ``multi-agent+sqlite://...``;
+* ``ours-window``: the same with ``?window=60`` (a call without a config loads the bounded
+  context; see ``multi_agent.memory.bounded_service``);
+* ``serve``: ``multi-agent serve`` (the team's own AG-UI service; users by a trusted header, so
+  no tokens need making), a turn being ``POST /api/threads/{id}/runs`` read to ``RUN_FINISHED``.
 
 Part 1: C users at once, each in their own session, T turns each over HTTP (``POST /run``):
-turns/s, failed turns (HTTP errors, dropped connections), server CPU per turn (user+system
-time of the server process from ``/proc``). Part 2: one user whose session already holds
-``--prior`` events (synthetic delegated turns appended through the service's own
-``append_event`` before the server starts): server CPU per turn, against the same on a fresh
-session. Load averages are printed with each row. Results: ``bench/results/served.md``.
+turns/s, turn latency p50/p99, failed turns (HTTP errors, dropped connections, ``RUN_ERROR``),
+server CPU per turn (user+system time of the server process from ``/proc``). Part 2 (ADK's
+server only): one user whose session already holds ``--prior`` events (synthetic delegated
+turns appended through the service's own ``append_event`` before the server starts): server CPU
+per turn, against the same on a fresh session. Load averages are printed with each row. Results: ``bench/results/served.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
-from tests.adk_cli import adk_server
+from tests.adk_cli import adk_server, free_port
 
 from .turn_cost import synthetic_turn
 
@@ -41,7 +46,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 APP = "multi_agent"
 ADK = Path(sys.executable).with_name("adk")
-SERVICES = ("adk-db", "ours", "ours-window")
+SERVICES = ("adk-db", "ours", "ours-window", "serve")
+USER_HEADER = "X-Bench-User"
 MESSAGES = ("tell me a joke about python", "add NVDA to my watch list", "what's my watch list?",
             "tell me a joke about physics", "what did we talk about?")
 
@@ -59,31 +65,61 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-async def _users(base: str, users: int, turns: int) -> tuple[int, int, float]:
-    """``users`` concurrent users, ``turns`` each; returns (done, failed, seconds)."""
+async def _create(http: httpx.AsyncClient, service: str, user: str) -> str:
+    if service == "serve":
+        made = await http.post("/api/threads", json={}, headers={USER_HEADER: user})
+        return made.json()["threadId"]
+    made = await http.post(f"/apps/{APP}/users/{user}/sessions", json={})
+    return made.json()["id"]
+
+
+async def _turn(http: httpx.AsyncClient, service: str, user: str, session_id: str,
+                text: str) -> bool:
+    """One turn; True when it was answered."""
+    if service != "serve":
+        reply = await http.post("/run", json={
+            "app_name": APP, "user_id": user, "session_id": session_id,
+            "new_message": {"role": "user", "parts": [{"text": text}]}})
+        return reply.status_code == 200
+    body = {"threadId": session_id, "runId": f"r-{time.monotonic_ns()}", "state": {},
+            "messages": [{"id": f"m-{time.monotonic_ns()}", "role": "user", "content": text}],
+            "tools": [], "context": [], "forwardedProps": {}}
+    finished = False
+    async with http.stream("POST", f"/api/threads/{session_id}/runs", json=body,
+                           headers={USER_HEADER: user}) as reply:
+        if reply.status_code != 200:
+            return False
+        async for line in reply.aiter_lines():
+            if line.startswith("data:") and '"RUN_ERROR"' in line:
+                return False
+            finished = finished or (line.startswith("data:") and '"RUN_FINISHED"' in line)
+    return finished
+
+
+async def _users(base: str, service: str, users: int, turns: int
+                 ) -> tuple[int, int, float, list[float]]:
+    """``users`` concurrent users, ``turns`` each; returns (done, failed, seconds, latencies)."""
     async with httpx.AsyncClient(base_url=base, timeout=300) as http:
-        sessions = []
-        for u in range(users):
-            created = await http.post(f"/apps/{APP}/users/bench{u}/sessions", json={})
-            sessions.append(created.json()["id"])
+        sessions = [await _create(http, service, f"bench{u}") for u in range(users)]
         done = failed = 0
+        latencies: list[float] = []
 
         async def user(u: int) -> None:
             nonlocal done, failed
             for t in range(turns):
+                started = time.perf_counter()
                 try:
-                    reply = await http.post("/run", json={
-                        "app_name": APP, "user_id": f"bench{u}", "session_id": sessions[u],
-                        "new_message": {"role": "user", "parts": [
-                            {"text": MESSAGES[(u + t) % len(MESSAGES)]}]}})
-                    ok = reply.status_code == 200
+                    ok = await _turn(http, service, f"bench{u}", sessions[u],
+                                     MESSAGES[(u + t) % len(MESSAGES)])
                 except httpx.HTTPError:
                     ok = False
+                if ok:
+                    latencies.append(time.perf_counter() - started)
                 done, failed = done + ok, failed + (not ok)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(user(u) for u in range(users)))
-        return done, failed, time.perf_counter() - t0
+        return done, failed, time.perf_counter() - t0, sorted(latencies)
 
 
 async def _prefill(service: str, db: Path, prior: int) -> str:
@@ -91,6 +127,8 @@ async def _prefill(service: str, db: Path, prior: int) -> str:
     if service == "adk-db":
         from google.adk.sessions.database_session_service import DatabaseSessionService
         svc = DatabaseSessionService(db_url=_uri(service, db))
+    elif service == "serve":
+        return ""  # part 2 is about ADK's servers loading whole sessions
     else:
         from multi_agent import DatabaseSessionService
         svc = DatabaseSessionService(f"sqlite+aiosqlite:///{db}")
@@ -109,15 +147,53 @@ async def _prefill(service: str, db: Path, prior: int) -> str:
 def _turn_cpu(base: str, pid: int, user: str, session_id: str, turns: int) -> float:
     """Median server CPU ms of ``turns`` turns of one user."""
     costs = []
-    with httpx.Client(base_url=base, timeout=300) as http:
-        for t in range(turns):
-            before = _cpu_seconds(pid)
-            reply = http.post("/run", json={
-                "app_name": APP, "user_id": user, "session_id": session_id,
-                "new_message": {"role": "user", "parts": [{"text": MESSAGES[t % 5]}]}})
-            reply.raise_for_status()
-            costs.append(1000 * (_cpu_seconds(pid) - before))
+
+    async def turns_of_one_user() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=300) as http:
+            for t in range(turns):
+                before = _cpu_seconds(pid)
+                assert await _turn(http, "adk", user, session_id, MESSAGES[t % 5])
+                costs.append(1000 * (_cpu_seconds(pid) - before))
+
+    asyncio.run(turns_of_one_user())
     return statistics.median(costs)
+
+
+@contextlib.contextmanager
+def _server(service: str, db: Path, tmp: Path, pids: list[int]) -> Iterator[str]:
+    env = {**os.environ, "ADK_DISABLE_LOAD_DOTENV": "1"}
+    env.pop("MULTI_AGENT_MODEL", None)
+    if service != "serve":
+        with adk_server(ADK, "api_server", ROOT, ["--session_service_uri", _uri(service, db)],
+                        cwd=tmp, env=env, pids=pids) as base:
+            yield base
+        return
+    port = free_port()
+    with (tmp / "serve.log").open("w") as log:
+        proc = subprocess.Popen(
+            [str(ADK.with_name("multi-agent")), "serve", "--port", str(port), "--db", str(db),
+             "--user-header", USER_HEADER, "--max-runs-per-user", "4"],
+            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
+        pids.append(proc.pid)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    if httpx.get(f"{base}/api/info", timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError((tmp / "serve.log").read_text()[-2000:])
+                time.sleep(0.3)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def run_service(service: str, user_counts: list[int], turns: int, prior: int) -> list[dict]:
@@ -125,23 +201,22 @@ def run_service(service: str, user_counts: list[int], turns: int, prior: int) ->
     with tempfile.TemporaryDirectory(prefix="bench-served-") as tmp:
         db = Path(tmp) / "sessions.db"
         history = asyncio.run(_prefill(service, db, prior)) if prior else None
-        env = {**os.environ, "ADK_DISABLE_LOAD_DOTENV": "1"}
-        env.pop("MULTI_AGENT_MODEL", None)
         pids: list[int] = []
-        with adk_server(ADK, "api_server", ROOT, ["--session_service_uri", _uri(service, db)],
-                        cwd=Path(tmp), env=env, pids=pids) as base:
+        with _server(service, db, Path(tmp), pids) as base:
             pid = pids[0]
             for users in user_counts:
                 load = os.getloadavg()[0]
                 cpu0 = _cpu_seconds(pid)
-                done, failed, secs = asyncio.run(_users(base, users, turns))
+                done, failed, secs, lat = asyncio.run(_users(base, service, users, turns))
                 cpu = _cpu_seconds(pid) - cpu0
                 rows.append({"part": "users", "service": service, "users": users,
                              "turns": done, "failed": failed, "per_s": done / secs,
+                             "p50_ms": 1000 * lat[len(lat) // 2] if lat else None,
+                             "p99_ms": 1000 * lat[int(len(lat) * 0.99)] if lat else None,
                              "cpu_ms": 1000 * cpu / max(done, 1),
                              "load": (round(load, 2), round(os.getloadavg()[0], 2))})
                 print(rows[-1], flush=True)
-            if history is not None:
+            if history:
                 fresh = httpx.post(f"{base}/apps/{APP}/users/fresh/sessions", json={}).json()
                 load = os.getloadavg()[0]
                 rows.append({"part": "history", "service": service, "prior": prior,
@@ -152,22 +227,26 @@ def run_service(service: str, user_counts: list[int], turns: int, prior: int) ->
     return rows
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
 def report(rows: list[dict], meta: dict) -> str:
     out = ["# Served turns (`python -m bench.served`)", "",
            f"{meta['when']}, {meta['cpus']} CPUs; `adk api_server` on this repository's team "
            "(offline model), one SQLite file per service. CPU = the server process's user+system "
            "time.", "",
            "| service | users at once | turns | failed | turns/s | ratio to ADK "
-           "| server CPU ms/turn "
-           "| load 1-min before → after |",
-           "|---|---:|---:|---:|---:|---:|---:|---|"]
+           "| p50 / p99 ms | server CPU ms/turn | load 1-min before → after |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     adk = {r["users"]: r["per_s"] for r in rows if r["part"] == "users" and
            r["service"] == "adk-db"}
     for r in (r for r in rows if r["part"] == "users"):
         base = adk.get(r["users"])
         ratio = f"{r['per_s'] / base:.1f}x" if base and r["service"] != "adk-db" else ""
         out.append(f"| {r['service']} | {r['users']} | {r['turns']} | {r['failed']} | "
-                   f"{r['per_s']:.1f} | {ratio} | {r['cpu_ms']:.0f} | {r['load'][0]} → "
+                   f"{r['per_s']:.1f} | {ratio} | {_ms(r['p50_ms'])} / {_ms(r['p99_ms'])} | "
+                   f"{r['cpu_ms']:.0f} | {r['load'][0]} → "
                    f"{r['load'][1]} |")
     history = [r for r in rows if r["part"] == "history"]
     if history:

@@ -39,14 +39,16 @@ def test_a_short_run_counts_every_acknowledged_append(backend: str, tmp_path: Pa
 
 
 def test_served_turns_bench_runs(tmp_path: Path) -> None:
-    """``bench.served``: the team behind a real ``adk api_server``, ours and ADK's store."""
+    """``bench.served``: the team behind a real ``adk api_server`` on ADK's store and on ours
+    (with ``?window``), and behind ``multi-agent serve``."""
     md = tmp_path / "served.md"
     env = {k: v for k, v in os.environ.items() if k != "MULTI_AGENT_MODEL"}
     done = subprocess.run(
-        [sys.executable, "-m", "bench.served", "--only", "adk-db,ours-window", "--users", "2",
+        [sys.executable, "-m", "bench.served", "--only", "adk-db,ours-window,serve", "--users", "2",
          "--turns", "2", "--prior", "30", "--md", str(md)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     table = md.read_text()
-    assert "| adk-db | 2 | 4 | 0 |" in table and "| ours-window | 2 | 4 | 0 |" in table
+    for service in ("adk-db", "ours-window", "serve"):
+        assert f"| {service} | 2 | 4 | 0 |" in table, table
     assert "holding 30 events" in table
