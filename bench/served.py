@@ -18,7 +18,8 @@ turns/s, turn latency p50/p99, failed turns (HTTP errors, dropped connections, `
 server CPU per turn (user+system time of the server process from ``/proc``). Part 2 (ADK's
 server only): one user whose session already holds ``--prior`` events (synthetic delegated
 turns appended through the service's own ``append_event`` before the server starts): server CPU
-per turn, against the same on a fresh session. Load averages are printed with each row. Results: ``bench/results/served.md``.
+per turn, against the same on a fresh session. Load averages are printed with each row.
+Results: ``bench/results/served.md``.
 """
 
 from __future__ import annotations
