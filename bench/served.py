@@ -30,7 +30,6 @@ import contextlib
 import datetime as dt
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.adk_cli import adk_server, free_port
+from tests.adk_cli import adk_server, free_port, server_process
 
 from .turn_cost import synthetic_turn
 
@@ -170,31 +169,11 @@ def _server(service: str, db: Path, tmp: Path, pids: list[int]) -> Iterator[str]
             yield base
         return
     port = free_port()
-    with (tmp / "serve.log").open("w") as log:
-        proc = subprocess.Popen(
-            [str(ADK.with_name("multi-agent")), "serve", "--port", str(port), "--db", str(db),
-             "--user-header", USER_HEADER, "--max-runs-per-user", "4"],
-            cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT)
-        pids.append(proc.pid)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                try:
-                    if httpx.get(f"{base}/api/info", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError((tmp / "serve.log").read_text()[-2000:])
-                time.sleep(0.3)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    argv = [str(ADK.with_name("multi-agent")), "serve", "--port", str(port), "--db", str(db),
+            "--user-header", USER_HEADER, "--max-runs-per-user", "4"]
+    with server_process(argv, f"http://127.0.0.1:{port}", "/api/info", cwd=tmp, env=env,
+                        log=tmp / "serve.log", pids=pids) as base:
+        yield base
 
 
 def run_service(service: str, user_counts: list[int], turns: int, prior: int) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Driving ADK's own command-line tools in tests: ``adk web``/``api_server`` servers, ``adk run``."""
+"""Driving HTTP servers and ADK's command-line tools in tests (adk web, api_server, run)."""
 
 from __future__ import annotations
 
@@ -21,33 +21,28 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cwd: Path,
-               env: dict[str, str] | None = None, timeout: float = 90,
-               log: Path | None = None, pids: list[int] | None = None) -> Iterator[str]:
-    """Runs ``adk <command> --port P <args> <agents>`` (``web`` or ``api_server``) until it
-    answers ``/list-apps``; yields its base URL; stops it afterwards. Its output goes to
-    ``log`` (default: a file in ``cwd``); ``pids`` gets the server's process id."""
-    port = free_port()
-    log_path = log or cwd / f"adk-{command}-{port}.log"
-    with log_path.open("w") as out:
-        proc = subprocess.Popen(
-            [str(adk), command, "--host", "127.0.0.1", "--port", str(port), *args, str(agents)],
-            cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env or dict(os.environ),
-        )
-        base = f"http://127.0.0.1:{port}"
+def server_process(argv: Sequence[str], base: str, ready_path: str, *, cwd: Path,
+                   env: dict[str, str] | None = None, timeout: float = 90, log: Path,
+                   pids: list[int] | None = None) -> Iterator[str]:
+    """Runs ``argv`` (an HTTP server listening at ``base``) until ``GET ready_path`` answers
+    200; yields ``base``; stops it afterwards. Its output goes to ``log``; ``pids`` gets the
+    server's process id."""
+    with log.open("w") as out:
+        proc = subprocess.Popen(list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                env=env or dict(os.environ))
         if pids is not None:
             pids.append(proc.pid)
         try:
             deadline = time.monotonic() + timeout
             while True:
                 try:
-                    if httpx.get(f"{base}/list-apps", timeout=2).status_code == 200:
+                    if httpx.get(f"{base}{ready_path}", timeout=2).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"adk {command} did not start:\n"
-                                         + log_path.read_text()[-3000:])
+                    raise AssertionError(f"{Path(argv[0]).name} {argv[1]} did not start:\n"
+                                         + log.read_text()[-3000:])
                 time.sleep(0.3)
             yield base
         finally:
@@ -57,6 +52,21 @@ def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cw
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def adk_server(adk: Path, command: str, agents: Path, args: Sequence[str], *, cwd: Path,
+               env: dict[str, str] | None = None, timeout: float = 90,
+               log: Path | None = None, pids: list[int] | None = None) -> Iterator[str]:
+    """Runs ``adk <command> --port P <args> <agents>`` (``web`` or ``api_server``) until it
+    answers ``/list-apps``; yields its base URL; stops it afterwards. Its output goes to
+    ``log`` (default: a file in ``cwd``); ``pids`` gets the server's process id."""
+    port = free_port()
+    argv = [str(adk), command, "--host", "127.0.0.1", "--port", str(port), *args, str(agents)]
+    with server_process(argv, f"http://127.0.0.1:{port}", "/list-apps", cwd=cwd, env=env,
+                        timeout=timeout, log=log or cwd / f"adk-{command}-{port}.log",
+                        pids=pids) as base:
+        yield base
 
 
 def adk_turn(base: str, app: str, user: str, session_id: str, text: str) -> list[dict[str, Any]]:
