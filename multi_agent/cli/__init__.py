@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 from ..defaults import DEFAULT_DB_URL
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "fail", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "confirm", "fail", "main"]
 
 # Command modules, in the order their commands appear in --help.
 TEAM_CHAT = "multi_agent.team.chat"
@@ -71,6 +71,18 @@ def version() -> str:
     except ImportError:
         return f"{__version__} (the store alone; the agent team is not installed)"
     return __version__
+
+
+async def confirm(question: str) -> bool:
+    """Asks ``question`` on the terminal (without blocking the event loop); True for y/yes.
+    End of input counts as no."""
+    import asyncio
+
+    try:
+        answer = await asyncio.to_thread(input, question)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def default_db() -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..defaults import APP_NAME
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, fail
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -237,11 +237,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 question = (f"Delete session {args.session} of user {args.user} "
                             f"({count} interaction{'' if count == 1 else 's'})? It cannot be "
                             "undone (multi-agent export saves a copy first). [y/N] ")
-                try:
-                    answer = await asyncio.to_thread(input, question)
-                except EOFError:
-                    answer = ""
-                if answer.strip().lower() not in ("y", "yes"):
+                if not await confirm(question):
                     return None
             await store.delete_session(
                 app_name=args.app, user_id=args.user, session_id=args.session

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, fail
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
 from .inspect import APP_NAME, missing_database
 
 # Report keys in the order they are printed, with their singular and plural names.
@@ -122,11 +122,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 question = (f"Forget user {args.user} in app {args.app}: remove "
                             f"{describe(planned.rows, planned.tokens)}? It cannot be undone "
                             "(multi-agent export saves a session first). [y/N] ")
-                try:
-                    answer = await asyncio.to_thread(input, question)
-                except EOFError:
-                    answer = ""
-                if answer.strip().lower() not in ("y", "yes"):
+                if not await confirm(question):
                     return planned, True
             done = await store.forget_user(app_name=args.app, user_id=args.user,
                                            tokens_file=tokens)
@@ -197,11 +193,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
             if not args.yes:
                 question = (f"Delete {describe_prune(planned.totals())} (idle for more than "
                             f"{args.older_than})? It cannot be undone. [y/N] ")
-                try:
-                    answer = await asyncio.to_thread(input, question)
-                except EOFError:
-                    answer = ""
-                if answer.strip().lower() not in ("y", "yes"):
+                if not await confirm(question):
                     return planned, True
             with render.progress("Pruning sessions", total=total) as bar:
                 done = await store.prune_sessions(
