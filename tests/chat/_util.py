@@ -145,3 +145,23 @@ def texts(session: Any, author: str) -> list[str]:
         if event.author == author and event.content and event.content.parts:
             out += [p.text for p in event.content.parts if p.text]
     return out
+
+
+def answer_on_terminal(args: list[str], question: str, answer: str, *, cwd: Path
+                       ) -> tuple[int | None, str]:
+    """Runs ``multi-agent ARGS`` on a pseudo-terminal, waits for ``question`` and its
+    ``[y/N]``, types ``answer``; returns (exit status, what it printed after the answer)."""
+    import pexpect
+
+    child = pexpect.spawn(MULTI_AGENT, args, env=clean_env(), cwd=str(cwd), encoding="utf-8",
+                          timeout=TIMEOUT)
+    try:
+        child.expect_exact(question)
+        child.expect_exact("[y/N]")
+        child.sendline(answer)
+        child.expect(pexpect.EOF)
+        child.close()
+        return child.exitstatus, str(child.before)
+    finally:
+        if child.isalive():
+            child.terminate(force=True)

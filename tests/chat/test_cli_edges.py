@@ -31,6 +31,7 @@ from tests.chat._util import (
     MULTI_AGENT,
     TIMEOUT,
     Terminal,
+    answer_on_terminal,
     clean_env,
     ok,
     one_line_error,
@@ -283,20 +284,9 @@ def test_delete_removes_the_session_and_its_memory(db: Path) -> None:
 
 def test_delete_asks_on_a_terminal(db: Path) -> None:
     def ask(answer: str) -> tuple[int | None, str]:
-        child = pexpect.spawn(MULTI_AGENT, ["delete", "--user", USER, "--db", str(db),
-                                            "--session", "s1"],
-                              env=clean_env(), cwd=str(db.parent), encoding="utf-8",
-                              timeout=TIMEOUT)
-        try:
-            child.expect_exact("Delete session s1 of user ann (1 interaction)?")
-            child.expect_exact("[y/N]")
-            child.sendline(answer)
-            child.expect(pexpect.EOF)
-            child.close()
-            return child.exitstatus, str(child.before)
-        finally:
-            if child.isalive():
-                child.terminate(force=True)
+        return answer_on_terminal(
+            ["delete", "--user", USER, "--db", str(db), "--session", "s1"],
+            "Delete session s1 of user ann (1 interaction)?", answer, cwd=db.parent)
 
     code, out = ask("n")
     assert code == 1 and "Nothing was deleted." in out, out

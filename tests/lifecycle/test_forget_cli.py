@@ -8,12 +8,11 @@ import json
 import subprocess
 from pathlib import Path
 
-import pexpect
 import pytest
 
 from multi_agent import DatabaseSessionService
 from multi_agent.memory import DatabaseMemoryService
-from tests.chat._util import BIN, MULTI_AGENT, TIMEOUT, clean_env, sqlite_url
+from tests.chat._util import BIN, TIMEOUT, answer_on_terminal, clean_env, sqlite_url
 from tests.conftest import fresh_pg_database
 from tests.lifecycle._forget_util import ALL_TABLES, counts, file_hits, populate
 
@@ -112,20 +111,10 @@ def test_readme_commands(db: Path) -> None:
 
 def test_asks_on_a_terminal(db: Path) -> None:
     def ask(answer: str) -> tuple[int | None, str]:
-        child = pexpect.spawn(MULTI_AGENT, ["forget", "--user", "ann", "--db", str(db)],
-                              env=clean_env(), cwd=str(db.parent), encoding="utf-8",
-                              timeout=TIMEOUT)
-        try:
-            child.expect_exact("Forget user ann in app multi_agent: remove 3 sessions, "
-                               "18 events")
-            child.expect_exact("[y/N]")
-            child.sendline(answer)
-            child.expect(pexpect.EOF)
-            child.close()
-            return child.exitstatus, str(child.before)
-        finally:
-            if child.isalive():
-                child.terminate(force=True)
+        return answer_on_terminal(
+            ["forget", "--user", "ann", "--db", str(db)],
+            "Forget user ann in app multi_agent: remove 3 sessions, 18 events", answer,
+            cwd=db.parent)
 
     code, out = ask("n")
     assert code == 1 and "Nothing was removed." in out, out
