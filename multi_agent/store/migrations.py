@@ -25,7 +25,7 @@ specification (``transfer/format.py``; ``tests/runs/test_export_spec.py`` fails 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
@@ -87,6 +87,16 @@ def _dialect(conn: Connection) -> Dialect:
     return dialect_for(conn.dialect.name)
 
 
+def _v5_session_page_indexes(conn: Connection) -> None:
+    """The two orders of a paged session list (``pages.py``), newest first."""
+    for name in ("ix_ma_sessions_user_time", "ix_ma_sessions_app_time"):
+        _index(schema.sessions, name).create(conn, checkfirst=True)
+
+
+def _index(table: Any, name: str) -> Any:
+    return next(i for i in table.indexes if i.name == name)
+
+
 MIGRATIONS: list[tuple[int, str, Step]] = [
     # (version it produces, what it does, the step). Version 1 is the initial create_all.
     (2, "per-key revisions, session incarnation, branch revision, event digests",
@@ -95,6 +105,8 @@ MIGRATIONS: list[tuple[int, str, Step]] = [
      _v3_fold_bookkeeping_runs),
     (4, "the memory tables in the versioned schema: upgraded with the others",
      _v4_memory_tables),
+    (5, "indexes for paged session lists, newest first, per user and per app",
+     _v5_session_page_indexes),
 ]
 """Steps after version 1, in order. A step must be idempotent within its transaction."""
 
@@ -138,22 +150,12 @@ def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str
             ],
         )
         return 0
-    found = _read_version(conn)
-    if found is None or found < 1:
-        raise SchemaVersionError(
-            f"{where} has a multi-agent version table without a readable schema_version "
-            f"({found!r}). It may be damaged; restore it from a backup.",
-            found=found,
-            supported=schema.SCHEMA_VERSION,
-        )
-    if found > schema.SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"{where} was written by a newer multi-agent (schema version {found}); this "
-            f"version understands up to {schema.SCHEMA_VERSION}. Upgrade multi-agent "
-            "(pip install -U adk-lossless-sessions) to open it. Nothing was changed.",
-            found=found,
-            supported=schema.SCHEMA_VERSION,
-        )
+    found = _checked_version(conn, where)
+    if schema.sessions.name not in tables:
+        # The version row without the store's tables: the memory alone set this database up
+        # (ensure_memory_schema). The store's tables are created at today's layout; the
+        # steps below then find nothing to do on them (every step is idempotent).
+        schema.metadata.create_all(conn)
     if found < schema.SCHEMA_VERSION:
         for version, _description, step in MIGRATIONS:
             if version > found:
@@ -170,19 +172,73 @@ def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str
     return found
 
 
-def ensure_memory_schema(conn: Connection) -> bool:
+def _checked_version(conn: Connection, where: str) -> int:
+    """The version row's schema version, which this code can open.
+
+    Raises:
+        SchemaVersionError: no readable version, or a newer one than this code's.
+    """
+    found = _read_version(conn)
+    if found is None or found < 1:
+        raise SchemaVersionError(
+            f"{where} has a multi-agent version table without a readable schema_version "
+            f"({found!r}). It may be damaged; restore it from a backup.",
+            found=found,
+            supported=schema.SCHEMA_VERSION,
+        )
+    if found > schema.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{where} was written by a newer multi-agent (schema version {found}); this "
+            f"version understands up to {schema.SCHEMA_VERSION}. Upgrade multi-agent "
+            "(pip install -U adk-lossless-sessions) to open it. Nothing was changed.",
+            found=found,
+            supported=schema.SCHEMA_VERSION,
+        )
+    return found
+
+
+def ensure_memory_schema(conn: Connection, *, where: str = "The database") -> bool:
     """Creates the memory's tables where they are missing and brings older ones to the
-    current layout (idempotent; under the memory's advisory lock where the database has
-    them). Returns whether the store's event table is in this database too.
+    current layout (idempotent). Returns whether the store's event table is in this
+    database too.
+
+    Every database the project creates has its version row: a database without the store's
+    tables (a memory built from a URL) gets ``ma_meta`` with today's version here (the
+    memory's tables are then at today's layout); where the store's tables are, their
+    version row is the store's to move (``ensure_schema``). Runs under the store's schema
+    lock, then the memory's (where the database has advisory locks; always in that order,
+    so a store and a memory setting up one database at once cannot deadlock).
 
     Raises:
         ValueError: a database the memory does not support.
+        SchemaVersionError: the database was written by a newer multi-agent.
     """
+    from .backend import SCHEMA_LOCK_KEY
+
     dialect = _dialect(conn)
-    lock = dialect.advisory_lock_sql(MEMORY_LOCK_KEY)
-    if lock:
-        conn.exec_driver_sql(lock)
+    for key in (SCHEMA_LOCK_KEY, MEMORY_LOCK_KEY):
+        lock = dialect.advisory_lock_sql(key)
+        if lock:
+            conn.exec_driver_sql(lock)
+    tables = set(inspect(conn).get_table_names())
+    has_meta = schema.meta.name in tables
+    if has_meta:
+        _checked_version(conn, where)  # refuse a newer database before any write
     for statement in dialect.memory_ddl():
         conn.exec_driver_sql(statement)
     dialect.memory_upgrade(conn)
-    return inspect(conn).has_table(schema.events.name)
+    has_store = schema.events.name in tables
+    if not has_store:
+        if not has_meta:
+            schema.meta.create(conn)
+            conn.execute(schema.meta.insert(), [
+                {"key": "schema_version", "value": str(schema.SCHEMA_VERSION)},
+                {"key": "created_by", "value": "multi-agent"},
+            ])
+        else:
+            conn.execute(
+                schema.meta.update()
+                .where(schema.meta.c.key == "schema_version")
+                .values(value=str(schema.SCHEMA_VERSION))
+            )
+    return has_store

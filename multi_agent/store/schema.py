@@ -18,6 +18,8 @@ Schema history (see ``migrations.py``):
        in earlier versions are removed, their children re-parented (``runs.py``).
     4: the memory tables (``memory_tables.py``) are upgraded by the chain with the others:
        where they exist, ``ma_memory_sessions`` gets its ``incarnation`` column.
+    5: two indexes on ``ma_sessions`` for paged lists newest first (``pages.py``): (app, user,
+       update time, id) and (app, update time, user, id).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sqlalchemy import (
     Text,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The schema version this code writes. Bump it and add a step to ``migrations.MIGRATIONS``."""
 
 ID_LENGTH = 256
@@ -105,8 +107,12 @@ sessions = Table(
     Column("branch_rev", BigInteger, nullable=False, default=0, server_default="0"),
     # {session-state key: the revision that last wrote it}, for per-key conflict checks.
     Column("key_revs", Text, nullable=False, default="{}", server_default="{}"),
-    # No index on update_time: every append moves it, which would cost a page write per
-    # index per append; list_sessions reads the (app, user) primary-key range and sorts.
+    # The orders of a paged list (pages.py), newest first: a page reads page_size index
+    # entries at any table size. Every append moves update_time, so each index costs a write
+    # per append (measured with bench/scale.py --index-cost: see the README); these two are
+    # the ones a page cannot do without: a user's sessions, and an app's.
+    Index("ix_ma_sessions_user_time", "app_name", "user_id", "update_time", "id"),
+    Index("ix_ma_sessions_app_time", "app_name", "update_time", "user_id", "id"),
 )
 
 events = Table(

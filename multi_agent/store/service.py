@@ -71,6 +71,7 @@ from .extras import HistoryMixin
 from .facts import event_facts
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
+from .pages import PagesMixin
 from .scopes import read_scopes
 from .state import SCOPES, merge_scopes, scope_of, scoped_key, split_delta
 from .tracing import append_attributes, count, traced
@@ -84,7 +85,7 @@ __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
 
 
-class DatabaseSessionService(HistoryMixin, BaseSessionService):
+class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     """Sessions, events and app/user/session state in SQLite (default) or PostgreSQL.
 
     Example:
