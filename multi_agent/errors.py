@@ -7,11 +7,15 @@ The tree (ADK's own classes in brackets; ADK code that catches those keeps worki
     │   ├── DatabaseUnavailableError    cannot connect / locked / read-only / disk full / corrupt
     │   ├── SchemaVersionError          the database was written by a newer (or unknown) schema
     │   ├── ForeignDatabaseError        the file/database belongs to another program
+    │   ├── EncryptionError             encryption at rest cannot do what was asked
+    │   │   ├── EncryptionKeyError      a key is missing, wrong or malformed (nothing written)
+    │   │   └── EncryptionUnavailableError  the encryption extra is not installed
     │   └── InvalidValueError (ValueError)
     │       ├── StateNotSerializableError   a state value is not JSON (nothing written)
     │       ├── InvalidIdError              an app/user/session id we refuse to store
     │       └── EventIdConflict             a different event under an id already stored
     ├── RunNotFound (LookupError)       a branch/query named a run the session does not have
+    │   └── HistoryPrunedError          a branch to a run whose history a trim deleted
     ├── SessionNotFound   [google.adk.errors.SessionNotFoundError]
     ├── SessionAlreadyExists  [google.adk.errors.AlreadyExistsError]
     └── StaleSession      [google.adk StaleSessionError]
@@ -28,8 +32,12 @@ from google.adk.errors.session_not_found_error import SessionNotFoundError
 
 __all__ = [
     "DatabaseUnavailableError",
+    "EncryptionError",
+    "EncryptionKeyError",
+    "EncryptionUnavailableError",
     "EventIdConflict",
     "ForeignDatabaseError",
+    "HistoryPrunedError",
     "InvalidIdError",
     "InvalidValueError",
     "MultiAgentError",
@@ -81,6 +89,21 @@ class ForeignDatabaseError(StoreError):
     """The database holds tables of the same names that another program wrote."""
 
 
+class EncryptionError(StoreError):
+    """Encryption at rest (``multi_agent.store.sealing``) cannot do what was asked, e.g. a
+    stored value fails authentication (it was changed, or sealed for another column)."""
+
+
+class EncryptionKeyError(EncryptionError):
+    """The database holds encrypted rows and no key, or not the right key, was given; or a
+    key given is malformed. Raised when the store opens, before anything is written."""
+
+
+class EncryptionUnavailableError(EncryptionError):
+    """Encryption was asked for but the ``cryptography`` package (the ``encryption`` extra)
+    is not installed."""
+
+
 class InvalidValueError(StoreError, ValueError):
     """A value given to the store cannot be stored as given."""
 
@@ -110,6 +133,11 @@ class EventIdConflict(InvalidValueError):
 
 class RunNotFound(MultiAgentError, LookupError):
     """A branch or query named a run that the session does not have."""
+
+
+class HistoryPrunedError(RunNotFound):
+    """A branch named a run whose history a trim (retention, ``store/trim.py``) deleted: its
+    events, or the state its earlier runs left, are gone. Branch from a later run."""
 
 
 class SessionNotFound(MultiAgentError, SessionNotFoundError):

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from .backend import Backend
+    from .trim import RetentionPolicy, TrimReport
 
 __all__ = ["HistoryMixin"]
 
@@ -276,6 +277,51 @@ class HistoryMixin:
                             ("session_id", session_id)):
             if value is not None:
                 check_id(kind, value)
+
+    @traced("trim_sessions", result=lambda report: {
+        "multi_agent.event_count": report.totals()["events"]})
+    async def trim_sessions(
+        self, *, keep_last_events: int | None = None, keep_days: float | None = None,
+        app_name: str | None = None, user_id: str | None = None,
+        session_id: str | None = None, dry_run: bool = False, vacuum: bool = False,
+        max_events: int | None = None, progress: Callable[[int], None] | None = None,
+    ) -> TrimReport:
+        """Trims sessions' histories to the last ``keep_last_events`` events and/or
+        ``keep_days`` days (neither: each app's stored policy), keeping the newest compaction
+        summary, the head run, whole runs and tool-call/result pairs; the run rows stay
+        (status ``pruned``), the state does not change. Bounded batches; ``dry_run`` only
+        counts. See ``trim.py``.
+
+        Returns:
+            A :class:`~multi_agent.store.trim.TrimReport`: counts per app and user.
+
+        Raises:
+            InvalidValueError: a bad limit, or none given and no policy stored.
+        """
+        from .trim import trim_sessions
+
+        return await trim_sessions(
+            self, keep_last_events=keep_last_events, keep_days=keep_days, app_name=app_name,
+            user_id=user_id, session_id=session_id, dry_run=dry_run, vacuum=vacuum,
+            max_events=max_events, progress=progress)
+
+    async def set_retention_policy(
+        self, *, app_name: str, keep_last_events: int | None = None,
+        keep_days: float | None = None,
+    ) -> RetentionPolicy:
+        """Stores the app's history retention policy in the database, used by
+        ``trim_sessions`` calls that give no limit (both None: removes it)."""
+        from .trim import set_retention_policy
+
+        return await set_retention_policy(self, app_name=app_name,
+                                          keep_last_events=keep_last_events,
+                                          keep_days=keep_days)
+
+    async def retention_policies(self) -> dict[str, RetentionPolicy]:
+        """The stored per-app history retention policies."""
+        from .trim import retention_policies
+
+        return await retention_policies(self)
 
     @traced("set_run_status", call=lambda _self, **kw: {"multi_agent.run_status": kw["status"]})
     async def set_run_status(

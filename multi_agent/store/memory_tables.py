@@ -46,6 +46,8 @@ __all__ = [
     "MEMORY_LOCK_KEY",
     "MEMORY_TABLES",
     "ddl",
+    "count_event_entries",
+    "forget_event_entries",
     "forget_session",
     "forget_user",
     "present_tables",
@@ -340,6 +342,49 @@ def forget_session(conn: Connection, *, app_name: str, user_id: str, session_id:
     if "ma_memory_sessions" in present:
         conn.execute(DELETE_WATERMARK, key)
     return deleted
+
+
+# The entries of a session's events in a seq range (a trim, ``trim.py``), but one kept event.
+_RANGE_EVENTS = (
+    "SELECT id FROM ma_events WHERE app_name = :app_name AND user_id = :user_id "
+    "AND session_id = :session_id AND seq >= :lo AND seq < :hi AND seq <> :keep"
+)
+_RANGE_ENTRIES = f"{_SESSION_KEY} AND event_id IN ({_RANGE_EVENTS})"
+COUNT_RANGE_ENTRIES = text(f"SELECT count(*) FROM ma_memory_entries WHERE {_RANGE_ENTRIES}")
+DELETE_RANGE_VECTORS = text(
+    "DELETE FROM ma_memory_vectors WHERE app_name = :app_name AND user_id = :user_id "
+    f"AND entry_id IN (SELECT id FROM ma_memory_entries WHERE {_RANGE_ENTRIES})"
+)
+DELETE_RANGE_ENTRIES = text(f"DELETE FROM ma_memory_entries WHERE {_RANGE_ENTRIES}")
+
+
+def count_event_entries(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, lo: int, hi: int,
+    keep: int | None,
+) -> int:
+    """How many memory entries the session's events with ``lo <= seq < hi`` (but ``keep``)
+    have."""
+    if "ma_memory_entries" not in present_tables(conn):
+        return 0
+    params = {"app_name": app_name, "user_id": user_id, "session_id": session_id, "lo": lo,
+              "hi": hi, "keep": -1 if keep is None else keep}
+    return int(conn.execute(COUNT_RANGE_ENTRIES, params).scalar() or 0)
+
+
+def forget_event_entries(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, lo: int, hi: int,
+    keep: int | None,
+) -> int:
+    """Deletes the memory entries (and vectors) of the session's events with ``lo <= seq <
+    hi`` (but ``keep``), in the caller's transaction, before the events; returns how many."""
+    present = present_tables(conn)
+    if "ma_memory_entries" not in present:
+        return 0
+    params = {"app_name": app_name, "user_id": user_id, "session_id": session_id, "lo": lo,
+              "hi": hi, "keep": -1 if keep is None else keep}
+    if "ma_memory_vectors" in present:
+        conn.execute(DELETE_RANGE_VECTORS, params)
+    return max(conn.execute(DELETE_RANGE_ENTRIES, params).rowcount, 0)
 
 
 def index_session(

@@ -28,10 +28,27 @@ from sqlalchemy.engine import Connection
 
 from . import schema as s
 
-__all__ = ["SUB_RUN_KINDS", "RunInfo", "fold_bookkeeping_runs", "is_bookkeeping", "list_runs"]
+__all__ = [
+    "PRUNED",
+    "SUB_RUN_KINDS",
+    "RunInfo",
+    "fold_bookkeeping_runs",
+    "is_bookkeeping",
+    "list_runs",
+]
 
 SUB_RUN_KINDS = ("delegation", "agent_tool")
 """Runs inside another run (drawn under it, never a branch point)."""
+
+PRUNED = "pruned"
+"""The status of a run whose events a trim deleted (``trim.py``): its row stays in the tree."""
+
+PRUNED_ERROR = "its events were deleted by a trim (retention)"
+PRUNED_BASE_ERROR = ("its events were deleted by a trim (retention); the kept history "
+                     "continues from it")
+"""The error text of the newest pruned run on the head path at the last trim: the session's
+``initial_state`` holds the state at its end, so only runs whose history continues from it
+can be branched to."""
 
 
 def is_bookkeeping(event: Any) -> bool:
@@ -216,12 +233,11 @@ def branch_session(
     if row is None:
         raise SessionNotFound(app_name, user_id, session_id)
     key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
-    parents = {
-        run.run_id: (run.parent_run_id, run.kind)
-        for run in conn.execute(
-            select(r.run_id, r.parent_run_id, r.kind).where(key).order_by(r.first_seq)
-        )
-    }
+    rows = conn.execute(
+        select(r.run_id, r.parent_run_id, r.kind, r.status, r.error, r.first_seq)
+        .where(key).order_by(r.first_seq)
+    ).all()
+    parents = {run.run_id: (run.parent_run_id, run.kind) for run in rows}
     if from_run_id not in parents or parents[from_run_id][1] in SUB_RUN_KINDS:
         what = (
             f"{from_run_id!r} is a {parents[from_run_id][1]} sub-run; branch from the run it "
@@ -234,6 +250,7 @@ def branch_session(
     while cursor is not None and cursor not in path:
         path.append(cursor)
         cursor = parents[cursor][0]
+    kept_from = _check_not_pruned(rows, path, session_id)
     # Sub-runs follow their run.
     on_path = set(path) | {
         run_id for run_id, (parent, kind) in parents.items() if kind in SUB_RUN_KINDS
@@ -259,7 +276,8 @@ def branch_session(
     state = loads(row.initial_state)
     last_agent = None
     for data, source in conn.execute(
-        select(e.event_data, e.source).where(ekey, e.on_path.is_(True)).order_by(e.seq)
+        select(e.event_data, e.source)
+        .where(ekey, e.on_path.is_(True), e.seq >= kept_from).order_by(e.seq)
     ):
         actions = loads(data).get("actions") or {}
         state.update(split_delta(actions.get("state_delta") or {}).session)
@@ -280,6 +298,37 @@ def branch_session(
         head_run_id=from_run_id, runs_on_path=list(reversed(path)), revision=revision,
         session_state=state,
     )
+
+
+def _check_not_pruned(rows: Any, path: list[str], session_id: str) -> int:
+    """Refuses a branch whose history a trim deleted; returns the first seq whose events count
+    for the state (0 in a session never trimmed: the initial state is the creation's).
+
+    Raises:
+        HistoryPrunedError: the run was pruned, or its history does not continue from the
+            base of the kept history (it forked off before the trim's cut).
+    """
+    from ..errors import HistoryPrunedError
+
+    by_id = {run.run_id: run for run in rows}
+    pruned = [run for run in rows if run.status == PRUNED]
+    if not pruned:
+        return 0
+    target = path[0]
+    hint = (" A trim (multi-agent prune --keep-last/--keep-days) deleted the events before "
+            f"seq {min(run.first_seq for run in rows if run.status != PRUNED)}; branch from "
+            "a later run (multi-agent runs shows which are pruned).")
+    if by_id[target].status == PRUNED:
+        raise HistoryPrunedError(
+            f"Run {target!r} of session {session_id!r} cannot be branched to: its history was "
+            f"pruned.{hint}")
+    base = next((run.run_id for run in pruned if run.error == PRUNED_BASE_ERROR), None)
+    ancestor = next((run_id for run_id in path if by_id[run_id].status == PRUNED), None)
+    if ancestor != base:
+        raise HistoryPrunedError(
+            f"Run {target!r} of session {session_id!r} cannot be branched to: it forked off "
+            f"before its history was pruned (its earlier runs' state is gone).{hint}")
+    return min((run.first_seq for run in rows if run.status != PRUNED), default=0)
 
 
 def _runs_hint(parents: dict[str, tuple[str | None, str]]) -> str:
