@@ -12,15 +12,11 @@ from google.adk.agents.llm_agent import LlmAgent
 from google.adk.models.base_llm import BaseLlm
 from multi_agent.team.state_tools.context import instruction_with_user_context
 from multi_agent.team.state_tools.tools import ALL_STATE_TOOLS, record_turn, wrap
-from multi_agent.team.subagents.builders import (
-    build_funny_nerd,
-    build_historian,
-    build_stock_analyst,
-)
+from multi_agent.team.subagents import registry
 
 from multi_agent.models.select import lazy_root_agent
 
-__all__ = ["DESCRIPTION", "NAME", "build_agent_tree", "root_agent"]
+__all__ = ["DESCRIPTION", "NAME", "build_agent_tree", "instruction", "root_agent"]
 
 NAME = "manager"
 DESCRIPTION = "Understands the user's request and delegates it to the right team member."
@@ -29,11 +25,7 @@ You are the manager of a small team of assistant agents talking with one user. W
 the user wants, then either delegate it or handle it yourself.
 
 Delegate:
-- jokes on any topic -> funny_nerd
-- the stock watch list and stock prices -> stock_analyst
-- questions about earlier conversations, in this session or earlier ones ("what did we talk
-  about?", "what did I ask about stocks?", "what did I say about Nvidia?", "do you remember
-  my trip?") -> historian, which searches the user's long memory
+{delegations}
 
 To delegate, ALWAYS take two steps: first call track_agent_delegation with the agent's name
 and a short description of the task, then call transfer_to_agent with the same agent name.
@@ -51,8 +43,17 @@ facts, and never state a stock price yourself.
 """
 
 
+def instruction() -> str:
+    """The manager's instruction, with a "Delegate:" line for each sub-agent of the registry
+    (``SubAgentSpec.delegate_when``)."""
+    lines = [f"- {spec.delegate_when or spec.description} -> {spec.name}"
+             for spec in registry.specs()]
+    return INSTRUCTION.replace("{delegations}", "\n".join(lines))
+
+
 def build_agent_tree(model: str | BaseLlm, *, memory: bool = True) -> LlmAgent:
-    """A new manager agent with new funny_nerd, stock_analyst and historian sub-agents.
+    """A new manager agent with a new instance of each sub-agent of the registry
+    (``subagents/registry.py``: funny_nerd, stock_analyst, historian).
 
     Args:
         model: the model every agent runs on: a ``BaseLlm`` instance or a model name ADK
@@ -73,12 +74,9 @@ def build_agent_tree(model: str | BaseLlm, *, memory: bool = True) -> LlmAgent:
         name=NAME,
         model=model,
         description=DESCRIPTION,
-        instruction=instruction_with_user_context(INSTRUCTION),
+        instruction=instruction_with_user_context(instruction()),
         tools=wrap(*ALL_STATE_TOOLS),
-        sub_agents=[
-            build_funny_nerd(model), build_stock_analyst(model),
-            build_historian(model, memory=memory),
-        ],
+        sub_agents=[spec.build(model, memory=memory) for spec in registry.specs()],
         after_agent_callback=record_turn,
     )
 

@@ -55,10 +55,8 @@ __all__ = [
     "CONVERSATION_LOG",
     "DELEGATION_LIMIT",
     "HISTORY_LIMIT",
-    "KNOWN_AGENTS",
     "PREFERENCES",
     "SESSION_METADATA",
-    "SUB_AGENTS",
     "StateLike",
     "USER_LOG_LIMIT",
     "USER_NAME",
@@ -72,6 +70,7 @@ __all__ = [
     "normalize_ticker",
     "normalize_topic",
     "now_iso",
+    "sub_agent_names",
     "ok",
     "preference_updates",
     "read_list",
@@ -102,8 +101,6 @@ with 20). 50 holds the latest turns of a few concurrent chats of one user."""
 WATCHLIST_LIMIT = 50
 TOPIC_LIMIT = 30
 
-SUB_AGENTS = ("funny_nerd", "stock_analyst", "historian")
-KNOWN_AGENTS = ("manager", *SUB_AGENTS)
 
 _TICKER = re.compile(r"^[A-Z]{1,5}(\.[A-Z]{1,2})?$")
 _TOPIC = re.compile(r"^[a-z0-9][a-z0-9 +#.\-]*$")
@@ -231,14 +228,24 @@ def normalize_topic(value: Any) -> tuple[str | None, str | None]:
     return topic, None
 
 
-def normalize_agent(value: Any, *, allowed: tuple[str, ...] = SUB_AGENTS) -> tuple[
+def sub_agent_names() -> tuple[str, ...]:
+    """The team's sub-agents (``subagents/registry.py``), read when a tool runs: a sub-agent
+    registered after this module was imported is accepted too."""
+    from multi_agent.team.subagents.registry import names
+
+    return names()
+
+
+def normalize_agent(value: Any, *, allowed: tuple[str, ...] | None = None) -> tuple[
     str | None, str | None
 ]:
-    """Validates an agent name against ``allowed``.
+    """Validates an agent name against ``allowed`` (default: :func:`sub_agent_names`).
 
     Returns:
         ``(name, None)`` or ``(None, message)`` naming the valid agents.
     """
+    if allowed is None:
+        allowed = sub_agent_names()
     names = ", ".join(allowed)
     if not isinstance(value, str) or not value.strip():
         return None, f"An agent name is required; one of: {names}."

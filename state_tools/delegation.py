@@ -36,8 +36,8 @@ def track_agent_delegation(agent_name: str, task: str, tool_context: ToolContext
     delegation to this session's history and counts it in the user's agent statistics.
 
     Args:
-        agent_name: the sub-agent that will handle the request: funny_nerd, stock_analyst or
-            historian.
+        agent_name: the sub-agent that will handle the request, by the name you then pass to
+            transfer_to_agent (e.g. funny_nerd).
         task: a short description of what the sub-agent should do, usually the user's request.
 
     Returns:
@@ -71,7 +71,7 @@ def set_favorite_agent(agent_name: str, tool_context: ToolContext) -> dict[str, 
     Use when the user says which agent they prefer ("my favourite agent is the historian").
 
     Args:
-        agent_name: funny_nerd, stock_analyst or historian.
+        agent_name: one of the team's sub-agents, by name (e.g. historian).
 
     Returns:
         status "ok" with the favourite agent, or status "error" for an unknown agent.

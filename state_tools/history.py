@@ -18,6 +18,7 @@ from typing import Any
 
 from google.adk.tools.tool_context import ToolContext
 
+from multi_agent.models import rules
 from multi_agent.models.companies import Alias, alias_in, search_aliases
 
 from ._common import (
@@ -37,17 +38,6 @@ logger = logging.getLogger(__name__)
 _EXCERPT = 200
 _MAX_MATCHES = 20
 _MAX_DAYS = 3650
-
-# Words that stand for a whole area of conversation, mapped to the agent that handles it.
-_AREA_WORDS = {
-    "stock_analyst": {
-        "stock", "stocks", "share", "shares", "market", "markets", "price", "prices",
-        "ticker", "tickers", "watchlist", "portfolio", "quote", "quotes",
-    },
-    "funny_nerd": {"joke", "jokes", "funny", "humor", "humour", "pun", "puns", "laugh"},
-    "historian": {"history", "summary", "recap"},
-}
-
 
 def _excerpt(text: Any) -> str:
     value = " ".join(str(text or "").split())
@@ -239,7 +229,7 @@ async def search_conversation_history(
     words = {w for w in words if len(w) >= 2}
     if not words:
         return error("The search query has no usable words.")
-    agents = {agent for agent, area in _AREA_WORDS.items() if words & area}
+    agents = {agent for agent, area in rules.area_words().items() if words & area}
     aliases = search_aliases(query)
     since = datetime.now(UTC) - timedelta(days=window) if window else None
     found = []

@@ -49,7 +49,7 @@ def update_user_preferences(
     Args:
         preference: which preference: "joke_preferences" (joke topics they like),
             "nerd_topics" (subjects they are into), "stock_watchlist" (ticker symbols) or
-            "favorite_agent" (funny_nerd, stock_analyst or historian).
+            "favorite_agent" (a sub-agent's name, e.g. historian).
         value: the topic, ticker or agent name.
         action: "add" (default) or "remove" for the list preferences; "set" or "clear" for
             favorite_agent.

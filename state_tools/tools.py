@@ -13,7 +13,7 @@ from typing import Any
 from google.adk.agents.llm_agent import ToolUnion
 from google.adk.tools.function_tool import FunctionTool
 
-from ._common import KNOWN_AGENTS, SUB_AGENTS, default_preferences, default_session_metadata
+from ._common import default_preferences, default_session_metadata, sub_agent_names
 from .delegation import get_agent_performance_stats, set_favorite_agent, track_agent_delegation
 from .history import get_conversation_summary, list_my_sessions, search_conversation_history
 from .preferences import (
@@ -28,8 +28,6 @@ from .watchlist import add_to_stock_watchlist, get_stock_watchlist, remove_from_
 
 __all__ = [
     "ALL_STATE_TOOLS",
-    "KNOWN_AGENTS",
-    "SUB_AGENTS",
     "add_joke_preference",
     "add_to_stock_watchlist",
     "default_preferences",
@@ -45,6 +43,7 @@ __all__ = [
     "search_conversation_history",
     "set_favorite_agent",
     "set_user_name",
+    "sub_agent_names",
     "track_agent_delegation",
     "update_user_preferences",
     "wrap",

@@ -24,6 +24,8 @@ from typing import Any
 from google.adk.models.llm_request import LlmRequest
 from google.genai import types
 
+from ..defaults import TRANSFER_TOOL
+
 __all__ = ["Param", "RequestView", "Step", "ToolSpec", "read_request"]
 
 _NAME = re.compile(r'Your internal name is "([^"]+)"')
@@ -32,7 +34,7 @@ _DESCRIPTION = re.compile(r'The description about you is "([^"]*)"')
 _SESSION = re.compile(r'The current session id is "([^"]+)"')
 _RELAY_PREFIX = "For context:"
 _INSTRUCTION_MARK = "<<<BEGIN_SYSTEM_INSTRUCTION>>>"
-_RELAYED_TRANSFER = "called tool `transfer_to_agent`"
+_RELAYED_TRANSFER = f"called tool `{TRANSFER_TOOL}`"
 # One transfer target in ADK's transfer instruction; a description runs to the next blank line.
 _TARGET = re.compile(r"^Agent name: (.+)\nAgent description: (.*(?:\n.+)*)", re.MULTILINE)
 
@@ -121,7 +123,7 @@ def _transfer_targets(llm_request: LlmRequest) -> tuple[str, ...]:
     tools = (llm_request.config.tools if llm_request.config else None) or []
     for tool in tools:
         for decl in getattr(tool, "function_declarations", None) or []:
-            if decl.name != "transfer_to_agent":
+            if decl.name != TRANSFER_TOOL:
                 continue
             schema = decl.parameters_json_schema
             if isinstance(schema, dict):
@@ -224,10 +226,10 @@ def _declarations(llm_request: LlmRequest) -> tuple[ToolSpec, ...]:
     specs: dict[str, ToolSpec] = {}
     for tool in (llm_request.config.tools if llm_request.config else None) or []:
         for decl in getattr(tool, "function_declarations", None) or []:
-            if decl.name and decl.name != "transfer_to_agent":
+            if decl.name and decl.name != TRANSFER_TOOL:
                 specs.setdefault(decl.name, _spec(decl))
     for name, tool in (llm_request.tools_dict or {}).items():
-        if name not in specs and name != "transfer_to_agent":
+        if name not in specs and name != TRANSFER_TOOL:
             description = getattr(tool, "description", "")
             specs[name] = ToolSpec(name=name, description=description if isinstance(
                 description, str) else "")
@@ -251,7 +253,7 @@ def read_request(llm_request: LlmRequest) -> RequestView:
     relayed = sum(t.count(_RELAYED_TRANSFER) for c in after for t in _texts(c))
     own = sum(
         1 for c in after for p in c.parts or []
-        if p.function_call and p.function_call.name == "transfer_to_agent"
+        if p.function_call and p.function_call.name == TRANSFER_TOOL
     )
     chars = len(instruction) + sum(
         len(p.text or "") + len(str(p.function_response.response) if p.function_response else "")

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..defaults import TRANSFER_TOOL
 from ._request import Param, RequestView, Step, ToolSpec
 from .intents import normalize
 from .plans import Call, Done, Say
@@ -649,7 +650,7 @@ def decide_generic(view: RequestView) -> Call | Say:
     best_tool = ranked_tools[0] if ranked_tools else None
     best_target = ranked_targets[0] if ranked_targets else None
     if best_target and (best_tool is None or best_target.score > best_tool.score):
-        return Call("transfer_to_agent", {"agent_name": best_target.name})
+        return Call(TRANSFER_TOOL, {"agent_name": best_target.name})
     if best_tool is not None:
         ties = [r.name for r in ranked_tools
                 if (r.score, r.coverage) == (best_tool.score, best_tool.coverage)]
@@ -664,5 +665,5 @@ def decide_generic(view: RequestView) -> Call | Say:
             return _ask(tool, missing)
         return Call(tool.name, args)
     if view.parent and view.parent in view.transfer_targets and view.transfers_this_turn == 0:
-        return Call("transfer_to_agent", {"agent_name": view.parent})
+        return Call(TRANSFER_TOOL, {"agent_name": view.parent})
     return _not_understood(view, view.human_text or "")

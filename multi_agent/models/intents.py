@@ -20,9 +20,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import companies
+from . import companies, rules
 
-__all__ = ["INTENTS", "Intent", "IntentMatch", "classify", "normalize"]
+__all__ = [
+    "HISTORY_INTENTS",
+    "INTENTS",
+    "JOKE_INTENTS",
+    "MANAGER_INTENTS",
+    "PRICE_INTENTS",
+    "WATCHLIST_INTENTS",
+    "Intent",
+    "IntentMatch",
+    "classify",
+    "normalize",
+    "table",
+]
 
 Args = dict[str, Any]
 
@@ -351,8 +363,7 @@ def _clean_name(args: Args) -> Args | None:
     return {"name": " ".join(words)}
 
 
-INTENTS: tuple[Intent, ...] = (
-    # -- historian ------------------------------------------------------------------------
+HISTORY_INTENTS: tuple[Intent, ...] = (
     Intent("history_last_session", "historian", _rx(
         r"\bwhat (?:(?:did|have|had|were|was) )?(?:we|i|you) " + _HISTORY_VERB + _TO_YOU
         + r"(?: about)?\s+" + _LAST_SESSION + _END,
@@ -407,7 +418,8 @@ INTENTS: tuple[Intent, ...] = (
         r"\bconversation history\b",
         _LEAD + r"(?:recap|summary|history)" + _END,
     )),
-    # -- stock_analyst --------------------------------------------------------------------
+)
+WATCHLIST_INTENTS: tuple[Intent, ...] = (
     Intent("watchlist_remove", "stock_analyst", _rx(
         r"\b(?:remove|delete|drop|take)\s+" + _TICKERS + r"\s+(?:off|from|out of)\s+"
         + _WATCHLIST,
@@ -427,7 +439,8 @@ INTENTS: tuple[Intent, ...] = (
         r"\bwatch ?-?list\b",
         r"\bwhat stocks (?:am i|do i|are we) (?:watching|tracking|following|have)\b",
     )),
-    # -- funny_nerd -----------------------------------------------------------------------
+)
+JOKE_INTENTS: tuple[Intent, ...] = (
     Intent("joke_forget", "funny_nerd", _rx(
         r"\b(?:no more|stop(?: telling(?: me)?)?|don'?t (?:like|want|tell me))\s+" + _TOPIC
         + r"\s+jokes?\b",
@@ -448,7 +461,9 @@ INTENTS: tuple[Intent, ...] = (
         r"\b(?:need|want|could use) a (?:good )?laugh\b",
         _LEAD + r"(?:another(?: one)?|one more|more)" + _END,
     ), _clean_topic),
-    # -- stock_analyst: single prices (after jokes: "a joke about the stock market") ---------
+)
+# Single prices come after the jokes ("a joke about the stock market").
+PRICE_INTENTS: tuple[Intent, ...] = (
     Intent("price", "stock_analyst", _rx(
         r"\b(?:price|quote|value)\s+(?:of|for)\s+(?:the\s+)?(?:stock\s+)?\$?(?P<ticker>"
         + _COMPANY + r")(?:'s)?\b",
@@ -473,7 +488,8 @@ INTENTS: tuple[Intent, ...] = (
         r"\b(?P<fuzzy>[A-Za-z]{4,12})\s+(?:stock|share)\s+price\b",
         r"\b(?:stock |share )?(?:price|quote)s?\b",
     ), _clean_ticker),
-    # -- manager ------------------------------------------------------------------------------
+)
+MANAGER_INTENTS: tuple[Intent, ...] = (
     Intent("set_name", "manager", _rx(
         r"\bmy name(?:'s| is)\s+(?P<name>[^!?,;:()\n]+)",
         _LEAD + r"call me\s+(?P<name>[^!?,;:()\n]+)",
@@ -526,11 +542,22 @@ INTENTS: tuple[Intent, ...] = (
 )
 
 
+INTENTS: tuple[Intent, ...] = (
+    *HISTORY_INTENTS, *WATCHLIST_INTENTS, *JOKE_INTENTS, *PRICE_INTENTS, *MANAGER_INTENTS
+)
+"""The built-in table (the team's agents), in the order it is tried."""
+
+
+def table() -> tuple[Intent, ...]:
+    """Every intent, built-in and registered (``rules.register``), in the order tried."""
+    return tuple(intent for rule_set in rules.rule_sets() for intent in rule_set.intents)
+
+
 def classify(text: str) -> IntentMatch | None:
     """The first intent whose pattern matches ``text`` (normalised first), with its cleaned
     arguments."""
     message = normalize(text)
-    for intent in INTENTS:
+    for intent in table():
         for pattern in intent.patterns:
             found = pattern.search(message)
             if found:

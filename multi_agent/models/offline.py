@@ -11,7 +11,7 @@ the results, exactly as with an LLM. Only the decisions are rules:
 1. read the request (``_request.read_request``): agent name, the human's latest message,
    this agent's tool calls so far in the turn, its tools and transfer targets;
 2. classify the message (``intents.classify``), which names the agent that handles it;
-3. if this agent handles it, run the intent's plan (``plans.PLANS``) one step at a time;
+3. if this agent handles it, run the intent's plan (``rules.plans()``) one step at a time;
    if a sub-agent handles it, the manager first records the delegation with
    ``track_agent_delegation`` and then transfers; any other agent hands back to its parent;
 4. say plainly when the message is not understood.
@@ -38,18 +38,21 @@ from google.adk.models.registry import LLMRegistry
 from google.genai import types
 from typing_extensions import override
 
-from . import _registry
+from ..defaults import TRANSFER_TOOL
+from . import _registry, rules
 from ._request import RequestView, read_request
 from .generic import decide_generic
 from .intents import classify
-from .plans import PLANS, Call, Done, Say
-from .replies import EXAMPLES, IDENTITY, NOT_UNDERSTOOD
+from .plans import Call, Done, Say
+from .replies import IDENTITY, NOT_UNDERSTOOD, examples_text
 
-__all__ = ["OFFLINE_MODEL_NAME", "TEAM_AGENTS", "OfflineRulesModel", "decide", "is_team_agent"]
+__all__ = [
+    "OFFLINE_MODEL_NAME", "OfflineRulesModel", "decide", "is_team_agent", "team_agents",
+    "team_tools",
+]
 
 OFFLINE_MODEL_NAME = _registry.OFFLINE_MODEL_NAME
 DELEGATION_TOOL = "track_agent_delegation"
-TRANSFER_TOOL = "transfer_to_agent"
 # A turn that has bounced between agents this often is stuck; stop and say so.
 MAX_TRANSFERS_PER_TURN = 4
 # Rough size of one token in characters, used only to fill in usage_metadata (see below).
@@ -57,11 +60,20 @@ CHARS_PER_TOKEN = 4
 
 
 _INTRODUCTIONS = frozenset({"help", "greeting"})
-TEAM_AGENTS = frozenset({"manager", "funny_nerd", "stock_analyst", "historian"})
-# The tools the team's plans call; an agent whose own tools are all among these is the team's.
-TEAM_TOOLS = frozenset().union(*(plan.tools for plan in PLANS.values())) | {DELEGATION_TOOL}
 # ADK's own tools, which say nothing about whose agent it is.
 _ADK_TOOLS = frozenset({TRANSFER_TOOL, "load_memory", "preload_memory"})
+
+
+def team_agents() -> frozenset[str]:
+    """The agents the rule table routes to (the team's, and sub-agents registered since)."""
+    return rules.owners()
+
+
+def team_tools() -> frozenset[str]:
+    """The tools the table's plans call; an agent whose own tools are all among these is the
+    team's."""
+    plans = rules.plans().values()
+    return frozenset().union(*(plan.tools for plan in plans)) | {DELEGATION_TOOL}
 
 
 def is_team_agent(view: RequestView) -> bool:
@@ -75,8 +87,9 @@ def is_team_agent(view: RequestView) -> bool:
     """
     own = view.tools - _ADK_TOOLS
     if own:
-        return own <= TEAM_TOOLS
-    return view.agent_name in TEAM_AGENTS and set(view.transfer_targets) <= TEAM_AGENTS
+        return own <= team_tools()
+    agents = team_agents()
+    return view.agent_name in agents and set(view.transfer_targets) <= agents
 
 
 def _transfer(target: str) -> Call:
@@ -94,7 +107,7 @@ def _delegate(view: RequestView, owner: str) -> Call:
 
 def _not_understood(view: RequestView) -> Say:
     return Say(NOT_UNDERSTOOD.format(
-        text=(view.human_text or "")[:200], identity=IDENTITY, examples=EXAMPLES
+        text=(view.human_text or "")[:200], identity=IDENTITY, examples=examples_text()
     ))
 
 
@@ -115,7 +128,7 @@ def decide(view: RequestView) -> Call | Say:
             _not_understood(view)
         )
     owner = match.intent.owner
-    plan = PLANS[match.intent.name]
+    plan = rules.plans()[match.intent.name]
     standalone = owner != view.agent_name and owner not in view.transfer_targets
     if match.intent.name in _INTRODUCTIONS and standalone:
         # A sub-agent running on its own (adk web subagents): introduce itself, not the team.

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..defaults import TRANSFER_TOOL
+from . import rules
 from ._request import Step
 from .recall import describe_recall, read_memories
 from .replies import (
-    HELP,
     describe_joke,
     describe_last_session,
     describe_profile,
@@ -27,6 +28,7 @@ from .replies import (
     describe_summary_window,
     describe_watchlist_change,
     describe_watchlist_quotes,
+    help_text,
 )
 
 __all__ = ["PLANS", "Call", "Done", "Plan", "Say"]
@@ -65,7 +67,7 @@ class Done:
         self, steps: list[Step], *, tools: frozenset[str] = frozenset(),
         session_id: str | None = None,
     ) -> None:
-        self.steps = [s for s in steps if s.name != "transfer_to_agent"]
+        self.steps = [s for s in steps if s.name != TRANSFER_TOOL]
         self.tools = tools
         self.session_id = session_id
 
@@ -244,18 +246,11 @@ def _describe_watchlist(result: dict[str, Any], _: Args) -> str:
 MEMORY_TOOL = "load_memory"
 HISTORY_SEARCH_TOOL = "search_conversation_history"
 
-# Queries about a whole area: the stored history matches them by the agent that handled the
-# area ("stocks" finds every stock_analyst exchange), which a text search cannot.
-_AREA_WORDS = frozenset({
-    "stock", "stocks", "share", "shares", "market", "markets", "price", "prices", "ticker",
-    "tickers", "watchlist", "portfolio", "quote", "quotes", "joke", "jokes", "funny", "pun",
-    "puns",
-})
-
-
 def _is_area_query(query: str) -> bool:
+    """Whether the query names a whole area ("stocks", ``rules.area_words``): the stored
+    history matches it by the agent that handled the area, which a text search cannot."""
     words = {w.strip(".,!?;:'\"()").lower() for w in query.split()}
-    return bool(words & _AREA_WORDS)
+    return any(words & area for area in rules.area_words().values())
 
 
 def plan_history_search(args: Args, done: Done) -> Action:
@@ -319,7 +314,7 @@ def plan_greeting(args: Args, done: Done) -> Action:
         return Call("get_user_profile", {})
     name = done.result("get_user_profile").get("user_name")
     hello = f"Hello {name}!" if name else "Hello!"
-    return Say(f"{hello} {HELP}")
+    return Say(f"{hello} {help_text()}")
 
 
 def plan_set_name(args: Args, done: Done) -> Action:
@@ -385,7 +380,7 @@ PLANS: dict[str, Plan] = {
         ),
         frozenset({"update_user_preferences"}),
     ),
-    "help": Plan(lambda a, d: Say(HELP), frozenset()),
+    "help": Plan(lambda a, d: Say(help_text()), frozenset()),
     "greeting": Plan(plan_greeting, frozenset({"get_user_profile"})),
     "thanks": Plan(lambda a, d: Say("You're welcome!"), frozenset()),
     "goodbye": Plan(

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import companies
+from . import companies, rules
 
 __all__ = [
     "HELP",
@@ -24,6 +24,7 @@ __all__ = [
     "describe_summary_window",
     "describe_watchlist_change",
     "describe_watchlist_quotes",
+    "help_text",
 ]
 
 IDENTITY = (
@@ -41,21 +42,30 @@ EXAMPLES = (
     "'show my stats'"
 )
 
-HELP = (
+_TEAM = (
     "I'm the manager of a small team: funny_nerd tells nerdy jokes, stock_analyst keeps your "
-    "watch list and looks up live prices, historian remembers what we talked about. "
-    f"{IDENTITY}\n{EXAMPLES}\nEverything is saved, so I remember it in your next session too."
+    "watch list and looks up live prices, historian remembers what we talked about."
 )
+_SAVED = "Everything is saved, so I remember it in your next session too."
+HELP = f"{_TEAM} {IDENTITY}\n{EXAMPLES}\n{_SAVED}"
 
 NOT_UNDERSTOOD_PREFIX = "Sorry, I didn't understand"
 NOT_UNDERSTOOD = NOT_UNDERSTOOD_PREFIX + " {text!r}. {identity}\n{examples}"
 
-_AREAS = {
-    "funny_nerd": "jokes",
-    "stock_analyst": "stocks and your watch list",
-    "historian": "our conversation history",
-    "manager": "you and your settings",
-}
+
+def examples_text() -> str:
+    """:data:`EXAMPLES` and a line for each registered agent (``rules.RuleSet.examples``)."""
+    _, extra = rules.help_lines()
+    return "\n".join([EXAMPLES, *(f"  - {line}" for line in extra)])
+
+
+def help_text() -> str:
+    """:data:`HELP`, with what each registered agent does (``rules.RuleSet.help``)."""
+    extra, examples = rules.help_lines()
+    if not extra and not examples:
+        return HELP
+    also = f" Also: {'; '.join(extra)}." if extra else ""
+    return f"{_TEAM}{also} {IDENTITY}\n{examples_text()}\n{_SAVED}"
 
 
 def _day(stamp: Any) -> str:
@@ -165,8 +175,9 @@ def describe_summary(result: dict[str, Any]) -> str:
         f"We've had {total} exchange{'s' if total != 1 else ''}{where} since "
         f"{_day(result.get('first_at'))} UTC:"
     ]
+    areas = rules.area_labels()
     for agent, count in sorted((result.get("by_agent") or {}).items(), key=lambda kv: -kv[1]):
-        lines.append(f"  - {_AREAS.get(agent, agent)} ({agent}): {count}")
+        lines.append(f"  - {areas.get(agent, agent)} ({agent}): {count}")
     recent = result.get("recent") or []
     if recent:
         lines.append("Most recently:")

@@ -1,33 +1,25 @@
-"""historian: answers questions about the user's earlier conversations, across sessions.
-
-``build_agent(model)`` makes a fresh agent; ``root_agent`` (built on first access with the
-configured model) lets ADK run it on its own (``adk api_server subagents``).
-"""
+"""historian: answers questions about the user's earlier conversations, across sessions."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from google.adk.agents.llm_agent import LlmAgent, ToolUnion
+from google.adk.agents.llm_agent import ToolUnion
 from google.adk.agents.readonly_context import ReadonlyContext
-from google.adk.models.base_llm import BaseLlm
 from multi_agent.team.state_tools.context import user_context
 from multi_agent.team.state_tools.tools import (
     get_agent_performance_stats,
     get_conversation_summary,
     list_my_sessions,
-    record_turn,
     search_conversation_history,
     wrap,
 )
-
-from multi_agent.models.select import lazy_root_agent
+from multi_agent.team.subagents.spec import SubAgentSpec
 
 from .memory_tool import SafeLoadMemoryTool
 
-__all__ = ["DESCRIPTION", "NAME", "build_agent", "root_agent"]
+__all__ = ["SPEC", "build_agent"]
 
-NAME = "historian"
 DESCRIPTION = (
     "Answers questions about the user's earlier conversations across all their sessions: "
     "'what did we talk about?', 'what did I ask about stocks last week?', 'how many sessions "
@@ -62,9 +54,10 @@ You are historian, the team's memory of earlier conversations with this user.
 """
 
 
-def _instruction(text: str) -> Callable[[ReadonlyContext], str]:
+def _instruction(memory: bool) -> Callable[[ReadonlyContext], str]:
     """The instruction, the user's profile, and the current session's id (to tell memories
     of this conversation from those of earlier ones)."""
+    text = INSTRUCTION if memory else _NO_MEMORY_INSTRUCTION
 
     def provide(context: ReadonlyContext) -> str:
         session = f'The current session id is "{context.session.id}".'
@@ -73,37 +66,30 @@ def _instruction(text: str) -> Callable[[ReadonlyContext], str]:
     return provide
 
 
-def build_agent(model: str | BaseLlm, *, memory: bool = True) -> LlmAgent:
-    """A new historian agent running on ``model``.
-
-    Args:
-        model: a ``BaseLlm`` or a model name.
-        memory: give it ADK's ``load_memory`` tool (long memory across sessions). The Runner
-            then needs a memory service; without one the tool reports that memory is not
-            available. Without it, the historian answers from the stored history only.
-    """
+def _tools(memory: bool) -> list[ToolUnion]:
+    """ADK's ``load_memory`` (long memory across sessions) when the Runner has a memory
+    service, and the tools reading the stored history."""
     tools: list[ToolUnion] = [SafeLoadMemoryTool()] if memory else []
-    tools += wrap(
+    return tools + wrap(
         get_conversation_summary,
         search_conversation_history,
         list_my_sessions,
         get_agent_performance_stats,
     )
-    return LlmAgent(
-        name=NAME,
-        model=model,
-        description=DESCRIPTION,
-        instruction=_instruction(INSTRUCTION if memory else _NO_MEMORY_INSTRUCTION),
-        tools=tools,
-        after_agent_callback=record_turn,
-        # Every turn starts at the manager, which records the delegation; a sub-agent
-        # answers and hands the conversation back (ADK routes the next turn to the root).
-        disallow_transfer_to_parent=True,
-        disallow_transfer_to_peers=True,
-    )
 
 
-root_agent: LlmAgent  # built on first access, by __getattr__ below
-
-
-__getattr__ = lazy_root_agent(build_agent, globals())
+SPEC = SubAgentSpec(
+    name="historian",
+    description=DESCRIPTION,
+    delegate_when=(
+        "questions about earlier conversations, in this session or earlier ones (\"what did we "
+        "talk\n  about?\", \"what did I ask about stocks?\", \"what did I say about Nvidia?\", "
+        "\"do you remember\n  my trip?\"), which the historian looks up in the user's long memory"
+    ),
+    make_instruction=_instruction,
+    make_tools=_tools,
+    # Offline rules and area words: built in (multi_agent/models/team_rules.py).
+)
+build_agent = SPEC.build
+"""A new historian agent; without ``memory`` (no memory service in the Runner) it answers from
+the stored history only."""
