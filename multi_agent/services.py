@@ -201,6 +201,9 @@ OPTIONS: tuple[UriOption, ...] = (
     _option("prepared_statement_cache_size", _BOTH, _PG_ONLY, _integer(0),
             "expected a whole number, 0 or more", "connect"),
     _option("direct_tls", _BOTH, _PG_ONLY, _boolean, "expected true or false", "connect"),
+    # encryption at rest (the encryption extra): the file holding the key(s)
+    _option("encryption_key_file", frozenset({SESSION}), _ANY_DB, _text,
+            "expected the path of a key file"),
     *(
         _option(name, _BOTH, _PG_ONLY, _text, "expected a value", "url")
         for name in ("ssl", "target_session_attrs", "host", "port", "passfile", "service",

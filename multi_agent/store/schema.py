@@ -6,7 +6,8 @@ All tables carry the ``ma_`` prefix so that the store can share a database with 
 JSON is stored as TEXT that the store encodes itself (strict JSON, no NaN): the same bytes on
 SQLite and PostgreSQL, NUL characters survive (PostgreSQL's JSONB cannot hold ``\\u0000``), and
 nothing is pickled, ever. Times are epoch seconds as double precision: exact round trips of
-ADK's float timestamps and no time-zone ambiguity.
+ADK's float timestamps and no time-zone ambiguity. The content columns are ``Sealed``: TEXT
+that is encrypted when the store is opened with a key (``sealing.py``), plain TEXT otherwise.
 
 Schema history (see ``migrations.py``):
     1: sessions, events (with run/source/target/branch/type/seq/tokens), runs, app/user state.
@@ -38,6 +39,8 @@ from sqlalchemy import (
     Text,
 )
 
+from .sealing import Sealed
+
 SCHEMA_VERSION = 5
 """The schema version this code writes. Bump it and add a step to ``migrations.MIGRATIONS``."""
 
@@ -57,7 +60,7 @@ app_states = Table(
     "ma_app_states",
     metadata,
     Column("app_name", String(ID_LENGTH), primary_key=True),
-    Column("state", Text, nullable=False, default="{}"),
+    Column("state", Sealed("ma_app_states.state"), nullable=False, default="{}"),
     Column("update_time", Float, nullable=False),
     # Bumped by every write of the row; key_revs: {key: the revision that last wrote it}.
     Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
@@ -69,7 +72,7 @@ user_states = Table(
     metadata,
     Column("app_name", String(ID_LENGTH), primary_key=True),
     Column("user_id", String(ID_LENGTH), primary_key=True),
-    Column("state", Text, nullable=False, default="{}"),
+    Column("state", Sealed("ma_user_states.state"), nullable=False, default="{}"),
     Column("update_time", Float, nullable=False),
     Column("revision", BigInteger, nullable=False, default=0, server_default="0"),
     Column("key_revs", Text, nullable=False, default="{}", server_default="{}"),
@@ -81,9 +84,9 @@ sessions = Table(
     Column("app_name", String(ID_LENGTH), primary_key=True),
     Column("user_id", String(ID_LENGTH), primary_key=True),
     Column("id", String(ID_LENGTH), primary_key=True),
-    Column("state", Text, nullable=False),
+    Column("state", Sealed("ma_sessions.state"), nullable=False),
     # The session-scope state the session was created with: branching replays from it.
-    Column("initial_state", Text, nullable=False),
+    Column("initial_state", Sealed("ma_sessions.initial_state"), nullable=False),
     Column("create_time", Float, nullable=False),
     Column("update_time", Float, nullable=False),
     # Bumped by every write; the compare-and-swap token behind stale-copy detection.
@@ -132,13 +135,13 @@ events = Table(
     Column("message_type", String(16), nullable=False),
     # ADK's Event.is_final_response() for an agent's event: the run answered.
     Column("final", Boolean, nullable=False, default=False),
-    Column("text", Text),
+    Column("text", Sealed("ma_events.text")),
     Column("prompt_tokens", Integer),
     Column("completion_tokens", Integer),
     Column("total_tokens", Integer),
     # False once a branch moved the session's head away from this event's run.
     Column("on_path", Boolean, nullable=False, default=True),
-    Column("event_data", Text, nullable=False),
+    Column("event_data", Sealed("ma_events.event_data"), nullable=False),
     # A hash of the event as the caller gave it: a retry of the same event is a no-op, a
     # different event under a stored id is refused. NULL for rows from schema 1.
     Column("digest", String(32)),

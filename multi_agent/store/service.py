@@ -57,7 +57,7 @@ from typing_extensions import override
 
 from ..defaults import DEFAULT_DB_URL
 from ..errors import InvalidValueError
-from . import ops
+from . import ops, sealing
 from .backend import Backend, open_backend
 from .codec import (
     EventDecoder,
@@ -111,6 +111,9 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             ``{"cache_size": -64000}``).
         sqlite_wal_limit_bytes: SQLite ``PRAGMA journal_size_limit``: the ``-wal`` file is cut
             back to this size after a checkpoint (default 8 MiB; -1: never cut).
+        encryption_key: encryption at rest (the ``encryption`` extra, see ``sealing.py``): the
+            key(s), comma-separated, the first seals; default ``$MULTI_AGENT_ENCRYPTION_KEY``.
+        encryption_key_file: a file holding the key(s) instead (one a line).
         **engine_kwargs: passed to SQLAlchemy's ``create_engine``/``create_async_engine``.
     """
 
@@ -124,10 +127,13 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         sqlite_busy_timeout: float = 30.0,
         sqlite_pragmas: dict[str, Any] | None = None,
         sqlite_wal_limit_bytes: int | None = None,
+        encryption_key: str | None = None,
+        encryption_key_file: str | os.PathLike[str] | None = None,
         **engine_kwargs: Any,
     ) -> None:
         if on_stale not in ("raise", "merge"):
             raise ValueError("on_stale must be 'raise' or 'merge'.")
+        keyring = sealing.load_keyring(key=encryption_key, key_file=encryption_key_file)
         if db_url is None and db_engine is None:
             db_url = DEFAULT_DB_URL
         self._backend: Backend = open_backend(
@@ -140,6 +146,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             **({} if sqlite_wal_limit_bytes is None
                else {"sqlite_wal_limit_bytes": sqlite_wal_limit_bytes}),
         )
+        self._keyring = sealing.attach_to_backend(self._backend, keyring)
         self.on_stale = on_stale
         self._decoder = EventDecoder()
         self._ready = False
@@ -172,8 +179,10 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             raise RuntimeError("This DatabaseSessionService is closed.")
         backend = self._backend
         await backend.run(
-            lambda conn: ensure_schema(
-                conn, advisory_lock_sql=backend.advisory_lock_sql(), where=backend.url
+            lambda conn: sealing.guard_open(
+                conn, self._keyring, backend.url, lambda: ensure_schema(
+                    conn, advisory_lock_sql=backend.advisory_lock_sql(), where=backend.url
+                ),
             ),
             write=True,
         )

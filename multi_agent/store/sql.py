@@ -16,6 +16,7 @@ from sqlalchemy import and_, bindparam, delete, select, update
 from sqlalchemy.engine import Connection, CursorResult
 
 from . import schema as s
+from .sealing import OpenedResult, keyring_of, sealed_binds, sealed_results
 
 __all__ = ["Prepared"]
 
@@ -23,12 +24,14 @@ __all__ = ["Prepared"]
 class Prepared:
     """A statement compiled once per dialect and executed as driver SQL."""
 
-    __slots__ = ("_compiled", "name", "stmt")
+    __slots__ = ("_compiled", "_sealed", "name", "stmt")
 
     def __init__(self, name: str, stmt: Any) -> None:
         self.name = name
         self.stmt = stmt
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        # Per dialect name: the sealed parameters and result columns (``sealing.py``).
+        self._sealed: dict[str, tuple[dict[str, str], list[tuple[int, str]]]] = {}
 
     def __call__(self, conn: Connection, **params: Any) -> CursorResult[Any]:
         dialect = conn.dialect
@@ -47,10 +50,14 @@ class Prepared:
                 if default is not None and default.is_scalar:
                     literals[column.key] = default.arg
             compiled = (str(c), names, literals)
+            self._sealed[dialect.name] = (sealed_binds(c), sealed_results(c))
             self._compiled[dialect.name] = compiled
         sql, names, literals = compiled
         if literals:
             params = {**literals, **params}
+        keyring = keyring_of(dialect)
+        if keyring is not None:  # encryption at rest: seal the content, open what is read
+            return self._sealed_call(conn, keyring, sql, names, params)
         if dialect.driver == "pysqlite":
             # The standard sqlite3 driver needs no help from SQLAlchemy's result machinery;
             # going straight to its cursor halves the cost of a statement.
@@ -59,6 +66,27 @@ class Prepared:
         if names is None:
             return conn.exec_driver_sql(sql, params)
         return conn.exec_driver_sql(sql, tuple([params[n] for n in names]))
+
+
+    def _sealed_call(
+        self, conn: Connection, keyring: Any, sql: str, names: tuple[str, ...] | None,
+        params: dict[str, Any],
+    ) -> Any:
+        dialect = conn.dialect
+        binds, results = self._sealed[dialect.name]
+        params = dict(params)
+        for name, column in binds.items():
+            if params.get(name) is not None:
+                params[name] = keyring.seal(column, params[name])
+        if dialect.driver == "pysqlite":
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            result: Any = _SqliteResult(raw.execute(sql, tuple([params[n] for n in names or ()])))
+        elif names is None:
+            result = conn.exec_driver_sql(sql, params)
+        else:
+            result = conn.exec_driver_sql(sql, tuple([params[n] for n in names]))
+        return OpenedResult(result, results, keyring) if results else result
 
 
 class _SqliteRow(tuple):
