@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml multi_agent/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './multi_agent[postgres,semantic]'
+	$(PY) -m pip install --quiet -e './multi_agent[postgres,semantic,encryption]'
 	# compat: the repository folder on sys.path, where multi_agent.team finds manager/ etc.
 	$(PY) -m pip install --quiet -e '.[dev,semantic]' --config-settings editable_mode=compat
 	# The semantic-search model files (all-MiniLM-L6-v2, ~90 MB once; no PyTorch needed).
