@@ -36,7 +36,7 @@ __all__ = [
 
 DEFAULT_RANK = 50
 
-_registered: dict[tuple[str, int], RuleSet] = {}
+_registered: dict[str, tuple[RuleSet, ...]] = {}
 _cache: dict[str, Any] = {}
 
 
@@ -66,17 +66,23 @@ class RuleSet:
 
 
 def register(*sets: RuleSet) -> None:
-    """Adds rule sets to the table (again: replaces the one of that owner and rank)."""
+    """Adds rule sets to the table; an owner's sets replace those registered for it before."""
+    by_owner: dict[str, list[RuleSet]] = {}
     for rule_set in sets:
-        _registered[(rule_set.owner, rule_set.rank)] = rule_set
+        by_owner.setdefault(rule_set.owner, []).append(rule_set)
+    for owner, owned in by_owner.items():
+        _registered[owner] = tuple(owned)
     _cache.clear()
 
 
 def unregister(owner: str) -> None:
     """Removes every rule set ``register`` added for ``owner`` (built-in ones stay)."""
-    for key in [k for k in _registered if k[0] == owner]:
-        del _registered[key]
+    _registered.pop(owner, None)
     _cache.clear()
+
+
+def _registered_sets() -> list[RuleSet]:
+    return [rule_set for owned in _registered.values() for rule_set in owned]
 
 
 def rule_sets() -> tuple[RuleSet, ...]:
@@ -85,7 +91,7 @@ def rule_sets() -> tuple[RuleSet, ...]:
     if cached is None:
         from .team_rules import BUILTIN_RULES
 
-        ordered = [*BUILTIN_RULES, *_registered.values()]
+        ordered = [*BUILTIN_RULES, *_registered_sets()]
         cached = tuple(sorted(ordered, key=lambda s: s.rank))  # stable: registration order
         _cache["sets"] = cached
     return cached
@@ -123,7 +129,7 @@ def area_labels() -> dict[str, str]:
 
 def help_lines() -> tuple[list[str], list[str]]:
     """The registered (not built-in) agents' help clauses and example lines."""
-    registered = sorted(_registered.values(), key=lambda s: s.rank)
+    registered = sorted(_registered_sets(), key=lambda s: s.rank)
     return (
         [f"{s.owner} {s.help}" for s in registered if s.help],
         [s.examples for s in registered if s.examples],
