@@ -13,17 +13,6 @@ from typing import Any
 from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
 from .inspect import APP_NAME, missing_database
 
-# Report keys in the order they are printed, with their singular and plural names.
-ROW_NAMES = (
-    ("ma_sessions", "session", "sessions"),
-    ("ma_events", "event", "events"),
-    ("ma_runs", "run", "runs"),
-    ("ma_user_states", "user: state row", "user: state rows"),
-    ("ma_memory_entries", "memory entry", "memory entries"),
-    ("ma_memory_vectors", "memory vector", "memory vectors"),
-    ("ma_memory_sessions", "memory watermark", "memory watermarks"),
-)
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds ``forget`` and ``prune``."""
@@ -53,23 +42,43 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "prune",
-        help="delete sessions idle for longer than an age (with their events, runs, memory)",
-        description="Deletes every session whose last update is older than --older-than "
-        "(30d, 12h, 2w; a plain number is days), in every app or only --app: whole sessions "
-        "with their events, runs and long memory; user: and app: state stay. Works in "
-        "batches, each a short transaction, so the chat and the server keep writing "
-        "meanwhile. On SQLite the space is returned to the file system when the file uses "
-        "auto_vacuum=INCREMENTAL; otherwise it is reused by later writes, and --vacuum "
-        "rewrites the file so that it shrinks (a VACUUM: other writers wait until it is "
-        "done). PostgreSQL's autovacuum reclaims the space. --dry-run prints what would go, "
-        "per app and user. Asks first on a terminal; --yes does not ask, and is needed when "
-        "stdin is not a terminal.",
+        help="delete idle sessions (--older-than) or trim their history (--keep-last/--keep-days)",
+        description="--older-than AGE deletes every session whose last update is older than "
+        "AGE (30d, 12h, 2w; a plain number is days), in every app or only --app: whole "
+        "sessions with their events, runs and long memory; user: and app: state stay. "
+        "--keep-last N and/or --keep-days D trim each session's history instead: its oldest "
+        "events go (with their memory entries), while the newest compaction summary, the "
+        "current run, whole runs and tool calls with their results stay; run rows stay (shown "
+        "as pruned), the session's state does not change. --save-policy stores --keep-last/"
+        "--keep-days as --app's policy (in the database) and trims nothing; --policy trims "
+        "every app that has one by it. Works in batches, each a short transaction, so the "
+        "chat and the server keep writing meanwhile. On SQLite the space is returned to the "
+        "file system when the file uses auto_vacuum=INCREMENTAL; otherwise it is reused by "
+        "later writes, and --vacuum rewrites the file so that it shrinks (a VACUUM: other "
+        "writers wait until it is done). PostgreSQL's autovacuum reclaims the space. "
+        "--dry-run prints what would go, per app and user. Asks first on a terminal; --yes "
+        "does not ask, and is needed when stdin is not a terminal.",
         epilog="Examples:\n  multi-agent prune --older-than 30d --dry-run\n"
-        "  multi-agent prune --older-than 90d --yes",
+        "  multi-agent prune --older-than 90d --yes\n"
+        "  multi-agent prune --keep-last 200 --dry-run\n"
+        "  multi-agent prune --keep-days 30 --app multi_agent --yes\n"
+        "  multi-agent prune --app multi_agent --keep-last 200 --save-policy\n"
+        "  multi-agent prune --policy --yes",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common(p, user=False)
-    p.add_argument("--older-than", required=True, metavar="AGE",
-                   help="idle for longer than this: 30d, 12h, 90m, 2w (a number: days)")
+    p.add_argument("--older-than", metavar="AGE",
+                   help="delete sessions idle for longer than this: 30d, 12h, 90m, 2w (a "
+                   "number: days)")
+    p.add_argument("--keep-last", type=int, metavar="N",
+                   help="trim each session to its last N events (whole runs kept)")
+    p.add_argument("--keep-days", metavar="AGE",
+                   help="trim each session's events older than this (30d, 12h; a number: days)")
+    p.add_argument("--policy", action="store_true",
+                   help="trim by the policies stored with --save-policy")
+    p.add_argument("--save-policy", action="store_true",
+                   help="store --keep-last/--keep-days as --app's policy (nothing is trimmed; "
+                   "neither given: remove its policy)")
     p.add_argument("--app", help="only this app's sessions (default: every app)")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     p.add_argument("--vacuum", action="store_true",
@@ -92,10 +101,10 @@ def tokens_file(args: argparse.Namespace) -> str | None:
     return str(path) if path.exists() else None
 
 
-def describe(rows: dict[str, int], tokens: int | None) -> str:
+def describe(report: Any) -> str:
     """``3 sessions, 42 events, ..., 1 API token``: every count, zeros included."""
-    parts = [f"{rows.get(key, 0)} {one if rows.get(key, 0) == 1 else many}"
-             for key, one, many in ROW_NAMES]
+    parts = [f"{n} {name}" for n, name in report.labelled()]
+    tokens = report.tokens
     if tokens is not None:
         parts.append(f"{tokens} API token{'' if tokens == 1 else 's'}")
     return ", ".join(parts)
@@ -120,7 +129,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                 return planned, False
             if not args.yes:
                 question = (f"Forget user {args.user} in app {args.app}: remove "
-                            f"{describe(planned.rows, planned.tokens)}? It cannot be undone "
+                            f"{describe(planned)}? It cannot be undone "
                             "(multi-agent export saves a session first). [y/N] ")
                 if not await confirm(question):
                     return planned, True
@@ -137,7 +146,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
                     "was removed. (Check --user, --app and --db.)")
     if declined:
         return fail("Nothing was removed.")
-    what = describe(report.rows, report.tokens)
+    what = describe(report)
     if report.dry_run:
         if not args.json:
             print(f"Would forget user {args.user} in app {args.app}: {what}.")
@@ -170,7 +179,162 @@ def describe_prune(counts: dict[str, int]) -> str:
                      for k, one, many in PRUNE_NAMES)
 
 
+TRIM_NAMES = (
+    ("sessions", "session", "sessions"),
+    ("events", "event", "events"),
+    ("runs", "run emptied", "runs emptied"),
+    ("memory_entries", "memory entry", "memory entries"),
+)
+
+
+def describe_trim(counts: dict[str, int]) -> str:
+    """``2 sessions, 40 events, 6 runs emptied, 12 memory entries``."""
+    return ", ".join(f"{counts.get(k, 0)} {one if counts.get(k, 0) == 1 else many}"
+                     for k, one, many in TRIM_NAMES)
+
+
+def usage(message: str) -> int:
+    print(f"multi-agent prune: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
+    trimming = args.keep_last is not None or args.keep_days is not None
+    if args.save_policy:
+        if args.policy or args.older_than is not None or args.dry_run:
+            return usage("--save-policy only stores --keep-last/--keep-days for --app; give "
+                         "it without --older-than, --policy or --dry-run.")
+        if not args.app:
+            return usage("--save-policy needs --app APP (the app the policy is for).")
+        return save_policy(args)
+    if args.older_than is not None and (trimming or args.policy):
+        return usage("--older-than deletes whole sessions, --keep-last/--keep-days/--policy "
+                     "trim their history: run them as two commands.")
+    if args.policy and trimming:
+        return usage("--policy trims by the stored policies: leave out --keep-last and "
+                     "--keep-days (or give those without --policy).")
+    if trimming or args.policy:
+        return cmd_trim(args)
+    if args.older_than is None:
+        return usage("say what to prune: --older-than AGE (idle sessions), --keep-last N "
+                     "and/or --keep-days AGE (each session's history), or --policy.")
+    return cmd_prune_idle(args)
+
+
+def _keep_days(args: argparse.Namespace) -> float | None:
+    from ..store.prune import parse_age
+
+    return None if args.keep_days is None else parse_age(args.keep_days) / 86400
+
+
+def save_policy(args: argparse.Namespace) -> int:
+    from ..store import DatabaseSessionService
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+    days = _keep_days(args)
+
+    async def run() -> Any:
+        async with DatabaseSessionService(args.db) as store:
+            return await store.set_retention_policy(
+                app_name=args.app, keep_last_events=args.keep_last, keep_days=days)
+
+    policy = asyncio.run(run())
+    if args.json:
+        sys.stdout.write(json.dumps({"app_name": args.app, **policy.to_dict()},
+                                    sort_keys=True) + "\n")
+    elif policy.empty:
+        print(f"Removed the retention policy of app {args.app}.")
+    else:
+        print(f"Stored the retention policy of app {args.app}: {describe_policy(policy)}. "
+              "multi-agent prune --policy applies it.")
+    return 0
+
+
+def describe_policy(policy: Any) -> str:
+    parts = []
+    if policy.keep_last_events is not None:
+        parts.append(f"the last {policy.keep_last_events} events")
+    if policy.keep_days is not None:
+        parts.append(f"{policy.keep_days:g} days")
+    return "keep " + " and at most ".join(parts)
+
+
+def cmd_trim(args: argparse.Namespace) -> int:
+    from ..store import DatabaseSessionService
+    from . import render
+
+    if missing_database(args.db):
+        return EXIT_FAILURE
+    days = _keep_days(args)
+    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
+        print("multi-agent prune: stdin is not a terminal, so it cannot ask: pass --yes to "
+              "delete without asking (or --dry-run to see what would go).", file=sys.stderr)
+        return EXIT_USAGE
+    limits = {"keep_last_events": args.keep_last, "keep_days": days, "app_name": args.app}
+
+    async def run() -> tuple[Any, bool]:
+        async with DatabaseSessionService(args.db) as store:
+            planned = await store.trim_sessions(**limits, dry_run=True)
+            total = planned.totals()["events"]
+            if args.dry_run or (not total and not args.vacuum):
+                return planned, False
+            if not args.yes:
+                question = (f"Trim {describe_trim(planned.totals())} "
+                            f"({policies_text(planned)})? It cannot be undone. [y/N] ")
+                if not await confirm(question):
+                    return planned, True
+            with render.progress("Trimming sessions", total=total) as bar:
+                done = await store.trim_sessions(
+                    **limits, vacuum=args.vacuum,
+                    progress=lambda n: bar.update(n, max(total, n)))
+            return done, False
+
+    report, declined = asyncio.run(run())
+    if declined:
+        return fail("Nothing was deleted.")
+    if args.json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+        return 0
+    where = f" in app {args.app}" if args.app else ""
+    totals = report.totals()
+    if not totals["events"]:
+        print(f"No session{where} has history to trim ({policies_text(report)}): nothing to "
+              "delete.")
+    else:
+        verb = "Would trim" if report.dry_run else "Trimmed"
+        print(f"{verb} {describe_trim(totals)}{where} ({policies_text(report)}):")
+        for (app, user), counts in sorted(report.by_user.items()):
+            print(f"  {app} / {user}: {describe_trim(counts)}")
+    if report.skipped:
+        print(f"{report.skipped} session(s) were branched during the trim and left as they "
+              "were: run it again.")
+    if report.dry_run:
+        return 0
+    print_space(report)
+    return 0
+
+
+def policies_text(report: Any) -> str:
+    """``keep the last 200 events`` or, for several apps, ``a: keep ...; b: keep ...``."""
+    texts = {describe_policy(p) for p in report.policies.values()}
+    if len(texts) <= 1:
+        return texts.pop() if texts else "no policy"
+    return "; ".join(f"{a}: {describe_policy(p)}" for a, p in sorted(report.policies.items()))
+
+
+def print_space(report: Any) -> None:
+    if report.space == "incremental_vacuum" or report.space == "vacuum":
+        how = "incremental vacuum" if report.space == "incremental_vacuum" else "VACUUM"
+        print(f"Space: {report.pages_freed} pages returned to the file system ({how}).")
+    elif report.space == "free_list":
+        print("Space: the freed pages stay in the SQLite file and are reused by later writes "
+              "(the file does not use auto_vacuum=INCREMENTAL); --vacuum shrinks the file.")
+    elif report.space == "autovacuum":
+        print("Space: PostgreSQL's autovacuum reclaims it.")
+
+
+def cmd_prune_idle(args: argparse.Namespace) -> int:
     from ..store import DatabaseSessionService
     from ..store.prune import parse_age
     from . import render
@@ -220,12 +384,5 @@ def cmd_prune(args: argparse.Namespace) -> int:
             print(f"  {app} / {user}: {describe_prune(counts)}")
     if report.dry_run:
         return 0
-    if report.space == "incremental_vacuum" or report.space == "vacuum":
-        how = "incremental vacuum" if report.space == "incremental_vacuum" else "VACUUM"
-        print(f"Space: {report.pages_freed} pages returned to the file system ({how}).")
-    elif report.space == "free_list":
-        print("Space: the freed pages stay in the SQLite file and are reused by later writes "
-              "(the file does not use auto_vacuum=INCREMENTAL); --vacuum shrinks the file.")
-    elif report.space == "autovacuum":
-        print("Space: PostgreSQL's autovacuum reclaims it.")
+    print_space(report)
     return 0

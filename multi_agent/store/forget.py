@@ -61,10 +61,22 @@ from .ids import check_ids
 if TYPE_CHECKING:
     from .backend import Backend
 
-__all__ = ["STORE_TABLES", "ForgetReport", "forget_user"]
+__all__ = ["ROW_LABELS", "STORE_TABLES", "ForgetReport", "forget_user"]
 
 STORE_TABLES = ("ma_sessions", "ma_events", "ma_runs", "ma_user_states")
 """The store's tables that hold rows of a user (with :data:`memory_tables.MEMORY_TABLES`)."""
+
+ROW_LABELS = (
+    ("ma_sessions", "session", "sessions"),
+    ("ma_events", "event", "events"),
+    ("ma_runs", "run", "runs"),
+    ("ma_user_states", "user: state row", "user: state rows"),
+    ("ma_memory_entries", "memory entry", "memory entries"),
+    ("ma_memory_vectors", "memory vector", "memory vectors"),
+    ("ma_memory_sessions", "memory watermark", "memory watermarks"),
+)
+"""``ForgetReport.rows``' keys in the order a report lists them, with their names for people
+(singular, plural): the CLI prints these and names no table."""
 
 TEAM_MISSING = (
     "Removing API tokens needs the agent team's token file support (multi_agent.team), which "
@@ -113,6 +125,12 @@ class ForgetReport:
     def found(self) -> bool:
         """Whether anything of the user was there (a row or a token)."""
         return any(self.rows.values()) or bool(self.tokens)
+
+    def labelled(self) -> list[tuple[int, str]]:
+        """``[(count, "sessions"), (1, "event"), ...]``: every count (zeros included) with
+        its name for people, singular or plural as the count needs."""
+        return [(self.rows.get(key, 0), one if self.rows.get(key, 0) == 1 else many)
+                for key, one, many in ROW_LABELS]
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON values (``multi-agent forget --json``)."""
