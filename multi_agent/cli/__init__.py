@@ -45,6 +45,7 @@ COMMAND_MODULES = (
     "multi_agent.cli.inspect",
     "multi_agent.cli.lifecycle",
     "multi_agent.cli.tree",
+    "multi_agent.cli.keys",
 )
 
 DEFAULT_DB = DEFAULT_DB_URL
