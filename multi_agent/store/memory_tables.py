@@ -51,6 +51,7 @@ __all__ = [
     "forget_session",
     "forget_user",
     "present_tables",
+    "refuse_when_encrypted",
     "scope_token",
     "upgrade",
 ]
@@ -387,6 +388,37 @@ def forget_event_entries(
     return max(conn.execute(DELETE_RANGE_ENTRIES, params).rowcount, 0)
 
 
+_CLEAR_KEY = "multi_agent.memory_tables.not_encrypted"
+
+
+def refuse_when_encrypted(conn: Connection) -> None:
+    """The memory keeps a clear-text copy of the conversation (the full-text index, the
+    entries it ranks, and vectors that an attacker can partly invert), so it refuses to
+    index into an encrypted database (``sealing.py``): docs/encryption.md.
+
+    The answer "not encrypted" is cached on the pooled connection (``Connection.info``).
+
+    Raises:
+        EncryptionError: the database is encrypted (or this engine has a key).
+    """
+    from . import sealing
+
+    if conn.info.get(_CLEAR_KEY):
+        return
+    encrypted = sealing.keyring_of(conn.dialect) is not None or conn.execute(
+        select(s.meta.c.value).where(s.meta.c.key == sealing.META_KEY)
+    ).first() is not None
+    if encrypted:
+        from ..errors import EncryptionError
+
+        raise EncryptionError(
+            "Long memory (multi_agent.memory) is off on an encrypted store: its full-text "
+            "index and vectors would be a clear-text copy of the conversation. Use the "
+            "memory on an unencrypted database, or no memory service (docs/encryption.md)."
+        )
+    conn.info[_CLEAR_KEY] = True
+
+
 def index_session(
     conn: Connection, *, key: Mapping[str, str], rows: Sequence[Mapping[str, Any]],
     incarnation: str | None, use_store: bool, deleted_when_absent: bool,
@@ -402,6 +434,7 @@ def index_session(
         use_store: the store's tables are in this database: index from the stored events.
         deleted_when_absent: a session that is not stored was deleted: index nothing.
     """
+    refuse_when_encrypted(conn)
     key = dict(key)
     if use_store:
         stored = conn.execute(SESSION_FOR_INDEXING, key).first()
@@ -443,6 +476,7 @@ def _index_stored(
 
 def insert_entries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Adds entries (duplicates by app, user, session and event id are skipped)."""
+    refuse_when_encrypted(conn)
     conn.execute(INSERT_ENTRY, list(rows))
 
 

@@ -21,9 +21,9 @@ The stored form of a sealed value is text, the same on SQLite and PostgreSQL::
 
 The key id is the first 8 hex digits of the key's fingerprint, so several keys can be in use
 at once (rotation: :mod:`multi_agent.cli.keys`). The table's name is the associated data: a
-value moved to another table fails authentication (within a table it does not). A value without the ``$ma1$`` prefix is a
-row written before encryption was turned on and is returned as it is (``multi-agent rekey``
-seals those).
+value moved to another table fails authentication (within a table it does not). A value
+without the ``$ma1$`` prefix is a row written before encryption was turned on and is returned
+as it is (``multi-agent rekey`` seals those).
 
 ``ma_meta`` row ``encryption`` (JSON) records that the database holds sealed rows, the
 fingerprints of the keys they may be sealed with and whether clear rows may remain. Opening
