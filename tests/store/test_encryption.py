@@ -311,7 +311,8 @@ def test_without_the_extra_the_error_names_the_pip_command(tmp_path: Path, key: 
         "from multi_agent import DatabaseSessionService\n"
         "from multi_agent.errors import EncryptionUnavailableError\n"
         "try:\n"
-        f"    DatabaseSessionService('sqlite+aiosqlite:///{tmp_path}/x.db', encryption_key='{key}')\n"
+        f"    DatabaseSessionService('sqlite+aiosqlite:///{tmp_path}/x.db',\n"
+        f"                           encryption_key='{key}')\n"
         "except EncryptionUnavailableError as exc:\n"
         "    print(exc)\n"
     )
