@@ -244,6 +244,7 @@ async def load_state(store: Any, app: str, user: str, session_id: str) -> dict[s
 
 async def interact(runner: Any, user: str, session_id: str, text: str, why: str) -> dict[str, Any]:
     """Sends one message and shows the delegation, the replies and the state changes."""
+    from multi_agent.cli.render import event_text, transfer_target
     from multi_agent.team.app import APP_NAME, user_message
 
     store = runner.session_service
@@ -260,15 +261,14 @@ async def interact(runner: Any, user: str, session_id: str, text: str, why: str)
         if event.partial:
             continue
         for call in event.get_function_calls():
-            args = call.args or {}
-            if call.name == "transfer_to_agent":
-                delegations.append((event.author, str(args.get("agent_name"))))
+            target = transfer_target(call)
+            if target is not None:
+                delegations.append((event.author, target))
             else:
-                tools.append(f"{event.author}: {call.name}({short(args, 60)})")
-        if event.content and event.content.parts and event.author != "user":
-            said = "\n".join(p.text for p in event.content.parts if p.text and not p.thought)
-            if said:
-                replies.append((event.author, said))
+                tools.append(f"{event.author}: {call.name}({short(call.args or {}, 60)})")
+        said = event_text(event) if event.author != "user" else ""
+        if said:
+            replies.append((event.author, said))
     after = await load_state(store, APP_NAME, user, session_id)
 
     for source, target in delegations:

@@ -29,6 +29,8 @@ from google.adk.agents.callback_context import CallbackContext
 from google.adk.events.event import Event
 from google.genai import types
 
+from multi_agent.store.facts import content_texts
+
 from ._common import (
     AGENT_DELEGATIONS,
     CONVERSATION_HISTORY,
@@ -50,9 +52,7 @@ _RECORDED = "temp:turn_recorded"
 
 
 def _text(content: types.Content | None) -> str:
-    if content is None or not content.parts:
-        return ""
-    return "".join(p.text for p in content.parts if p.text and not p.thought).strip()
+    return "".join(content_texts(content)).strip()
 
 
 def _final_reply(events: list[Event], invocation_id: str) -> Event | None:

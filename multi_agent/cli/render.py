@@ -24,12 +24,16 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from ..defaults import TRANSFER_TOOL
+from ..store.facts import content_texts
+
 __all__ = [
     "PIPE_WIDTH",
     "CliConsole",
     "ProgressBar",
     "console",
     "details_tree",
+    "event_text",
     "history_table",
     "prefs_table",
     "progress",
@@ -38,6 +42,8 @@ __all__ = [
     "show",
     "state_tree",
     "stats_table",
+    "tool_results",
+    "transfer_target",
     "value_tree",
 ]
 
@@ -87,6 +93,22 @@ def short(value: Any, limit: int = 160) -> str:
     )
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def transfer_target(call: Any) -> str | None:
+    """The agent a ``transfer_to_agent`` call hands the conversation to; None for any other
+    function call."""
+    return str((call.args or {}).get("agent_name")) if call.name == TRANSFER_TOOL else None
+
+
+def tool_results(event: Any) -> list[Any]:
+    """The event's function responses, the transfers' (which say nothing) left out."""
+    return [r for r in event.get_function_responses() if r.name != TRANSFER_TOOL]
+
+
+def event_text(event: Any) -> str:
+    """What an event says: its text parts joined by newlines, thoughts left out ("" if none)."""
+    return "\n".join(content_texts(event.content))
 
 
 def _when(value: Any) -> str:
@@ -282,24 +304,22 @@ def details_tree(events: Sequence[Any], *, title: str) -> Tree:
     for event in events:
         author = event.author or "?"
         for call in event.get_function_calls():
-            args = call.args or {}
-            if call.name == "transfer_to_agent":
-                tree.add(Text(f"↪ {author} → {args.get('agent_name')}", style="magenta"))
+            target = transfer_target(call)
+            if target is not None:
+                tree.add(Text(f"↪ {author} → {target}", style="magenta"))
             else:
-                tree.add(Text(f"→ {author} calls {call.name}({short(args)})"))
-        for response in event.get_function_responses():
-            if response.name != "transfer_to_agent":
-                tree.add(Text(f"← {response.name}: {short(response.response)}", style="dim"))
+                tree.add(Text(f"→ {author} calls {call.name}({short(call.args or {})})"))
+        for response in tool_results(event):
+            tree.add(Text(f"← {response.name}: {short(response.response)}", style="dim"))
         delta = event.actions.state_delta if event.actions else {}
         if delta:
             node = tree.add(Text("state: " + ", ".join(sorted(delta)), style="yellow"))
             for key in sorted(delta):
                 node.add(Text.assemble((key, "bold"), "  ", summary(delta[key])))
-        if event.content and event.content.parts:
-            texts = [p.text for p in event.content.parts if p.text and not p.thought]
-            if texts:
-                who = "you" if author == "user" else author
-                tree.add(Text.assemble((f"[{who}] ", "bold cyan"), short(" ".join(texts), 300)))
+        said = event_text(event)
+        if said:
+            who = "you" if author == "user" else author
+            tree.add(Text.assemble((f"[{who}] ", "bold cyan"), short(said, 300)))
     if not events:
         tree.add(Text("(no events)", style="dim"))
     return tree

@@ -25,6 +25,7 @@ from google.adk.models.llm_request import LlmRequest
 from google.genai import types
 
 from ..defaults import TRANSFER_TOOL
+from ..store.facts import content_texts
 
 __all__ = ["Param", "RequestView", "Step", "ToolSpec", "read_request"]
 
@@ -100,10 +101,6 @@ def _instruction_text(config: types.GenerateContentConfig | None) -> str:
     return str(si)
 
 
-def _texts(content: types.Content) -> list[str]:
-    return [p.text for p in content.parts or [] if p.text and not p.thought]
-
-
 def _is_tool_traffic(content: types.Content) -> bool:
     parts = content.parts or []
     return bool(parts) and all(p.function_call or p.function_response for p in parts)
@@ -112,7 +109,7 @@ def _is_tool_traffic(content: types.Content) -> bool:
 def _is_human(content: types.Content) -> bool:
     if content.role != "user" or _is_tool_traffic(content):
         return False
-    texts = _texts(content)
+    texts = content_texts(content)
     if not texts:
         return False
     first = texts[0].lstrip()
@@ -250,7 +247,7 @@ def read_request(llm_request: LlmRequest) -> RequestView:
     while tail_start > 0 and _is_tool_traffic(after[tail_start - 1]):
         tail_start -= 1
     tail = after[tail_start:]
-    relayed = sum(t.count(_RELAYED_TRANSFER) for c in after for t in _texts(c))
+    relayed = sum(t.count(_RELAYED_TRANSFER) for c in after for t in content_texts(c))
     own = sum(
         1 for c in after for p in c.parts or []
         if p.function_call and p.function_call.name == TRANSFER_TOOL
@@ -262,7 +259,9 @@ def read_request(llm_request: LlmRequest) -> RequestView:
     )
     return RequestView(
         agent_name=name_match.group(1) if name_match else "",
-        human_text=" ".join(_texts(contents[human_at])).strip() if human_at is not None else None,
+        human_text=(
+            " ".join(content_texts(contents[human_at])).strip() if human_at is not None else None
+        ),
         description=description_match.group(1) if description_match else "",
         steps=_own_steps(tail),
         tools=frozenset(llm_request.tools_dict or {}),

@@ -19,7 +19,7 @@ from google.genai import types
 from rich.markup import escape
 
 from ..cli import EXIT_FAILURE
-from ..cli.render import CliConsole
+from ..cli.render import CliConsole, event_text, tool_results, transfer_target
 from ..defaults import APP_NAME
 from ..errors import DatabaseUnavailableError, MultiAgentError, SessionNotFound
 
@@ -130,8 +130,7 @@ def _is_answer(event: Event) -> bool:
     """True for an agent's final text reply (what ends the answer the person waits for)."""
     if event.partial or event.author == "user" or not event.is_final_response():
         return False
-    parts = event.content.parts if event.content and event.content.parts else []
-    return any(p.text and not p.thought for p in parts)
+    return bool(event_text(event))
 
 
 def _short(value: Any) -> str:
@@ -488,25 +487,21 @@ class ChatSession:
         if event.partial:
             return
         for call in event.get_function_calls():
-            args = call.args or {}
-            if call.name == "transfer_to_agent":
-                if not self.quiet:
-                    self.console.print(
-                        f"[magenta]  ↪ {escape(event.author)} → "
-                        f"{escape(str(args.get('agent_name')))}[/magenta]"
-                    )
-            else:
-                self.note(f"→ {event.author} calls {call.name}({_short(args)})")
-        for response in event.get_function_responses():
-            if response.name != "transfer_to_agent":
-                self.note(f"← {response.name}: {_short(response.response)}")
+            target = transfer_target(call)
+            if target is None:
+                self.note(f"→ {event.author} calls {call.name}({_short(call.args or {})})")
+            elif not self.quiet:
+                self.console.print(
+                    f"[magenta]  ↪ {escape(event.author)} → {escape(target)}[/magenta]"
+                )
+        for response in tool_results(event):
+            self.note(f"← {response.name}: {_short(response.response)}")
         delta = event.actions.state_delta if event.actions else {}
         if delta:
             self.note("state: " + ", ".join(sorted(delta)))
-        if event.content and event.content.parts and event.author != "user":
-            texts = [p.text for p in event.content.parts if p.text and not p.thought]
-            if texts:
-                self.say(event.author, "\n".join(texts))
+        said = event_text(event) if event.author != "user" else ""
+        if said:
+            self.say(event.author, said)
 
     # -- slash commands ---------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from google.adk.tools.tool_context import ToolContext
 from typing_extensions import override
 
 from multi_agent.models.companies import alias_in, search_aliases
+from multi_agent.store.facts import content_texts
 
 __all__ = ["MAX_ALIAS_MEMORIES", "MEMORY_TOOL", "SafeLoadMemoryTool"]
 
@@ -38,8 +39,7 @@ logger = logging.getLogger(__name__)
 
 
 def _text(memory: Any) -> str:
-    parts = getattr(getattr(memory, "content", None), "parts", None) or []
-    return " ".join(p.text for p in parts if getattr(p, "text", None))
+    return " ".join(content_texts(getattr(memory, "content", None)))
 
 
 def _identity(memory: Any) -> tuple[Any, ...]:
