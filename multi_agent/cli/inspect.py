@@ -11,7 +11,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..defaults import APP_NAME
+from ..store.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
+
+
+def _page_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_PAGE_SIZE}, got {value!r}")
+    return size
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,13 +32,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sessions",
         help="list a user's sessions, most recent last",
         description="List a user's sessions (no events are loaded), oldest update first: a "
-        "table, or JSON with --json.",
+        "table, or JSON with --json. With --page-size N: one page of N sessions, newest "
+        "first, and the command that shows the next page (JSON: {\"sessions\": [...], "
+        "\"next_page_token\": ...}); a page costs the same however many sessions there are. "
+        "--all-users pages through every user's sessions of the app.",
         epilog="Examples:\n  multi-agent sessions --user ann\n"
-        "  multi-agent sessions --user ann --json",
+        "  multi-agent sessions --user ann --json\n"
+        "  multi-agent sessions --user ann --page-size 20\n"
+        "  multi-agent sessions --all-users --page-size 50 --page-token TOKEN",
     )
     add_common(p)
     p.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--page-size", type=_page_size, metavar="N",
+                   help=f"one page of N sessions (1 to {MAX_PAGE_SIZE}), newest first")
+    p.add_argument("--page-token", metavar="TOKEN",
+                   help="the next page, from the token the previous page printed")
+    p.add_argument("--all-users", action="store_true",
+                   help="every user's sessions of the app (pages; with --page-size)")
     p.set_defaults(func=cmd_sessions)
 
     p = sub.add_parser(
@@ -124,18 +147,29 @@ def _interactions(state: dict[str, Any]) -> int:
     return count if isinstance(count, int) else 0
 
 
+def _summary(s: Any, *, with_user: bool = False) -> dict[str, Any]:
+    row = {
+        "id": s.id,
+        "last_update_time": s.last_update_time,
+        "last_update": fmt_time(s.last_update_time),
+        "interactions": _interactions(s.state),
+    }
+    if with_user:
+        row["user_id"] = s.user_id
+    return row
+
+
 async def session_summaries(store: Any, app: str, user: str) -> list[dict[str, Any]]:
     """The user's sessions as plain dicts, oldest update first."""
     listed = await store.list_sessions(app_name=app, user_id=user)
-    return [
-        {
-            "id": s.id,
-            "last_update_time": s.last_update_time,
-            "last_update": fmt_time(s.last_update_time),
-            "interactions": _interactions(s.state),
-        }
-        for s in listed.sessions
-    ]
+    return [_summary(s) for s in listed.sessions]
+
+
+async def latest_session_id(store: Any, app: str, user: str) -> str | None:
+    """The id of the user's most recently updated session (None when there is none): one
+    page of one session, whatever the number of sessions."""
+    page = await store.list_sessions_page(app_name=app, user_id=user, page_size=1)
+    return page.sessions[0].id if page.sessions else None
 
 
 def _print_json(value: Any) -> None:
@@ -149,6 +183,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
     if missing_database(args.db):
         return EXIT_FAILURE
+
+    if args.page_size is not None or args.page_token is not None or args.all_users:
+        return _sessions_page(args)
 
     async def run() -> list[dict[str, Any]]:
         async with DatabaseSessionService(args.db) as store:
@@ -165,6 +202,49 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sessions_page(args: argparse.Namespace) -> int:
+    """``sessions --page-size/--page-token/--all-users``: one page, newest first, and how to
+    get the next one."""
+    from ..store import DatabaseSessionService
+    from . import render
+
+    user = None if args.all_users else args.user
+    size = args.page_size or DEFAULT_PAGE_SIZE
+
+    async def run() -> tuple[list[dict[str, Any]], str | None]:
+        async with DatabaseSessionService(args.db) as store:
+            page = await store.list_sessions_page(
+                app_name=args.app, user_id=user, page_size=size, page_token=args.page_token)
+        return [_summary(s, with_user=user is None) for s in page.sessions], \
+            page.next_page_token
+
+    rows, token = asyncio.run(run())
+    if args.json:
+        print(json.dumps({"sessions": rows, "next_page_token": token}, indent=2))
+        return 0
+    whose = f"app {args.app!r}" if user is None else f"user {user!r} in app {args.app!r}"
+    if not rows:
+        print(f"No {'more ' if args.page_token else ''}sessions for {whose}.")
+        return 0
+    title = (f"Sessions of every user of {args.app}" if user is None else
+             f"Sessions of {user}") + ", newest first"
+    if user is None:
+        table = render._table(title, ("user", render.ID), ("session id", render.ID),
+                              ("last update", {"no_wrap": True}),
+                              ("interactions", {"justify": "right"}))
+        for row in rows:
+            table.add_row(str(row["user_id"]), str(row["id"]), str(row["last_update"]),
+                          str(row["interactions"]))
+    else:
+        table = render.sessions_table(rows, title=title)
+    render.show(render.console(), table)
+    if token:
+        who = "--all-users" if user is None else f"--user {user}"
+        print(f"Next page: multi-agent sessions {who} --app {args.app} --page-size {size} "
+              f"--page-token {token}")
+    return 0
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     from ..errors import SessionNotFound
     from ..store import DatabaseSessionService
@@ -177,15 +257,14 @@ def cmd_state(args: argparse.Namespace) -> int:
         async with DatabaseSessionService(args.db) as store:
             session_id = args.session
             if session_id is None:
-                listed = (await store.list_sessions(app_name=args.app, user_id=args.user)).sessions
-                if not listed:
+                session_id = await latest_session_id(store, args.app, args.user)
+                if session_id is None:
                     user = await store.get_user_state(app_name=args.app, user_id=args.user)
                     app = await store.get_app_state(app_name=args.app)
                     return None, {
                         **{f"app:{k}": v for k, v in app.items()},
                         **{f"user:{k}": v for k, v in user.items()},
                     }
-                session_id = listed[-1].id
             session = await store.get_session(
                 app_name=args.app, user_id=args.user, session_id=session_id,
                 config=_no_events(),

@@ -318,13 +318,15 @@ async def _latest_session(store: Any, args: argparse.Namespace) -> None:
         return
     from ..errors import MultiAgentError
 
-    listed = (await store.list_sessions(app_name=args.app, user_id=args.user)).sessions
-    if not listed:
+    from .inspect import latest_session_id
+
+    latest = await latest_session_id(store, args.app, args.user)
+    if latest is None:
         raise MultiAgentError(
             f"User {args.user!r} has no sessions in app {args.app!r}. Check --user, --app and "
             "--db (multi-agent sessions --user ID lists a user's sessions)."
         )
-    args.session = listed[-1].id
+    args.session = latest
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
