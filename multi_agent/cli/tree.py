@@ -317,7 +317,6 @@ async def _latest_session(store: Any, args: argparse.Namespace) -> None:
     if args.session is not None:
         return
     from ..errors import MultiAgentError
-
     from .inspect import latest_session_id
 
     latest = await latest_session_id(store, args.app, args.user)

@@ -42,6 +42,7 @@ from .views import (
     run_view,
     set_title,
     thread_events,
+    thread_page,
     thread_view,
     top_level,
 )
@@ -203,19 +204,9 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
     async def list_threads(limit: int = Query(20, ge=1, le=100),
                            cursor: str | None = Query(None, max_length=1000),
                            user: str = auth) -> dict[str, Any]:
-        listed = (await store.list_sessions(app_name=APP_NAME, user_id=user)).sessions
-        ordered = sorted(listed, key=lambda s: (s.last_update_time, s.id), reverse=True)
-        if cursor:
-            after = decode_cursor(cursor)
-            if (not isinstance(after, list) or len(after) != 2
-                    or not isinstance(after[0], int | float) or not isinstance(after[1], str)):
-                raise ApiError(400, "invalid_cursor", "cursor is not one this API handed out")
-            ordered = [s for s in ordered if (s.last_update_time, s.id) < (after[0], after[1])]
-        page = ordered[:limit]
-        items = [thread_view(s, await runs_of(user, s.id)) for s in page]
-        more = len(ordered) > limit
-        next_cursor = encode_cursor([page[-1].last_update_time, page[-1].id]) if more else None
-        return {"items": items, "nextCursor": next_cursor}
+        page = await thread_page(store, user, limit=limit, cursor=cursor)
+        items = [thread_view(s, await runs_of(user, s.id)) for s in page.sessions]
+        return {"items": items, "nextCursor": page.next_page_token}
 
     @app.get("/api/threads/{thread_id}")
     async def get_thread(thread_id: str, user: str = auth) -> dict[str, Any]:

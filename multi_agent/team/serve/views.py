@@ -79,6 +79,24 @@ def decode_cursor(cursor: str) -> Any:
         raise ApiError(400, "invalid_cursor", "cursor is not one this API handed out") from None
 
 
+async def thread_page(store: Any, user_id: str, *, limit: int, cursor: str | None) -> Any:
+    """One page of the user's threads, newest activity first: the store's keyset page
+    (``list_sessions_page``), whose token is the API's opaque ``nextCursor``; a page costs
+    the same however many threads the user has.
+
+    Raises:
+        ApiError: 400 ``invalid_cursor`` for a cursor this listing did not hand out.
+    """
+    from ...errors import InvalidValueError
+
+    try:
+        return await store.list_sessions_page(app_name=APP_NAME, user_id=user_id,
+                                              page_size=limit, page_token=cursor or None)
+    except InvalidValueError:
+        raise ApiError(400, "invalid_cursor", "cursor is not one this API handed out") \
+            from None
+
+
 def top_level(runs: list[Any]) -> list[Any]:
     return [r for r in runs if r.kind not in SUB_RUN_KINDS]
 
