@@ -94,7 +94,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _token_file(args: argparse.Namespace) -> Any:
     from ...cli import default_db
-    from .tokens import TokenFile, default_tokens_path
+    from ...store.api_tokens import TokenFile, default_tokens_path
 
     path = getattr(args, "tokens", None)
     if not path:
@@ -103,8 +103,8 @@ def _token_file(args: argparse.Namespace) -> Any:
 
 
 def cmd_token_add(args: argparse.Namespace) -> int:
+    from ...store.api_tokens import TokenError
     from ...store.ids import check_id
-    from .tokens import TokenError
 
     try:
         check_id("user id", args.user)
@@ -122,7 +122,7 @@ def cmd_token_add(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from .tokens import TokenError
+    from ...store.api_tokens import TokenError
 
     tokens = _token_file(args)
     try:
@@ -141,7 +141,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from .tokens import TokenError
+    from ...store.api_tokens import TokenError
 
     tokens = _token_file(args)
     try:
@@ -172,8 +172,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ...store.api_tokens import TokenError
     from ..chat_session import quiet_library_logs
-    from .tokens import TokenError
 
     if args.port < 0 or args.port > 65535:
         return fail(f"--port must be 0 to 65535, got {args.port}")

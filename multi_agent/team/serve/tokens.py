@@ -1,194 +1,21 @@
-"""API tokens of ``multi-agent serve``: one JSON file of salted hashes, managed from the CLI.
+"""The API tokens of ``multi-agent serve``: the store's ``multi_agent.store.api_tokens``.
 
-A token looks like ``mat_<id>_<secret>``: ``id`` (8 hex digits) names it in ``token list`` and
-``token revoke``; ``secret`` is 256 random bits. The file keeps, per token, the id, the user,
-when it was made, a random salt and ``sha256(salt + secret)``; never the token itself, which is
-printed once by ``token add``. A salted SHA-256 is enough for 256-bit random secrets (there is
-nothing to guess a dictionary for) and costs microseconds per request.
-
-The file is written atomically (a temporary file renamed over it) with mode 0600. The server
-re-reads it whenever its modification time or size changes, so ``token add`` and ``token
-revoke`` take effect on the next request, without a restart.
+Kept so that ``from multi_agent.team.serve.tokens import TokenFile`` goes on working; the code
+(the token file, where it lives beside the database) is the store's.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import hmac
-import json
-import os
-import secrets
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from multi_agent.store.api_tokens import (
+    FILE_NAME,
+    FORMAT,
+    PREFIX,
+    TOKENS_ENV,
+    TokenError,
+    TokenFile,
+    TokenRecord,
+    default_tokens_path,
+)
 
-__all__ = ["TOKENS_ENV", "TokenError", "TokenFile", "TokenRecord", "default_tokens_path"]
-
-TOKENS_ENV = "MULTI_AGENT_TOKENS_FILE"
-FILE_NAME = "multi_agent_tokens.json"
-PREFIX = "mat_"
-FORMAT = "multi-agent-tokens"
-
-
-class TokenError(Exception):
-    """The token file cannot be read or written, or a token command has nothing to act on."""
-
-
-@dataclass(slots=True, frozen=True)
-class TokenRecord:
-    """One token as the file keeps it (no secret)."""
-
-    id: str
-    user: str
-    created: str
-    salt: str
-    hash: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "user": self.user, "created": self.created, "salt": self.salt,
-                "hash": self.hash}
-
-
-def default_tokens_path(db_url: str) -> Path:
-    """``$MULTI_AGENT_TOKENS_FILE``, else ``multi_agent_tokens.json`` beside the SQLite file
-    (in the working directory for PostgreSQL or an in-memory SQLite database)."""
-    env = os.environ.get(TOKENS_ENV)
-    if env:
-        return Path(env).expanduser()
-    marker = ":///"
-    if db_url.startswith("sqlite") and marker in db_url:
-        path = db_url.split(marker, 1)[1].split("?", 1)[0]
-        if path and path != ":memory:":
-            return Path(path).expanduser().resolve().parent / FILE_NAME
-    return Path.cwd() / FILE_NAME
-
-
-def _digest(salt: str, secret: str) -> str:
-    return hashlib.sha256(bytes.fromhex(salt) + secret.encode("utf-8")).hexdigest()
-
-
-class TokenFile:
-    """The token file: add, list, revoke (CLI) and verify (server)."""
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._seen: tuple[int, int] | None = None
-        self._by_id: dict[str, TokenRecord] = {}
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def records(self) -> list[TokenRecord]:
-        """Every token in the file, oldest first (empty when there is no file)."""
-        self._refresh()
-        return sorted(self._by_id.values(), key=lambda r: (r.created, r.id))
-
-    def _refresh(self) -> None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            self._seen, self._by_id = None, {}
-            return
-        except OSError as exc:
-            raise TokenError(f"cannot read the token file {self.path}: {exc.strerror}") from None
-        stamp = (st.st_mtime_ns, st.st_size)
-        if stamp == self._seen:
-            return
-        self._by_id = {r.id: r for r in self._load()}
-        self._seen = stamp
-
-    def _load(self) -> list[TokenRecord]:
-        try:
-            doc = json.loads(self.path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise TokenError(f"cannot read the token file {self.path}: {exc.strerror}") from None
-        except ValueError:
-            raise TokenError(f"the token file {self.path} is not valid JSON; remove it and "
-                             "make new tokens with: multi-agent serve token add USER") from None
-        rows = doc.get("tokens") if isinstance(doc, dict) else None
-        if doc.get("format") != FORMAT or not isinstance(rows, list):
-            raise TokenError(f"{self.path} is not a multi-agent token file")
-        out = []
-        for row in rows:
-            try:
-                out.append(TokenRecord(**{k: str(row[k]) for k in
-                                          ("id", "user", "created", "salt", "hash")}))
-            except (KeyError, TypeError):
-                raise TokenError(f"the token file {self.path} has a damaged entry") from None
-        return out
-
-    # -- the server -------------------------------------------------------------------------
-
-    def verify(self, token: str) -> str | None:
-        """The user a token belongs to, or ``None`` for an unknown or revoked token."""
-        if not token.startswith(PREFIX) or len(token) > 200:
-            return None
-        ident, _, secret = token[len(PREFIX):].partition("_")
-        if not ident or not secret:
-            return None
-        self._refresh()
-        record = self._by_id.get(ident)
-        if record is None:
-            return None
-        try:
-            expected = _digest(record.salt, secret)
-        except ValueError:
-            return None
-        return record.user if hmac.compare_digest(expected, record.hash) else None
-
-    # -- the CLI ----------------------------------------------------------------------------
-
-    def add(self, user: str) -> tuple[str, TokenRecord]:
-        """Makes a token for ``user``; returns it (shown once) and its record."""
-        records = self.records()
-        taken = {r.id for r in records}
-        ident = secrets.token_hex(4)
-        while ident in taken:
-            ident = secrets.token_hex(4)
-        secret = secrets.token_urlsafe(32)
-        salt = secrets.token_hex(16)
-        created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = TokenRecord(ident, user, created, salt, _digest(salt, secret))
-        self._write([*records, record])
-        return f"{PREFIX}{ident}_{secret}", record
-
-    def revoke(self, what: str) -> list[TokenRecord]:
-        """Removes every token of the user ``what``, or those whose id (or token text) starts
-        with ``what``; returns the removed ones.
-
-        Raises:
-            TokenError: nothing matched (nothing written).
-        """
-        records = self.records()
-        gone = [r for r in records if r.user == what]
-        if not gone:
-            prefix = what[len(PREFIX):] if what.startswith(PREFIX) else what
-            gone = [r for r in records if prefix and r.id.startswith(prefix.split("_", 1)[0])]
-        if not gone:
-            raise TokenError(f"no token of a user {what!r} and none whose id starts with "
-                             f"{what!r} in {self.path} (multi-agent serve token list)")
-        self._write([r for r in records if r not in gone])
-        return gone
-
-    def _write(self, records: list[TokenRecord]) -> None:
-        doc: dict[str, Any] = {"format": FORMAT, "version": 1,
-                               "tokens": [r.to_dict() for r in records]}
-        folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tokens-", dir=folder)  # mode 0600
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(doc, out, indent=2)
-                    out.write("\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.chmod(tmp, 0o600)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        except OSError as exc:
-            raise TokenError(f"cannot write the token file {self.path}: {exc.strerror}") from None
-        self._seen = None
+__all__ = ["FILE_NAME", "FORMAT", "PREFIX", "TOKENS_ENV", "TokenError", "TokenFile",
+           "TokenRecord", "default_tokens_path"]
