@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from multi_agent.team.manager.team import build_agent_tree, instruction
+from multi_agent.team.subagents import registry
 
 from multi_agent.models.intents import classify
 from multi_agent.models.replies import help_text
 from multi_agent.team.app import TeamRunner, build_runner, get_or_create_session
-from multi_agent.team.manager.team import build_agent_tree, instruction
-from multi_agent.team.subagents import registry
 from tests.agents._team import say, stored
 
 DEFINITION = '''
