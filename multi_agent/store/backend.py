@@ -35,6 +35,7 @@ from ..errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .dialects import Dialect, dialect_for, known
 from .dialects.base import EngineOptions
 from .dialects.sqlite import SQLITE_WAL_LIMIT_BYTES, SQLITE_WORKERS, check_pragmas
+from .groupcommit import AsyncWriter, Item, ThreadWriter, is_disconnect, resolve, resolve_all
 
 T = TypeVar("T")
 
@@ -69,6 +70,7 @@ class Backend:
         workers: int = SQLITE_WORKERS,
         sqlite_path: str | None = None,
         display_url: str | None = None,
+        group_commit: bool = True,
     ) -> None:
         self.sync_engine = sync_engine
         self.async_engine = async_engine
@@ -79,10 +81,21 @@ class Backend:
         self.url = redact(display_url or engine.url)
         self.sqlite_path = sqlite_path
         self._owns_engine = owns_engine
+        # SQLite: reads on a pool of worker threads, every write on one writer thread that
+        # batches appends (groupcommit.py). In memory (one shared connection) the writer
+        # thread runs the reads too. An AsyncEngine: a writer per event loop batches appends.
         self._executor = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="multi_agent_sqlite")
+            if sync_engine is not None and workers > 1
+            else None
+        )
+        self._writer = (
+            ThreadWriter("multi_agent_sqlite_writer", self._writer_batch, self._writer_one)
             if sync_engine is not None
             else None
+        )
+        self._async_writer: AsyncWriter | None = (
+            AsyncWriter(self) if async_engine is not None and group_commit else None
         )
         self._local = threading.local()
         self._conns: list[Connection] = []
@@ -100,9 +113,30 @@ class Backend:
 
     # -- running ----------------------------------------------------------------------------
 
-    async def run(self, fn: Callable[[Connection], T], *, write: bool) -> T:
-        """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error."""
+    async def run(
+        self, fn: Callable[[Connection], T], *, write: bool, batch: bool = False
+    ) -> T:
+        """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error.
+
+        ``batch=True`` (a write): ``fn`` may share its transaction with other such writes that
+        are queued at the same time (group commit, ``groupcommit.py``): it runs inside its own
+        savepoint, its exception is raised here alone, and this returns once the shared
+        ``COMMIT`` has. ``fn`` must then be safe to run again in a new transaction (it may be,
+        if the shared one is lost under another write) and must not commit or roll back.
+        """
         try:
+            if self._writer is not None and (write or self._executor is None):
+                loop = asyncio.get_running_loop()
+                item = Item(fn, write, batch and write, contextvars.copy_context(), loop,
+                            loop.create_future())
+                self._writer.submit(item)
+                assert item.future is not None
+                await item.future
+                ok, value = item.outcome
+                item.outcome.clear()
+                if ok:
+                    return value  # type: ignore[no-any-return]
+                raise value
             if self._executor is not None:
                 # The result comes back in ``box``, not as the executor future's result: the
                 # event loop keeps that future (in the handle that resumes us) until our
@@ -119,13 +153,9 @@ class Backend:
                 )
                 return box.pop()
             assert self.async_engine is not None
-            async with self.async_engine.connect() as aconn:
-                if write:
-                    aconn = await aconn.execution_options(ma_write=True)
-                elif self.db.read_options:  # e.g. one snapshot for the whole read
-                    aconn = await aconn.execution_options(**self.db.read_options)
-                async with aconn.begin():
-                    return await aconn.run_sync(fn)
+            if batch and write and self._async_writer is not None:
+                return await self._async_writer.run(fn)
+            return await self._run_async(fn, write)
         except StoreError:
             raise
         except (TimeoutError, DBAPIError, OSError, sqlite3.Error) as exc:
@@ -136,18 +166,44 @@ class Backend:
                 raise
             raise translated from exc
 
+    async def _run_async(self, fn: Callable[[Connection], T], write: bool) -> T:
+        """One transaction on a pooled connection of the ``AsyncEngine``.
+
+        Pooled connections are not pinged before use (that was a round trip per call, 3 of an
+        append's 7): a connection found dead (a restarted server, a killed backend) before the
+        ``COMMIT`` was sent means nothing was stored, so the call runs once more on a new
+        connection (SQLAlchemy has discarded the pool's other connections of that time).
+        """
+        assert self.async_engine is not None
+        for attempt in (1, 2):
+            committing = False
+            try:
+                async with self.async_engine.connect() as aconn:
+                    if write:
+                        aconn = await aconn.execution_options(ma_write=True)
+                    elif self.db.read_options:  # e.g. one snapshot for the whole read
+                        aconn = await aconn.execution_options(**self.db.read_options)
+                    trans = await aconn.begin()
+                    try:
+                        result = await aconn.run_sync(fn)
+                    except BaseException:
+                        await _quiet_rollback(trans)
+                        raise
+                    committing = True
+                    await trans.commit()
+                    return result
+            except Exception as exc:
+                if attempt == 2 or committing or not is_disconnect(exc):
+                    raise
+        raise AssertionError("unreachable")
+
     def _run_into(self, box: list[T], fn: Callable[[Connection], T], write: bool) -> None:
         box.append(self._run_sync(fn, write))
 
-    def _run_sync(self, fn: Callable[[Connection], T], write: bool) -> T:
-        """Runs in a worker thread on that thread's own long-lived connection.
+    def _enter(self) -> tuple[Connection, Any]:
+        """The calling thread's connection, once the file is known to be the one we opened.
 
-        Checking a connection out of the pool and back costs ~300 µs a call, three times the
-        statements of an append, so each worker thread keeps one. The transaction is begun on
-        the driver (``BEGIN IMMEDIATE`` for writes) and SQLAlchemy's own bookkeeping follows.
-
-        On a SQLite file, every transaction first checks (one ``os.stat``, ~1.5 µs) that the
-        path still names the file the connections have open: see :meth:`_check_identity`.
+        Every successful call must be paired with :meth:`_leave`.
         """
         with self._conns_lock:
             if self._lost is not None:
@@ -167,6 +223,40 @@ class Backend:
                     self._record_identity()
             raw = conn.connection.dbapi_connection
             assert raw is not None
+        except BaseException:
+            self._leave()
+            raise
+        return conn, raw
+
+    def _leave(self) -> None:
+        with self._conns_lock:
+            self._active -= 1
+            retire = self._lost is not None and self._active == 0 and bool(self._conns)
+        if retire:
+            self._retire()
+
+    def _rollback(self, conn: Connection, raw: Any) -> None:
+        try:
+            if conn.in_transaction():
+                conn.rollback()
+            if raw.in_transaction:
+                raw.rollback()
+        except Exception:
+            conn.invalidate()
+            self._local.conn = None
+
+    def _run_sync(self, fn: Callable[[Connection], T], write: bool) -> T:
+        """Runs in a worker thread on that thread's own long-lived connection.
+
+        Checking a connection out of the pool and back costs ~300 µs a call, three times the
+        statements of an append, so each worker thread keeps one. The transaction is begun on
+        the driver (``BEGIN IMMEDIATE`` for writes) and SQLAlchemy's own bookkeeping follows.
+
+        On a SQLite file, every transaction first checks (one ``os.stat``, ~1.5 µs) that the
+        path still names the file the connections have open: see :meth:`_check_identity`.
+        """
+        conn, raw = self._enter()
+        try:
             try:
                 raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 result = fn(conn)
@@ -176,21 +266,87 @@ class Backend:
                     raw.commit()
                 return result
             except BaseException:
-                try:
-                    if conn.in_transaction():
-                        conn.rollback()
-                    if raw.in_transaction:
-                        raw.rollback()
-                except Exception:
-                    conn.invalidate()
-                    self._local.conn = None
+                self._rollback(conn, raw)
                 raise
         finally:
-            with self._conns_lock:
-                self._active -= 1
-                retire = self._lost is not None and self._active == 0 and bool(self._conns)
-            if retire:
-                self._retire()
+            self._leave()
+
+    # -- the writer thread (SQLite): group commit -------------------------------------------
+
+    def _writer_one(self, item: Item) -> None:
+        """A write that runs alone (or, in memory, any call): its own transaction."""
+        try:
+            outcome = [(item, True, item.context.run(self._run_sync, item.fn, item.write))]
+        except BaseException as exc:
+            outcome = [(item, False, exc)]
+        resolve_all(outcome)
+
+    def _writer_batch(self, items: list[Item]) -> list[Item]:
+        """Runs ``items`` in one transaction, a savepoint each, and resolves them.
+
+        Returns the items to run again (the transaction was lost under one of them, which is
+        resolved with its error); empty otherwise.
+        """
+        try:
+            conn, raw = self._enter()
+        except BaseException as exc:
+            for item in items:
+                resolve(item, False, exc)
+            return []
+        try:
+            return self._writer_batch_on(conn, raw, items)
+        finally:
+            self._leave()
+
+    def _writer_batch_on(self, conn: Connection, raw: Any, items: list[Item]) -> list[Item]:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self._rollback(conn, raw)
+            for item in items:
+                resolve(item, False, exc)
+            return []
+        outcomes: list[tuple[Item, bool, Any]] = []
+        for index, item in enumerate(items):
+            try:
+                raw.execute("SAVEPOINT ma_item")
+            except BaseException as exc:  # the transaction is unusable: start again
+                self._rollback(conn, raw)
+                resolve(item, False, exc)
+                return [o[0] for o in outcomes] + items[index + 1:]
+            try:
+                result = item.context.run(item.fn, conn)
+            except BaseException as exc:
+                try:
+                    if conn.invalidated or not raw.in_transaction:
+                        raise exc  # SQLite rolled the whole transaction back (or worse)
+                    raw.execute("ROLLBACK TO ma_item")
+                    raw.execute("RELEASE ma_item")
+                except BaseException:
+                    self._rollback(conn, raw)
+                    resolve(item, False, exc)
+                    return [o[0] for o in outcomes] + items[index + 1:]
+                outcomes.append((item, False, exc))
+                continue
+            try:
+                raw.execute("RELEASE ma_item")
+            except BaseException as exc:
+                self._rollback(conn, raw)
+                resolve(item, False, exc)
+                return [o[0] for o in outcomes] + items[index + 1:]
+            outcomes.append((item, True, result))
+        try:
+            if conn.in_transaction():
+                conn.commit()
+            if raw.in_transaction:
+                raw.commit()
+        except BaseException as exc:  # nothing of the batch is stored: no one is acknowledged
+            self._rollback(conn, raw)
+            for item, ok, value in outcomes:
+                resolve(item, False, exc if ok else value)
+            return []
+        resolve_all(outcomes)
+        return []
 
     # -- the file under the connections (SQLite) --------------------------------------------
 
@@ -323,8 +479,13 @@ class Backend:
         A SQLite file that was deleted or replaced since the last transaction is noticed here
         too, so that its -wal is emptied rather than left beside the new file (see _retire).
         """
+        if self._writer is not None:
+            self._writer.close()
+        if self._async_writer is not None:
+            await self._async_writer.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self.sync_engine is not None:
             if self._identity is not None and self._lost is None:
                 try:
                     self._check_identity()
@@ -340,6 +501,13 @@ class Backend:
                 self.sync_engine.dispose()
             if self.async_engine is not None:
                 await self.async_engine.dispose()
+
+
+async def _quiet_rollback(trans: Any) -> None:
+    try:
+        await trans.rollback()
+    except Exception:  # a dead connection: its transaction is gone with it
+        pass
 
 
 SCHEMA_LOCK_KEY = 7308117251902

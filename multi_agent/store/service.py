@@ -232,7 +232,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                 conn, self._backend, app_name=app_name, user_id=user_id,
                 session_id=session_id, delta=delta, now=now,
             ),
-            write=True,
+            write=True, batch=True,
         )
         session = Session(
             id=session_id,
@@ -431,7 +431,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             )
             try:
                 result = await self._backend.run(
-                    lambda conn: ops.append_event(conn, self._backend, req), write=True
+                    lambda conn: ops.append_event(conn, self._backend, req), write=True,
+                    batch=True,
                 )
             except BaseException:
                 self._restore_updates(session, raw_delta, taken)

@@ -63,7 +63,8 @@ class PostgresDialect(Dialect):
                 "PostgreSQL needs the postgres extra: pip install 'adk-lossless-sessions[postgres]'"
             ) from exc
         kwargs = dict(options.engine_kwargs)
-        kwargs.setdefault("pool_pre_ping", True)
+        # No pre-ping (a round trip per checkout): Backend retries a call once when its
+        # connection turns out dead before anything was committed.
         connect_args = dict(kwargs.pop("connect_args", {}))
         # The URL's own values win over our defaults. A configured statement timeout also
         # bounds a new connection (a stalled server accepts TCP but never answers the start-up),

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["SQLITE_WAL_LIMIT_BYTES", "SQLITE_WORKERS", "SqliteDialect"]
 
 SQLITE_WORKERS = 4
-"""Worker threads (and pooled connections) of a SQLite file backend."""
+"""Reader threads of a SQLite file backend (each with its own pooled connection); every write
+runs on one more, the writer thread (``groupcommit.py``)."""
 
 SQLITE_WAL_LIMIT_BYTES = 8 * 1024 * 1024
 """``PRAGMA journal_size_limit`` on every SQLite connection: the size the ``-wal`` is cut back
@@ -168,7 +169,7 @@ class SqliteDialect(Dialect):
                 "not exist. Create it, or choose another path.",
                 cause="no_such_path",
             )
-        kwargs.setdefault("pool_size", SQLITE_WORKERS)
+        kwargs.setdefault("pool_size", SQLITE_WORKERS + 1)  # the readers and the writer
         kwargs.setdefault("max_overflow", 0)
         engine = create_engine(sync_url, connect_args=connect_args, **kwargs)
         _attach_listeners(engine, on_connect, begin=False)

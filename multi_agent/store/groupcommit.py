@@ -1,0 +1,343 @@
+"""Group commit: one writer per database in a process, concurrent appends in one transaction.
+
+Without it every append is its own transaction on one of several worker threads, and with many
+appends at once those threads mostly wait, in SQLite's busy handler, for the write lock that
+another of them holds (measured, 64 tasks: 72% of their busy time), and every append pays its
+own ``COMMIT`` (one fsync). Here one thread (SQLite) or one task per event loop (an
+``AsyncEngine``, PostgreSQL) does every write of a backend:
+
+* It takes what is queued: the first item, then everything that queued meanwhile (never a
+  timer: a lone append is run as soon as it arrives, and batches form only from what arrived
+  during the previous commit).
+* A run of *batchable* items (appends, session creation) shares one transaction: one
+  ``BEGIN IMMEDIATE`` (PostgreSQL: one ``BEGIN``), one ``SAVEPOINT`` per item, one ``COMMIT``.
+  An item that raises is rolled back to its savepoint and fails alone, with its own exception
+  raised to its own caller; the others go on. Items run in arrival order, so a later append to
+  the same session sees an earlier one.
+* Nothing is acknowledged (the caller's ``await`` returns) before the batch's ``COMMIT``
+  returned; a ``COMMIT`` that fails fails every item of the batch that had succeeded.
+* If the transaction itself is lost under an item (SQLite rolls back the whole transaction on
+  some errors: a full disk, an I/O error), that item fails with its error and every other item
+  of the batch runs again in a fresh transaction (its work was rolled back with the rest).
+* Any other write (migrations, prune, forget) runs alone, in its own transaction, in order.
+
+Other processes on the same database coordinate as before: SQLite's write lock with its busy
+timeout, PostgreSQL's row locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["AsyncWriter", "Item", "ThreadWriter", "is_disconnect", "resolve", "resolve_all"]
+
+
+@dataclass(slots=True, eq=False)
+class Item:
+    """One write waiting for the writer, and where its outcome goes."""
+
+    fn: Callable[[Any], Any]
+    write: bool
+    batch: bool  # may share a transaction (savepoint) with other batchable items
+    context: contextvars.Context
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[None] | None
+    # The outcome: [True, result] or [False, exception]; read by the caller once woken. (The
+    # result is not the future's: the event loop keeps a finished future alive until the
+    # caller's next await, and a large result must be freed when the caller drops it.)
+    outcome: list[Any] = field(default_factory=list)
+
+
+def resolve(item: Item, ok: bool, value: Any) -> None:
+    """Records ``item``'s outcome and wakes its caller (from any thread)."""
+    item.outcome[:] = [ok, value]
+    del value  # the caller may run before this frame ends: only the item holds the result
+    wake(item)
+
+
+def resolve_all(outcomes: list[tuple[Item, bool, Any]]) -> None:
+    """Records every outcome, lets go of them (``outcomes`` is emptied), then wakes the
+    callers."""
+    items = []
+    for item, ok, value in outcomes:
+        item.outcome[:] = [ok, value]
+        items.append(item)
+        del value
+    outcomes.clear()
+    for item in items:
+        wake(item)
+
+
+def wake(item: Item) -> None:
+    fut, loop = item.future, item.loop
+    if fut is None or loop is None:
+        return
+    try:
+        loop.call_soon_threadsafe(_wake, fut)
+    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+        pass
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():  # a cancelled caller's future is done already
+        fut.set_result(None)
+
+
+def take_batches(first: Item, more: list[Item]) -> list[list[Item]]:
+    """Splits what was queued into runs: consecutive batchable items together, others alone."""
+    runs: list[list[Item]] = []
+    for item in [first, *more]:
+        if item.batch and runs and runs[-1][0].batch:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
+class ThreadWriter:
+    """The one thread that runs every write of a SQLite backend, batching appends.
+
+    ``run_batch(items)`` and ``run_one(item)`` (given by the backend) do the database work on
+    this thread and resolve the items; this class only queues, drains and orders.
+    """
+
+    def __init__(
+        self, name: str, run_batch: Callable[[list[Item]], list[Item]],
+        run_one: Callable[[Item], None],
+    ) -> None:
+        self._queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self._run_batch = run_batch
+        self._run_one = run_one
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._started = False
+        self._start_lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, item: Item) -> None:
+        if not self._started:
+            with self._start_lock:
+                if not self._started:
+                    self._thread.start()
+                    self._started = True
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Lets the queued writes finish, then stops the thread."""
+        with self._start_lock:
+            self._closed = True
+            started = self._started
+        if started:
+            self._queue.put(None)
+            self._thread.join()
+
+    def _loop(self) -> None:
+        pending: list[Item] = []  # items to run again first (their transaction was lost)
+        stop = False
+        while not stop or pending:
+            if pending:
+                first, more = pending[0], pending[1:]
+                pending = []
+            else:
+                got = self._queue.get()
+                if got is None:
+                    break
+                first, more = got, []
+            while True:  # everything that queued meanwhile, no waiting
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                more.append(nxt)
+            runs = take_batches(first, more)
+            for i, run in enumerate(runs):
+                if run[0].batch:
+                    again = self._run_batch(run)
+                    if again:  # to be run before anything that came later
+                        for later in runs[i + 1:]:
+                            again.extend(later)
+                        pending = again
+                        break
+                else:
+                    self._run_one(run[0])
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True for a failure that SQLAlchemy recognised as a dead connection (it invalidated
+    the pool): a server restart, a killed backend. Not a timeout: retrying a stalled server
+    would only double the wait."""
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+class _LoopQueue:
+    __slots__ = ("busy", "items")
+
+    def __init__(self) -> None:
+        self.items: list[Item] = []
+        self.busy = False
+
+
+class AsyncWriter:
+    """Group commit on an ``AsyncEngine`` (PostgreSQL): one writer task per event loop.
+
+    The first append to arrive while no batch is running starts one at once; appends that
+    arrive while it runs wait for it and then go together, in arrival order, into the next
+    transaction: ``BEGIN``, per item ``SAVEPOINT`` (sent with the previous item's ``RELEASE`` in
+    one round trip), its statements, and one ``COMMIT``. A dead connection found before the
+    ``COMMIT`` was sent (nothing of the batch is stored) retries the batch once on a new one.
+    """
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+        self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, fn: Callable[[Any], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        q = self._queues.get(loop)
+        if q is None:
+            q = self._queues[loop] = _LoopQueue()
+            for other in [lp for lp in self._queues if lp.is_closed()]:
+                del self._queues[other]
+        item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future())
+        q.items.append(item)
+        if not q.busy:
+            q.busy = True
+            task = loop.create_task(self._drain(q))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        assert item.future is not None
+        await item.future
+        ok, value = item.outcome
+        item.outcome.clear()
+        if ok:
+            return value
+        raise value
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            if task.get_loop() is asyncio.get_running_loop():
+                await asyncio.shield(task)
+
+    async def _drain(self, q: _LoopQueue) -> None:
+        try:
+            while q.items:
+                items, q.items = q.items, []
+                try:
+                    await self._batch(items)
+                except BaseException as exc:  # e.g. cancelled with the loop
+                    for item in items:
+                        if not item.outcome:
+                            _settle(item, False, exc)
+                    raise
+        finally:
+            q.busy = False
+
+    async def _batch(self, items: list[Item]) -> None:
+        todo = items
+        retried = False
+        while todo:
+            again, dead = await self._attempt(todo)
+            if dead is not None:  # the connection died before the COMMIT was sent
+                if retried:
+                    for item in again:
+                        _settle(item, False, dead)
+                    return
+                retried = True
+            todo = again
+
+    async def _attempt(self, items: list[Item]) -> tuple[list[Item], BaseException | None]:
+        """One transaction for ``items``; returns (items to run again, a disconnect that
+        made them so, or None)."""
+        engine = self._backend.async_engine
+        outcomes: list[tuple[Item, bool, Any]] = []
+        try:
+            aconn = await engine.connect()
+        except BaseException as exc:
+            for item in items:
+                _settle(item, False, exc)
+            return [], None
+        try:
+            aconn = await aconn.execution_options(ma_write=True)
+            trans = await aconn.begin()
+            driver = await aconn.get_raw_connection()
+            raw = driver.driver_connection  # the asyncpg connection
+            pending_release = False
+            for index, item in enumerate(items):
+                try:
+                    if pending_release:  # one round trip for both
+                        await raw.execute("RELEASE SAVEPOINT ma_item; SAVEPOINT ma_item")
+                    else:  # through SQLAlchemy: its driver adapter begins the transaction
+                        await aconn.exec_driver_sql("SAVEPOINT ma_item")
+                    pending_release = True
+                except BaseException as exc:
+                    return self._lost(aconn, outcomes, items, index, exc)
+                try:
+                    result = await aconn.run_sync(_in_context, item)
+                except BaseException as exc:
+                    if aconn.invalidated or is_disconnect(exc):
+                        return self._lost(aconn, outcomes, items, index, exc, run_failed=True)
+                    try:
+                        await raw.execute("ROLLBACK TO SAVEPOINT ma_item")
+                    except BaseException as exc2:
+                        return self._lost(aconn, outcomes, items, index, exc2, failed=exc)
+                    outcomes.append((item, False, exc))
+                    continue
+                outcomes.append((item, True, result))
+            try:
+                await trans.commit()
+            except BaseException as exc:  # not acknowledged: none of the batch is stored
+                for item, ok, value in outcomes:
+                    _settle(item, False, exc if ok else value)
+                return [], None
+            _settle_all(outcomes)
+            return [], None
+        finally:
+            try:
+                await aconn.close()
+            except Exception:  # a dead connection: the pool replaces it
+                pass
+
+    def _lost(
+        self, aconn: Any, outcomes: list[tuple[Item, bool, Any]], items: list[Item], index: int,
+        exc: BaseException, *, run_failed: bool = False, failed: BaseException | None = None,
+    ) -> tuple[list[Item], BaseException | None]:
+        """The transaction is gone before its COMMIT: nothing of it is stored. On a dead
+        connection every item runs again (once, on a new connection); otherwise the item
+        at ``index`` fails with its error and the others run again."""
+        rest = [o[0] for o in outcomes] + items[index:]
+        if is_disconnect(exc) or aconn.invalidated:
+            return rest, exc
+        _settle(items[index], False, failed if failed is not None else exc)
+        return rest[: len(outcomes)] + items[index + 1:], None
+
+
+def _in_context(conn: Any, item: Item) -> Any:
+    return item.context.run(item.fn, conn)
+
+
+def _settle(item: Item, ok: bool, value: Any) -> None:
+    """Records ``item``'s outcome and wakes its caller (same event loop)."""
+    item.outcome[:] = [ok, value]
+    if item.future is not None and not item.future.done():
+        item.future.set_result(None)
+
+
+def _settle_all(outcomes: list[tuple[Item, bool, Any]]) -> None:
+    items = []
+    for item, ok, value in outcomes:
+        item.outcome[:] = [ok, value]
+        items.append(item)
+        del value
+    outcomes.clear()
+    for item in items:
+        if item.future is not None and not item.future.done():
+            item.future.set_result(None)
