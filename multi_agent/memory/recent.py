@@ -9,7 +9,7 @@ here lives in the same database as the sessions and asks the store for them
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 from ..store.backend import Backend
 from ..store.messages import MAX_RECENT, Message, MessageType, check_recent, recent_messages
@@ -17,27 +17,13 @@ from ..store.messages import MAX_RECENT, Message, MessageType, check_recent, rec
 __all__ = ["MAX_RECENT", "MessageType", "recent_events"]
 
 
-async def recent_events(
-    backend: Backend,
-    *,
-    app_name: str,
-    user_id: str,
-    limit: int,
-    message_types: Sequence[str],
-    exclude_session_id: str | None = None,
-) -> list[Message]:
-    """The newest ``limit`` messages of a user across sessions, newest first.
-
-    Only events on each session's current history (``on_path``) are returned.
+async def recent_events(backend: Backend, **query: Any) -> list[Message]:
+    """:func:`multi_agent.store.messages.recent_messages` (the same keyword arguments:
+    ``app_name``, ``user_id``, ``limit``, ``message_types``, ``exclude_session_id``) in a read
+    transaction of ``backend``; the arguments are checked before the transaction begins.
 
     Raises:
         InvalidValueError: ``limit`` outside 1..MAX_RECENT, or an unknown message type.
     """
-    check_recent(limit=limit, message_types=message_types)  # before a transaction is begun
-    return await backend.run(
-        lambda conn: recent_messages(
-            conn, app_name=app_name, user_id=user_id, limit=limit,
-            message_types=message_types, exclude_session_id=exclude_session_id,
-        ),
-        write=False,
-    )
+    check_recent(limit=query["limit"], message_types=query["message_types"])
+    return await backend.run(lambda conn: recent_messages(conn, **query), write=False)

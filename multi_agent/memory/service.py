@@ -606,19 +606,13 @@ class DatabaseMemoryService(BaseMemoryService):
         message_types: Sequence[MessageType] = ("human", "agent"),
         exclude_session_id: str | None = None,
     ) -> list[Message]:
-        """The user's most recent messages across all their sessions, newest first.
+        """The user's most recent messages across all their sessions, newest first: what
+        ``DatabaseSessionService.recent_messages`` returns (the same arguments), read by the
+        memory service in its own database.
 
         One SQL statement over the stored events (no ``list_sessions`` + N x
         ``get_session``, the pattern of ADK issue #5300). Needs the session store's tables in
         this database.
-
-        Args:
-            app_name: the app.
-            user_id: the user whose sessions are read.
-            limit: how many messages at most (1 to 10,000).
-            message_types: which kinds: ``human``, ``agent``, ``tool_call``, ``tool_result``,
-                ``system``.
-            exclude_session_id: leave this session out (typically the current one).
 
         Raises:
             InvalidValueError: a bad limit or message type.

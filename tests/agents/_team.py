@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.adk.events.event import Event
+from google.adk.models.base_llm import BaseLlm
+from google.adk.models.llm_request import LlmRequest
+from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
 from google.adk.sessions.session import Session
+from google.genai import types
 
 from multi_agent.team.app import APP_NAME, user_message
 
@@ -64,3 +70,33 @@ async def stored(runner: Runner, user_id: str, session_id: str) -> Session:
     )
     assert session is not None
     return session
+
+
+USAGE = types.GenerateContentResponseUsageMetadata(
+    prompt_token_count=1, candidates_token_count=1, total_token_count=2
+)
+
+
+class CallsAtOnce(BaseLlm):
+    """A scripted model: answers the first request with every call of ``calls`` in one
+    response (parallel tool calls), and the request carrying their results with "done".
+    :meth:`before_calls` runs just before the calls are returned (a subclass may make another
+    writer act there)."""
+
+    model: str = "calls-at-once"
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    async def before_calls(self) -> None:
+        """Nothing by default."""
+
+    async def generate_content_async(
+        self, llm_request: LlmRequest, stream: bool = False
+    ) -> AsyncGenerator[LlmResponse, None]:
+        last = llm_request.contents[-1]
+        if any(p.function_response for p in last.parts or []):
+            parts = [types.Part(text="done")]
+        else:
+            await self.before_calls()
+            parts = [types.Part(function_call=types.FunctionCall(name=n, args=a))
+                     for n, a in self.calls]
+        yield LlmResponse(content=types.Content(role="model", parts=parts), usage_metadata=USAGE)

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-
 from google.adk.agents.llm_agent import LlmAgent
-from google.adk.models.base_llm import BaseLlm
-from google.adk.models.llm_request import LlmRequest
-from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
-from google.genai import types
 from multi_agent.team.state_tools.tools import (
     add_joke_preference,
     add_to_stock_watchlist,
@@ -19,36 +13,19 @@ from multi_agent.team.state_tools.tools import (
 
 from multi_agent import DatabaseSessionService
 from multi_agent.team.app import user_message
+from tests.agents._team import CallsAtOnce
 
-USAGE = types.GenerateContentResponseUsageMetadata(
-    prompt_token_count=1, candidates_token_count=1, total_token_count=2
-)
-
-
-class ParallelCalls(BaseLlm):
-    """Answers the first request with several tool calls at once, then with text."""
-
-    model: str = "parallel-test"
-
-    async def generate_content_async(
-        self, llm_request: LlmRequest, stream: bool = False
-    ) -> AsyncGenerator[LlmResponse, None]:
-        last = llm_request.contents[-1]
-        if any(p.function_response for p in last.parts or []):
-            parts = [types.Part(text="done")]
-        else:
-            calls = [("add_to_stock_watchlist", {"ticker": t}) for t in ["AAPL", "MSFT", "NVDA"]]
-            calls += [("add_joke_preference", {"topic": t}) for t in ["math", "physics"]]
-            calls += [("track_agent_delegation", {"agent_name": a, "task": "t"})
-                      for a in ["historian", "historian", "funny_nerd"]]
-            parts = [types.Part(function_call=types.FunctionCall(name=n, args=a))
-                     for n, a in calls]
-        yield LlmResponse(content=types.Content(role="model", parts=parts), usage_metadata=USAGE)
+CALLS = [
+    *(("add_to_stock_watchlist", {"ticker": t}) for t in ["AAPL", "MSFT", "NVDA"]),
+    *(("add_joke_preference", {"topic": t}) for t in ["math", "physics"]),
+    *(("track_agent_delegation", {"agent_name": a, "task": "t"})
+      for a in ["historian", "historian", "funny_nerd"]),
+]
 
 
 async def test_parallel_tool_calls_keep_every_change(team_db: str) -> None:
     agent = LlmAgent(
-        name="worker", model=ParallelCalls(),
+        name="worker", model=CallsAtOnce(calls=CALLS),
         tools=wrap(add_to_stock_watchlist, add_joke_preference, track_agent_delegation),
     )
     async with DatabaseSessionService(team_db) as store:

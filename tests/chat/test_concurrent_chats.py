@@ -22,23 +22,19 @@ import asyncio
 import subprocess
 import threading
 import time
-from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 from google.adk.agents.llm_agent import LlmAgent
 from google.adk.events.event import Event
-from google.adk.models.base_llm import BaseLlm
-from google.adk.models.llm_request import LlmRequest
-from google.adk.models.llm_response import LlmResponse
 from google.adk.runners import Runner
-from google.genai import types
 from multi_agent.team.state_tools.tools import add_to_stock_watchlist, wrap
 
 from multi_agent import DatabaseSessionService
 from multi_agent.store.updates import StateUpdates
 from multi_agent.team.app import build_runner, get_or_create_session, user_message
+from tests.agents._team import CallsAtOnce
 from tests.chat._util import APP, MULTI_AGENT, TIMEOUT, clean_env, sqlite_url
 from tests.conftest import fresh_pg_database
 
@@ -198,24 +194,17 @@ async def test_sequential_calls_of_one_turn_keep_both_and_the_other_sessions(
     assert len(state["conversation_log"]) == 1
 
 
-class ParallelAdds(BaseLlm):
+class ParallelAdds(CallsAtOnce):
     """Answers with two add_to_stock_watchlist calls at once; another session adds a ticker
     while the calls run (after the session copy was loaded, before the result is stored)."""
 
     model: str = "parallel-adds"
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("add_to_stock_watchlist", {"ticker": t}) for t in ("AAPL", "MSFT")]
     store: object = None
 
-    async def generate_content_async(
-        self, llm_request: LlmRequest, stream: bool = False
-    ) -> AsyncGenerator[LlmResponse, None]:
-        last = llm_request.contents[-1]
-        if any(p.function_response for p in last.parts or []):
-            parts = [types.Part(text="done")]
-        else:
-            await add_from_other_session(self.store, "NVDA")  # type: ignore[arg-type]
-            parts = [types.Part(function_call=types.FunctionCall(
-                name="add_to_stock_watchlist", args={"ticker": t})) for t in ("AAPL", "MSFT")]
-        yield LlmResponse(content=types.Content(role="model", parts=parts))
+    async def before_calls(self) -> None:
+        await add_from_other_session(self.store, "NVDA")  # type: ignore[arg-type]
 
 
 async def test_parallel_calls_of_one_turn_keep_both_and_the_other_sessions(
