@@ -165,3 +165,32 @@ def answer_on_terminal(args: list[str], question: str, answer: str, *, cwd: Path
     finally:
         if child.isalive():
             child.terminate(force=True)
+
+
+def interrupt_piped_chat(command: list[str], cwd: Path, lines: str, marker: str
+                         ) -> tuple[int, str, str]:
+    """Starts a piped chat (``command``), feeds it ``lines``, sends SIGINT once its output
+    shows ``marker`` and waits for it to leave.
+
+    Returns:
+        ``(exit code, everything it printed on stdout, stderr)``.
+    """
+    import signal
+
+    proc = subprocess.Popen(command, cwd=cwd, env=clean_env(), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(lines)
+        proc.stdin.flush()
+        seen = ""
+        deadline = time.monotonic() + TIMEOUT
+        while marker not in seen and time.monotonic() < deadline:
+            seen += proc.stdout.readline()
+        assert marker in seen, seen
+        os.kill(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, seen + out, err

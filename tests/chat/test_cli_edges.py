@@ -15,7 +15,6 @@ import asyncio
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from tests.chat._util import (
     Terminal,
     answer_on_terminal,
     clean_env,
+    interrupt_piped_chat,
     ok,
     one_line_error,
     read_back,
@@ -462,26 +462,11 @@ def test_ctrl_c_after_a_complete_answer_when_piped(tmp_path: Path) -> None:
     """Piped, Ctrl-C means leave: after the answer, the run finishes saving first (exit 130,
     the run completed)."""
     db = tmp_path / "chat.db"
-    proc = subprocess.Popen(
-        [*slow_save_script(tmp_path, 3), "chat", "--user", USER, "--db", str(db)],
-        cwd=tmp_path, env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdin and proc.stdout
-        proc.stdin.write("tell me a joke about python\ntell me a joke about math\n")
-        proc.stdin.flush()
-        seen = ""
-        deadline = time.monotonic() + TIMEOUT
-        while "(saving slowly)" not in seen and time.monotonic() < deadline:
-            seen += proc.stdout.readline()
-        assert "[funny_nerd]" in seen and "(saving slowly)" in seen, seen
-        os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=TIMEOUT)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (seen + out, err)
+    code, out, err = interrupt_piped_chat(
+        [*slow_save_script(tmp_path, 3), "chat", "--user", USER, "--db", str(db)], tmp_path,
+        "tell me a joke about python\ntell me a joke about math\n", "(saving slowly)")
+    assert "[funny_nerd]" in out, out
+    assert code == 130, (out, err)
     assert "Traceback" not in err + out
     assert "[system] Interrupted. Everything so far is saved. Bye." in out
     assert "joke about math" not in out

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.chat._util import clean_env, ok, one_line_error, read_back, run_cli, texts
+from tests.chat._util import (
+    clean_env,
+    interrupt_piped_chat,
+    ok,
+    one_line_error,
+    read_back,
+    run_cli,
+    texts,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -211,26 +219,11 @@ def test_model_failure_is_one_line_and_the_chat_goes_on(tmp_path: Path) -> None:
 def test_ctrl_c_while_piped_leaves_with_130(tmp_path: Path) -> None:
     """Ctrl-C mid-run in piped mode: the run is marked cancelled and the chat leaves."""
     slow = Path(__file__).with_name("_slow_chat.py")
-    proc = subprocess.Popen(
+    code, out, err = interrupt_piped_chat(
         [sys.executable, str(slow), "chat", "--user", USER, "--db", str(tmp_path / "chat.db")],
-        cwd=tmp_path, env=clean_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdin and proc.stdout
-        proc.stdin.write("tell me a joke about python, slowly\ntell me a joke about math\n")
-        proc.stdin.flush()
-        seen = ""
-        deadline = time.monotonic() + 60
-        while "(stalling)" not in seen and time.monotonic() < deadline:
-            seen += proc.stdout.readline()
-        assert "(stalling)" in seen, seen
-        os.kill(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, (seen + out, err)
+        tmp_path, "tell me a joke about python, slowly\ntell me a joke about math\n",
+        "(stalling)")
+    assert code == 130, (out, err)
     assert "Traceback" not in err + out
     assert "[system] Interrupted. Everything so far is saved. Bye." in out
     assert "joke about math" not in out  # it left instead of reading on
