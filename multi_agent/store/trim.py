@@ -418,6 +418,74 @@ def _candidates(conn: Connection, app_name: str | None, user_id: str | None,
     return list(conn.execute(q).all())
 
 
+class _Batcher:
+    """Packs the sessions' deletions into write transactions of at most ``max_events`` events
+    (several small sessions in one, a large one over several), with ``BATCH_PAUSE`` between
+    two transactions."""
+
+    def __init__(self, backend: Backend, report: TrimReport, max_events: int,
+                 progress: Callable[[int], None] | None) -> None:
+        self.backend, self.report, self.max_events = backend, report, max_events
+        self.progress = progress
+        self.pending: list[tuple[_Plan, int, int]] = []
+        self.budget = 0
+        self.deleted = 0
+        self.skipped: set[int] = set()  # id() of plans whose first batch found a branch
+
+    async def add(self, plan: _Plan) -> None:
+        self.report.add(plan.app_name, plan.user_id, {
+            "sessions": 1, "events": 0, "runs": len(plan.pruned_runs), "memory_entries": 0})
+        lo = plan.first
+        while lo < plan.cut:
+            hi = min(plan.cut, lo + self.max_events)
+            if self.pending and self.budget + (hi - lo) > self.max_events:
+                await self.flush()
+            self.pending.append((plan, lo, hi))
+            self.budget += hi - lo
+            lo = hi
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        chunks, self.pending, self.budget = self.pending, [], 0
+        if self.report.batches:
+            # Give the database to whoever waits for it (see prune.py's BATCH_PAUSE).
+            from .prune import BATCH_PAUSE
+
+            await asyncio.sleep(BATCH_PAUSE)
+        skipped = self.skipped
+
+        def work(conn: Connection) -> list[tuple[_Plan, int, int, bool]]:
+            done = []
+            new_skips: set[int] = set()
+            for plan, lo, hi in chunks:
+                if id(plan) in skipped or id(plan) in new_skips:
+                    continue
+                if lo == plan.first and not _start(conn, plan):
+                    new_skips.add(id(plan))
+                    done.append((plan, 0, 0, True))
+                    continue
+                n, m = _delete(conn, plan, lo, hi)
+                done.append((plan, n, m, False))
+            return done
+
+        done = await self.backend.run(work, write=True)
+        self.report.batches += 1
+        for plan, n, m, skip in done:
+            counts = self.report.by_user[(plan.app_name, plan.user_id)]
+            if skip:
+                skipped.add(id(plan))
+                self.report.skipped += 1
+                counts["sessions"] -= 1
+                counts["runs"] -= len(plan.pruned_runs)
+                continue
+            counts["events"] += n
+            counts["memory_entries"] += m
+            self.deleted += n
+        if self.progress is not None:
+            self.progress(self.deleted)
+
+
 async def trim_sessions(
     service: Any, *, keep_last_events: int | None = None, keep_days: float | None = None,
     app_name: str | None = None, user_id: str | None = None, session_id: str | None = None,
@@ -442,7 +510,7 @@ async def trim_sessions(
     Raises:
         InvalidValueError: a bad limit, or no limit given and no policy stored.
     """
-    from .prune import BATCH_PAUSE, MAX_EVENTS
+    from .prune import MAX_EVENTS
 
     for kind, value in (("app_name", app_name), ("user_id", user_id),
                         ("session_id", session_id)):
@@ -469,7 +537,7 @@ async def trim_sessions(
     now = time.time() if now is None else now
     report = TrimReport(dry_run=dry_run)
     apps = [app_name] if given.empty is False else sorted(policies)
-    deleted = 0
+    batcher = _Batcher(backend, report, max_events, progress)
     for app in apps:
         policy = given if not given.empty else policies[app]  # type: ignore[index]
         if app is not None:
@@ -492,33 +560,13 @@ async def trim_sessions(
                     continue
                 if app is None:
                     report.policies.setdefault(plan.app_name, policy)
-                counts = {"sessions": 1, "events": plan.events, "runs": len(plan.pruned_runs),
-                          "memory_entries": plan.memory_entries}
                 if dry_run:
-                    report.add(plan.app_name, plan.user_id, counts)
-                    continue
-                started = await backend.run(lambda conn, p=plan: _start(conn, p), write=True)
-                report.batches += 1
-                if not started:
-                    report.skipped += 1
-                    continue
-                events = entries = 0
-                lo = plan.first
-                while lo < plan.cut:
-                    hi = min(plan.cut, lo + max_events)
-                    await asyncio.sleep(BATCH_PAUSE)
-                    n, m = await backend.run(
-                        lambda conn, p=plan, a=lo, b=hi: _delete(conn, p, a, b), write=True)
-                    report.batches += 1
-                    events += n
-                    entries += m
-                    deleted += n
-                    lo = hi
-                    if progress is not None:
-                        progress(deleted)
-                counts.update(events=events, memory_entries=entries)
-                report.add(plan.app_name, plan.user_id, counts)
-                await asyncio.sleep(BATCH_PAUSE)
+                    report.add(plan.app_name, plan.user_id, {
+                        "sessions": 1, "events": plan.events, "runs": len(plan.pruned_runs),
+                        "memory_entries": plan.memory_entries})
+                else:
+                    await batcher.add(plan)
+    await batcher.flush()
     if not dry_run and (report.by_user or vacuum):
         report.space, report.pages_freed = await backend.db.reclaim_space(
             backend, vacuum=vacuum)
