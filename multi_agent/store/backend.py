@@ -35,7 +35,15 @@ from ..errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .dialects import Dialect, dialect_for, known
 from .dialects.base import EngineOptions
 from .dialects.sqlite import SQLITE_WAL_LIMIT_BYTES, SQLITE_WORKERS, check_pragmas
-from .groupcommit import AsyncWriter, Item, ThreadWriter, is_disconnect, resolve, resolve_all
+from .groupcommit import (
+    AsyncWriter,
+    Item,
+    ThreadWriter,
+    WriterStats,
+    is_disconnect,
+    resolve,
+    resolve_all,
+)
 
 T = TypeVar("T")
 
@@ -165,6 +173,16 @@ class Backend:
             if translated is None:
                 raise
             raise translated from exc
+
+    def writer_stats(self) -> WriterStats | None:
+        """What the group-commit writer has done (None: this backend has none)."""
+        writer = self._writer or self._async_writer
+        return writer.stats if writer is not None else None
+
+    def writes_queued(self) -> int:
+        """Writes waiting for the group-commit writer (not counting the ones it is running)."""
+        writer = self._writer or self._async_writer
+        return writer.queued() if writer is not None else 0
 
     async def _run_async(self, fn: Callable[[Connection], T], write: bool) -> T:
         """One transaction on a pooled connection of the ``AsyncEngine``.

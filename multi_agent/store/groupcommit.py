@@ -35,7 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AsyncWriter", "Item", "ThreadWriter", "is_disconnect", "resolve", "resolve_all"]
+__all__ = [
+    "AsyncWriter", "Item", "ThreadWriter", "WriterStats", "is_disconnect", "resolve",
+    "resolve_all",
+]
 
 
 @dataclass(slots=True, eq=False)
@@ -52,6 +55,22 @@ class Item:
     # result is not the future's: the event loop keeps a finished future alive until the
     # caller's next await, and a large result must be freed when the caller drops it.)
     outcome: list[Any] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """What a writer has done: for tests and benchmarks (no locking; read-only outside)."""
+
+    batches: int = 0  # shared transactions run (an attempt that was run again counts again)
+    items: int = 0  # items run in them
+    largest: int = 0  # the most items one of them held
+
+
+def count_batch(stats: WriterStats, size: int) -> None:
+    stats.batches += 1
+    stats.items += size
+    if size > stats.largest:
+        stats.largest = size
 
 
 def resolve(item: Item, ok: bool, value: Any) -> None:
@@ -118,6 +137,11 @@ class ThreadWriter:
         self._started = False
         self._start_lock = threading.Lock()
         self._closed = False
+        self.stats = WriterStats()
+
+    def queued(self) -> int:
+        """Items waiting for the writer (not counting the ones it is running)."""
+        return self._queue.qsize()
 
     def submit(self, item: Item) -> None:
         if not self._started:
@@ -160,6 +184,7 @@ class ThreadWriter:
             runs = take_batches(first, more)
             for i, run in enumerate(runs):
                 if run[0].batch:
+                    count_batch(self.stats, len(run))
                     again = self._run_batch(run)
                     if again:  # to be run before anything that came later
                         for later in runs[i + 1:]:
@@ -199,6 +224,11 @@ class AsyncWriter:
         self._backend = backend
         self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.stats = WriterStats()
+
+    def queued(self) -> int:
+        """Items waiting for the writer (not counting the ones it is running)."""
+        return sum(len(q.items) for q in self._queues.values())
 
     async def run(self, fn: Callable[[Any], Any]) -> Any:
         loop = asyncio.get_running_loop()
@@ -259,6 +289,7 @@ class AsyncWriter:
         made them so, or None)."""
         engine = self._backend.async_engine
         outcomes: list[tuple[Item, bool, Any]] = []
+        count_batch(self.stats, len(items))
         try:
             aconn = await engine.connect()
         except BaseException as exc:

@@ -1,0 +1,324 @@
+"""Group commit (``store/groupcommit.py``): appends queued while a commit runs share the next
+transaction, each with its own outcome, and nothing is acknowledged before its COMMIT.
+
+To know what shares a transaction, each test first makes the writer busy with one append that
+cannot get its lock (SQLite: another connection holds the database's write lock; PostgreSQL:
+another connection holds the session's row lock), queues the appends under test behind it
+(waiting until the writer reports them queued), then lets the first one go: everything queued
+then runs as one batch, which the writer's counters confirm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import signal
+import sqlite3
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from multi_agent import DatabaseSessionService, StaleSession
+from multi_agent.errors import DatabaseUnavailableError, StoreError
+from tests.helpers import text_event
+
+ROOT = Path(__file__).resolve().parents[2]
+BOTH = pytest.mark.parametrize("backend", ["sqlite_file", "postgres"], indirect=True)
+
+
+async def until(cond: Callable[[], bool], what: str) -> None:
+    """Waits for ``cond`` (a state the code under test reaches, not a duration)."""
+    for _ in range(6000):
+        if cond():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"never happened: {what}")
+
+
+class Blocker:
+    """Holds the lock the next append to ``session`` needs, from another connection."""
+
+    def __init__(self, store: DatabaseSessionService, session: Any) -> None:
+        self.store, self.session = store, session
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+        self._tx: Any = None
+
+    async def hold(self) -> None:
+        backend = self.store.backend
+        if backend.dialect == "sqlite":
+            assert backend.sqlite_path is not None
+            self._sqlite = sqlite3.connect(backend.sqlite_path, isolation_level=None)
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            return
+        import asyncpg
+
+        assert backend.async_engine is not None
+        url = backend.async_engine.url.render_as_string(hide_password=False)
+        self._pg = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        self._tx = self._pg.transaction()
+        await self._tx.start()
+        await self._pg.execute(
+            "SELECT 1 FROM ma_sessions WHERE app_name = $1 AND user_id = $2 AND id = $3 "
+            "FOR UPDATE", self.session.app_name, self.session.user_id, self.session.id,
+        )
+
+    async def release(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.execute("COMMIT")
+            self._sqlite.close()
+            self._sqlite = None
+        if self._pg is not None:
+            await self._tx.rollback()
+            await self._pg.close()
+            self._pg = None
+
+
+async def busy_writer(store: DatabaseSessionService, session: Any) -> tuple[Blocker, Any]:
+    """Makes the writer busy with one append (to ``session``) that waits for a lock; returns
+    the blocker to release and that append's task."""
+    blocker = Blocker(store, session)
+    await blocker.hold()
+    stats = store.backend.writer_stats()
+    assert stats is not None
+    before = stats.batches
+    first = asyncio.create_task(store.append_event(session, text_event("first")))
+    await until(lambda: stats.batches == before + 1 and store.backend.writes_queued() == 0,
+                "the writer took the first append")
+    return blocker, first
+
+
+async def load(store: DatabaseSessionService, s: Any) -> Any:
+    return await store.get_session(app_name=s.app_name, user_id=s.user_id, session_id=s.id)
+
+
+@BOTH
+async def test_a_stale_append_in_a_batch_fails_alone(db_url: str, app_name: str) -> None:
+    async with DatabaseSessionService(db_url) as store:
+        head = await store.create_session(app_name=app_name, user_id="head")
+        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i}")
+                    for i in range(20)]
+        stale = await load(store, sessions[0])
+        await store.append_event(sessions[0], text_event("moves storage on"))
+        blocker, first = await busy_writer(store, head)
+        tasks = [
+            asyncio.create_task(store.append_event(
+                s, text_event(f"e{i}", state={"n": i, "user:n": i, f"app:k{i}": i})))
+            for i, s in enumerate(sessions[1:], start=1)
+        ]
+        tasks.insert(10, asyncio.create_task(
+            store.append_event(stale, text_event("from a behind copy", state={"user:n": -1}))))
+        await until(lambda: store.backend.writes_queued() == 20, "20 appends queued")
+        stats = store.backend.writer_stats()
+        assert stats is not None
+        largest = stats.largest
+        await blocker.release()
+        await first
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert stats.largest >= 20 > largest  # the twenty shared one transaction
+
+        assert isinstance(results[10], StaleSession)
+        others = results[:10] + results[11:]
+        assert not [r for r in others if isinstance(r, BaseException)]
+        got = await load(store, sessions[0])
+        assert [e.content.parts[0].text for e in got.events] == ["moves storage on"]
+        assert "user:n" not in got.state
+        app_state = await store.get_app_state(app_name=app_name)
+        for i, s in enumerate(sessions[1:], start=1):
+            got = await load(store, s)
+            assert [e.content.parts[0].text for e in got.events] == [f"e{i}"]
+            assert got.state["n"] == i and got.state["user:n"] == i
+            assert app_state[f"k{i}"] == i
+        # Each caller's copy is current: its next append is not stale.
+        await store.append_event(sessions[5], text_event("next"))
+
+
+@BOTH
+async def test_a_batch_runs_in_arrival_order_and_a_failed_item_leaves_no_trace(
+    db_url: str, app_name: str
+) -> None:
+    """Writes of one batch see the ones before them; one that raises is rolled back alone."""
+    async with DatabaseSessionService(db_url) as store:
+        await store.prepare()
+        backend = store.backend
+        table = f"gc_order_{app_name}"
+        await backend.run(
+            lambda c: c.execute(text(f"CREATE TABLE {table} (n INTEGER PRIMARY KEY, seen "
+                                     "INTEGER NOT NULL)")), write=True)
+        head = await store.create_session(app_name=app_name, user_id="head")
+        blocker, first = await busy_writer(store, head)
+
+        def write(n: int) -> Callable[[Any], int]:
+            def fn(conn: Any) -> int:
+                seen = conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+                conn.execute(text(f"INSERT INTO {table} VALUES (:n, :seen)"),
+                             {"n": n, "seen": seen})
+                if n == 4:
+                    raise ValueError("refused after writing")
+                return int(seen)
+            return fn
+
+        tasks = [asyncio.create_task(backend.run(write(n), write=True, batch=True))
+                 for n in range(10)]
+        await until(lambda: backend.writes_queued() == 10, "10 writes queued")
+        await blocker.release()
+        await first
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stats = backend.writer_stats()
+        assert stats is not None and stats.largest >= 10
+        assert isinstance(results[4], ValueError)
+        assert results[:4] + results[5:] == [0, 1, 2, 3, 4, 5, 6, 7, 8]
+        rows = await backend.run(
+            lambda c: c.execute(text(f"SELECT n, seen FROM {table} ORDER BY n")).all(),
+            write=False)
+        assert [tuple(r) for r in rows] == [
+            (0, 0), (1, 1), (2, 2), (3, 3), (5, 4), (6, 5), (7, 6), (8, 7), (9, 8)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite_file"], indirect=True)
+async def test_a_failed_commit_acknowledges_nothing_sqlite(db_url: str, app_name: str) -> None:
+    """The file may not grow (RLIMIT_FSIZE, a real write failure): the batch's COMMIT, the
+    only time SQLite writes the -wal here, fails, and every append of the batch raises."""
+    async with DatabaseSessionService(db_url) as store:
+        head = await store.create_session(app_name=app_name, user_id="head")
+        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i}")
+                    for i in range(10)]
+        path = store.backend.sqlite_path
+        assert path is not None
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        raw.close()
+        assert Path(path + "-wal").stat().st_size == 0  # noqa: ASYNC240
+        blocker, first = await busy_writer(store, head)
+        tasks = [asyncio.create_task(store.append_event(
+                     s, text_event(f"e{i}", state={"user:n": i, f"app:k{i}": i})))
+                 for i, s in enumerate(sessions)]
+        await until(lambda: store.backend.writes_queued() == 10, "10 appends queued")
+        old_limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+        old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, old_limit[1]))
+        try:
+            await blocker.release()
+            results = await asyncio.gather(first, *tasks, return_exceptions=True)
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, old_limit)
+            signal.signal(signal.SIGXFSZ, old_handler)
+        stats = store.backend.writer_stats()
+        assert stats is not None and stats.largest >= 10
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert {type(r) for r in results} == {DatabaseUnavailableError}, results
+        for s in [head, *sessions]:
+            assert (await load(store, s)).events == []
+        assert await store.get_app_state(app_name=app_name) == {}
+        # The disk problem gone, the same copies append (nothing of theirs was applied).
+        await asyncio.gather(*(store.append_event(s, text_event("again")) for s in sessions))
+    async with DatabaseSessionService(db_url) as store:
+        for s in sessions:
+            assert [e.content.parts[0].text for e in (await load(store, s)).events] == ["again"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_whose_connection_dies_before_commit_acknowledges_nothing_pg(
+    db_url: str, app_name: str
+) -> None:
+    """The writer's backend is killed (pg_terminate_backend) while its batch waits for a row
+    lock, before COMMIT; the batch runs once more on a new connection, is killed again, and
+    then fails as a whole: nothing of it stored, every append raises."""
+    import asyncpg
+
+    async with DatabaseSessionService(db_url) as store:
+        head = await store.create_session(app_name=app_name, user_id="head")
+        tail = await store.create_session(app_name=app_name, user_id="tail")
+        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i}")
+                    for i in range(10)]
+        blocker, first = await busy_writer(store, head)
+        tail_blocker = Blocker(store, tail)
+        await tail_blocker.hold()
+        tasks = [asyncio.create_task(store.append_event(
+                     s, text_event(f"e{i}", state={"user:n": i, f"app:k{i}": i})))
+                 for i, s in enumerate(sessions)]
+        tasks.append(asyncio.create_task(store.append_event(tail, text_event("tail"))))
+        await until(lambda: store.backend.writes_queued() == 11, "11 appends queued")
+        await blocker.release()
+        await first  # committed alone; the next batch runs ten appends, then waits on tail
+        admin = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        stats = store.backend.writer_stats()
+        assert stats is not None
+        try:
+            attempts = []
+            for _ in range(2):  # the first attempt, then the retry
+                pid = None
+                for _ in range(6000):
+                    pid = await admin.fetchval(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock' LIMIT 1")
+                    if pid is not None:
+                        break
+                    await asyncio.sleep(0.005)
+                assert pid is not None, "the batch never waited for the tail's lock"
+                attempts.append(stats.batches)
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            await tail_blocker.release()
+            await admin.close()
+        assert all(isinstance(r, StoreError) for r in results), results
+        assert {getattr(r, "cause", None) for r in results} == {"unreachable"}, results
+        assert attempts[1] == attempts[0] + 1 and stats.largest >= 11  # retried once
+        for s in [tail, *sessions]:
+            assert (await load(store, s)).events == []
+        assert await store.get_app_state(app_name=app_name) == {}
+        await asyncio.gather(*(store.append_event(s, text_event("again")) for s in sessions))
+        for s in sessions:
+            assert [e.content.parts[0].text for e in (await load(store, s)).events] == ["again"]
+
+
+async def run_group_writers(url: str, app: str, processes: int, tasks: int, count: int
+                            ) -> list[str]:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.store._group_writer", url, app, str(p * tasks),
+            str(tasks), str(count), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for p in range(processes)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=600)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        outs.append(out.decode())
+    return outs
+
+
+@BOTH
+async def test_many_tasks_in_several_processes_lose_nothing(db_url: str, app_name: str) -> None:
+    """3 processes x 16 tasks, each task on its own session, with user: and app: writes and
+    atomic increments of shared keys: every acknowledged append and state change is stored
+    once, nothing else is."""
+    processes, tasks, count = 3, 16, 12
+    total = processes * tasks
+    async with DatabaseSessionService(db_url) as store:
+        for i in range(total):
+            await store.create_session(app_name=app_name, user_id=f"u{i}", session_id=f"s{i}")
+    outs = await run_group_writers(db_url, app_name, processes, tasks, count)
+    lines = [line.split(maxsplit=2) for out in outs for line in out.splitlines()]
+    assert not [line for line in lines if line[0] == "ERR"]
+    acked: dict[str, list[str]] = {}
+    for _, sid, event_id in (line for line in lines if line[0] == "ACK"):
+        acked.setdefault(sid, []).append(event_id)
+    assert sum(len(v) for v in acked.values()) == total * count
+    async with DatabaseSessionService(db_url) as store:
+        app_state = await store.get_app_state(app_name=app_name)
+        assert app_state["total"] == total * count
+        for i in range(total):
+            got = await store.get_session(app_name=app_name, user_id=f"u{i}", session_id=f"s{i}")
+            assert [e.id for e in got.events] == acked[f"s{i}"]  # all, once, in order
+            assert got.state["n"] == count - 1 and got.state["user:n"] == count - 1
+            assert got.state["user:total"] == count
+            assert app_state[f"last_{i}"] == count - 1
