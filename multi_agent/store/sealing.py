@@ -88,6 +88,8 @@ INSTALL_HINT = (
     "pip install 'adk-lossless-sessions[encryption]'"
 )
 _ATTR = "_multi_agent_keyring"
+_a2b = binascii.a2b_base64
+_b2a = binascii.b2a_base64
 _NONCE = 12
 _KEY_BYTES = 32
 
@@ -146,6 +148,9 @@ class Keyring:
         self._kid = self.current[:8]
         self._sealer = self._ciphers[self._kid]
         self.current_prefix = f"{PREFIX}{self._kid}$"
+        from cryptography.exceptions import InvalidTag
+
+        self._invalid_tag = InvalidTag
 
     @classmethod
     def from_text(cls, text: str, where: str) -> Keyring:
@@ -161,7 +166,7 @@ class Keyring:
         nonce = os.urandom(_NONCE)
         body = self._sealer.encrypt(
             nonce, value.encode("utf-8", "surrogatepass"), _aad(column))
-        return self.current_prefix + base64.b64encode(nonce + body).decode("ascii")
+        return self.current_prefix + _b2a(nonce + body, newline=False).decode("ascii")
 
     def open(self, column: str, stored: str) -> str:
         """The value sealed in ``stored``; a value without the prefix (a clear row) as is.
@@ -170,27 +175,25 @@ class Keyring:
             EncryptionKeyError: sealed with a key that is not in this keyring.
             EncryptionError: the value fails authentication (changed, or from another table).
         """
-        if not stored.startswith(PREFIX):
+        if not stored.startswith(PREFIX) or stored[13:14] != "$":
             return stored
-        kid, _, body = stored[len(PREFIX):].partition("$")
+        kid = stored[5:13]
         cipher = self._ciphers.get(kid)
         try:
-            blob = base64.b64decode(body, validate=True)
+            blob = _a2b(stored[14:], strict_mode=True)
         except (binascii.Error, ValueError):
             return stored  # not a sealed value: clear text that happens to start like one
         if cipher is None:
-            if len(kid) != 8 or len(blob) < _NONCE + 16:
+            if len(blob) < _NONCE + 16:
                 return stored
             raise EncryptionKeyError(
                 f"A value in {column} is sealed with key {kid}..., which is not among the "
                 f"keys given ({', '.join(f[:8] + '...' for f in self.fingerprints)}). Give "
                 f"that key too (in {ENV_KEY}, comma-separated, new key first)."
             )
-        from cryptography.exceptions import InvalidTag
-
         try:
             plain = cipher.decrypt(blob[:_NONCE], blob[_NONCE:], _aad(column))
-        except InvalidTag:
+        except self._invalid_tag:
             raise EncryptionError(
                 f"A value in {column} fails authentication: it was changed in the database, "
                 "or copied from another table. Restore the row from a backup."
@@ -201,7 +204,13 @@ class Keyring:
 def _aad(column: str) -> bytes:
     """The associated data of a value: its table (one statement parameter may fill two
     columns of a table, e.g. a new session's ``state`` and ``initial_state``)."""
-    return column.partition(".")[0].encode("ascii")
+    aad = _AAD.get(column)
+    if aad is None:
+        aad = _AAD[column] = column.partition(".")[0].encode("ascii")
+    return aad
+
+
+_AAD: dict[str, bytes] = {}
 
 
 def load_keyring(
@@ -362,7 +371,11 @@ class OpenedResult:
         return row[0]
 
     def scalars(self) -> list[Any]:
-        return [r[0] for r in self.fetchall()]
+        rows, _ = self._rows()
+        if self._columns and self._columns[0][0] == 0:  # a sealed first column (event JSON)
+            open_, column = self._keyring.open, self._columns[0][1]
+            return [None if r[0] is None else open_(column, r[0]) for r in rows]
+        return [r[0] for r in rows]
 
     def __iter__(self) -> Any:
         return iter(self.fetchall())
