@@ -66,10 +66,19 @@ class RuleSet:
 
 
 def register(*sets: RuleSet) -> None:
-    """Adds rule sets to the table; an owner's sets replace those registered for it before."""
+    """Adds rule sets to the table; an owner's sets replace those registered for it before.
+
+    Raises:
+        ValueError: a plan's intent name is another agent's already (each intent has one plan).
+    """
     by_owner: dict[str, list[RuleSet]] = {}
     for rule_set in sets:
         by_owner.setdefault(rule_set.owner, []).append(rule_set)
+    taken = {name: s.owner for s in rule_sets() if s.owner not in by_owner for name in s.plans}
+    clashes = sorted(f"{name!r} ({taken[name]})" for s in sets for name in s.plans if name in taken)
+    if clashes:
+        raise ValueError(f"{', '.join(clashes)}: intent names another agent's plans already use; "
+                         "give the new agent's intents names of their own")
     for owner, owned in by_owner.items():
         _registered[owner] = tuple(owned)
     _cache.clear()

@@ -129,3 +129,12 @@ def test_a_definition_without_a_spec_is_refused(tmp_path: Path) -> None:
     (folder / "definition.py").write_text("NAME = 'no_spec_bot'\n")
     with pytest.raises(TypeError, match="must define SPEC"):
         registry.load_definition(folder)
+
+
+def test_an_intent_name_another_agent_uses_is_refused() -> None:
+    from multi_agent.models import rules
+    from multi_agent.models.plans import PLANS
+
+    with pytest.raises(ValueError, match=r"'joke' \(funny_nerd\)"):
+        rules.register(rules.RuleSet("copycat", (), {"joke": PLANS["joke"]}))
+    assert "copycat" not in rules.owners()
