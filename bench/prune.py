@@ -173,6 +173,9 @@ def _stats(values: list[float]) -> dict[str, float]:
 
 async def measure(url: str, *, baseline: float, keep_last: int) -> dict[str, Any]:
     from multi_agent import DatabaseSessionService
+    from multi_agent.store import prune as prune_module
+
+    max_events = prune_module.MAX_EVENTS
 
     work = Path(tempfile.mkdtemp(prefix="bench-prune-"))
     stop, out = work / "stop", work / "writer.json"
@@ -190,13 +193,15 @@ async def measure(url: str, *, baseline: float, keep_last: int) -> dict[str, Any
     phases["baseline"] = (t0, time.time())
     async with DatabaseSessionService(url) as store:
         t0 = time.time()
-        pruned = await store.prune_sessions(older_than=30 * DAY, app_name=APP)
+        pruned = await store.prune_sessions(older_than=30 * DAY, app_name=APP,
+                                            max_events=max_events)
         phases["prune"] = (t0, time.time())
         result["prune_events"] = pruned.totals()["events"]
         result["prune_sessions"] = pruned.totals()["sessions"]
         result["prune_batches"] = pruned.batches
         t0 = time.time()
-        trimmed = await store.trim_sessions(keep_last_events=keep_last, app_name=APP)
+        trimmed = await store.trim_sessions(keep_last_events=keep_last, app_name=APP,
+                                            max_events=max_events)
         phases["trim"] = (t0, time.time())
         result["trim_events"] = trimmed.totals()["events"]
         result["trim_sessions"] = trimmed.totals()["sessions"]
@@ -219,14 +224,15 @@ async def measure(url: str, *, baseline: float, keep_last: int) -> dict[str, Any
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = ["| database | events | phase | deleted | seconds | events/s | writer appends | "
-           "p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out = ["| database | events | pause / batch | phase | deleted | seconds | events/s | "
+           "writer appends | p50 ms | p99 ms | max ms |", "|---" * 11 + "|"]
     for r in rows:
         for phase in ("baseline", "prune", "trim", "after"):
             w = r[f"writer_{phase}"]
             deleted = r.get(f"{phase}_events", "")
             rate = f"{r[f'{phase}_rate']:,.0f}" if f"{phase}_rate" in r else ""
-            out.append(f"| {r['database']} | {r['events']:,} | {phase} | "
+            out.append(f"| {r['database']} | {r['events']:,} | "
+                       f"{r['pause'] * 1000:.0f} ms / {r['max_events']:,} | {phase} | "
                        f"{deleted if deleted == '' else f'{deleted:,}'} | "
                        f"{r[f'{phase}_seconds']:.1f} | {rate} | {w['n']} | "
                        f"{w['p50_ms']:.1f} | {w['p99_ms']:.1f} | {w['max_ms']:.1f} |")
@@ -240,7 +246,11 @@ async def run_one(name: str, url: str, args: argparse.Namespace) -> dict[str, An
     print(f"[{name}] built {sessions} sessions x {args.per_session} events in {built:.1f} s "
           f"(load {os.getloadavg()[0]:.1f})", file=sys.stderr)
     result = await measure(url, baseline=args.baseline, keep_last=args.keep_last)
-    return {"database": name, "events": sessions * (args.per_session - args.per_session % 4),
+    from multi_agent.store import prune as prune_module
+
+    return {"database": name, "pause": prune_module.BATCH_PAUSE,
+            "max_events": prune_module.MAX_EVENTS,
+            "events": sessions * (args.per_session - args.per_session % 4),
             "sessions": sessions, "build_seconds": built, **result}
 
 
@@ -251,10 +261,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-last", type=int, default=100, help="the trim's keep_last_events")
     parser.add_argument("--baseline", type=float, default=10.0,
                         help="seconds of writer-only appends before the prune")
+    parser.add_argument("--pause", type=float, default=None,
+                        help="seconds between two batches (default: the store's BATCH_PAUSE)")
+    parser.add_argument("--max-events", type=int, default=None,
+                        help="events per batch (default: the store's MAX_EVENTS)")
     parser.add_argument("--pg", help="also on this PostgreSQL URL (an empty database)")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument("--md", help="write the table (markdown) to this file")
     args = parser.parse_args(argv)
+    from multi_agent.store import prune as prune_module
+
+    if args.pause is not None:
+        prune_module.BATCH_PAUSE = args.pause
+    if args.max_events is not None:
+        prune_module.MAX_EVENTS = args.max_events
     load_before = os.getloadavg()
     rows = []
     work = Path(tempfile.mkdtemp(prefix="bench-prune-db-"))
