@@ -86,6 +86,51 @@ async def test_trim_by_count_keeps_whole_runs_state_and_summary(
                                        if not k.startswith("user:")}
 
 
+async def test_an_export_of_a_trimmed_session_imports_as_it_was(
+    store: DatabaseSessionService, app_name: str, tmp_path,
+) -> None:
+    import json
+
+    await build(store, app_name, "ann", "s1")
+    await store.trim_sessions(keep_last_events=6)
+    doc = await store.export_session(app_name=app_name, user_id="ann", session_id="s1")
+    path = tmp_path / "s1.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    await store.import_session(doc, session_id="copy")
+    await store.import_session_file(path, user_id="bob")
+
+    def comparable(d: dict) -> dict:
+        session = {k: v for k, v in d["session"].items()
+                   if k not in ("id", "create_time", "update_time", "revision")}
+        return {"session": session, "runs": d["runs"], "events": d["events"]}
+
+    for user, sid in (("ann", "copy"), ("bob", "s1")):
+        again = await store.export_session(app_name=app_name, user_id=user, session_id=sid)
+        assert comparable(again) == comparable(doc)
+        original = await session_of(store, app_name, "ann", "s1")
+        copy = await session_of(store, app_name, user, sid)
+        assert [e.id for e in copy.events] == [e.id for e in original.events]
+    # The copy behaves as the original: branching into its pruned history is refused, a
+    # kept run can be branched to, and it takes more events.
+    with pytest.raises(HistoryPrunedError):
+        await store.branch(app_name=app_name, user_id="ann", session_id="copy",
+                           from_run_id="inv-2")
+    branched = await store.branch(app_name=app_name, user_id="ann", session_id="copy",
+                                  from_run_id="inv-5")
+    assert branched.session_state["turn"] == 5
+    await turn(store, await session_of(store, app_name, "ann", "copy"), 7)
+    # A changed document is refused, nothing written.
+    bad = json.loads(json.dumps(doc))
+    bad["session"]["state"]["turn"] = 99
+    with pytest.raises(InvalidValueError, match="session.state"):
+        await store.import_session(bad, session_id="bad")
+    bad = json.loads(json.dumps(doc))
+    bad["runs"][0]["status"] = "completed"  # a kept run before pruned ones
+    with pytest.raises(InvalidValueError, match="a trim prunes exactly"):
+        await store.import_session(bad, session_id="bad")
+    assert await store.get_session(app_name=app_name, user_id="ann", session_id="bad") is None
+
+
 async def test_branching_after_a_trim(store: DatabaseSessionService, app_name: str) -> None:
     await build(store, app_name, "ann", "s1")
     await store.trim_sessions(keep_last_events=6)

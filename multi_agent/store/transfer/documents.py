@@ -14,9 +14,6 @@ from .checks import (
 from .format import (
     ImportResult,
 )
-from .replay import (
-    _Import,
-)
 
 # --------------------------------------------------------------------------------------------
 # documents in memory
@@ -29,8 +26,10 @@ def _import_mapping(
     if not isinstance(doc, Mapping):
         raise _bad(f"the document must be a JSON object, got {type(doc).__name__}.")
     header = {k: v for k, v in doc.items() if k != "events"}
-    job = _Import(conn, backend, header, doc.keys(), app_name=app_name, user_id=user_id,
-                  session_id=session_id)
+    from ..trim_import import import_class  # a trimmed session's export (``trim.py``)
+
+    job = import_class(header)(conn, backend, header, doc.keys(), app_name=app_name,
+                               user_id=user_id, session_id=session_id)
     events = doc["events"]
     if not isinstance(events, list):
         raise _bad("runs and events must be JSON arrays.")

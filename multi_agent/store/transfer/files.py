@@ -311,13 +311,18 @@ def import_session_file(
     opened = open_source(source)
     try:
         def begin(header: dict[str, Any], keys: set[str]) -> _Import:
-            return _Import(conn, backend, header, keys, app_name=app_name, user_id=user_id,
-                           session_id=session_id)
+            from ..trim_import import import_class  # a trimmed session's export (trim.py)
+
+            return import_class(header)(conn, backend, header, keys, app_name=app_name,
+                                        user_id=user_id, session_id=session_id)
 
         header, has_events, job = _read(_Reader(opened.rewind()), begin, None)
         if job is None:
             # Events before the rest of the document (or none): check the rest, read again.
-            _check_header(header, set(header) | ({"events"} if has_events else set()))
+            from ..trim_import import is_trimmed
+
+            if not is_trimmed(header):  # a trimmed session's header is checked by its job
+                _check_header(header, set(header) | ({"events"} if has_events else set()))
             _, _, job = _read(_Reader(opened.rewind()), begin, header)
             assert job is not None
         return job.finish()
