@@ -73,6 +73,7 @@ async def _child(service: str, url: str, tasks: int, first_task: int, seconds: f
                 for i in ids}
     latencies: list[float] = []
     acked = {i: 0 for i in ids}
+    last: dict[int, int] = {}  # the n of each task's last acknowledged append
     errors: dict[str, int] = {}
     wait = start_at - time.time()
     if wait > 0:
@@ -100,6 +101,7 @@ async def _child(service: str, url: str, tasks: int, first_task: int, seconds: f
                 n += 1
             latencies.append(time.perf_counter() - started)
             acked[i] += 1
+            last[i] = n - 1
 
     await asyncio.gather(*(run(i) for i in ids))
     elapsed = time.perf_counter() - t0
@@ -107,18 +109,20 @@ async def _child(service: str, url: str, tasks: int, first_task: int, seconds: f
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     await svc.close()
     return {"acked": acked, "latencies": latencies, "errors": errors, "elapsed": elapsed,
-            "cpu": cpu}
+            "cpu": cpu, "last": last}
 
 
-async def _count(service: str, url: str, tasks: int) -> dict[int, int]:
-    """Events stored per session, read back through a fresh service."""
+async def _count(service: str, url: str, tasks: int) -> tuple[dict[int, int], dict[int, object]]:
+    """Events stored per session and each task's ``user:`` counter, read back through a fresh
+    service."""
     svc = await _open(service, url)
-    counts = {}
+    counts, turns = {}, {}
     for i in range(tasks):
         got = await svc.get_session(app_name=APP, user_id=f"u{i}", session_id=f"s{i}")
         counts[i] = len(got.events) if got else 0
+        turns[i] = got.state.get(f"user:turns_{i}") if got else None
     await svc.close()
-    return counts
+    return counts, turns
 
 
 def _pg_durability(url: str) -> str:
@@ -170,7 +174,7 @@ def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
             raise RuntimeError(f"{service} child failed ({child.returncode})")
         outs.append(json.loads(out.strip().splitlines()[-1]))
     load_after = os.getloadavg()
-    stored = asyncio.run(_count(service, url, tasks))
+    stored, turns = asyncio.run(_count(service, url, tasks))
     if scratch is not None:
         asyncio.run(scratch.drop())
     acked: dict[int, int] = {}
@@ -183,7 +187,12 @@ def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
     for out in outs:
         for k, v in out["errors"].items():
             errors[k] = errors.get(k, 0) + v
+    last: dict[int, int] = {}
+    for out in outs:
+        last.update({int(k): v for k, v in out["last"].items()})
     lost = sum(max(0, acked[i] - stored.get(i, 0)) for i in acked)
+    # A task's user: counter must hold the value of its last acknowledged append.
+    state_lost = sum(1 for i, n in last.items() if turns.get(i) != n)
     extra = sum(max(0, stored.get(i, 0) - acked[i]) for i in acked)
     return {
         "service": service, "tasks": tasks, "processes": processes, "acked": total,
@@ -192,6 +201,7 @@ def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
         "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)] if latencies else None,
         "cpu_ms": 1000 * sum(out["cpu"] for out in outs) / total if total else None,
         "errors": errors, "lost": lost, "unacknowledged_stored": extra,
+        "state_lost": state_lost,
         "load": [round(x, 2) for x in (*load_before, *load_after)],
     }
 
@@ -207,11 +217,12 @@ def report(rows: list[dict], meta: dict) -> str:
         f"{meta.get('pg', 'not run')}.",
         "Each task appends to its own session (a session key and a `user:` key each time, an "
         "`app:` key every tenth). Lost = acknowledged appends missing when the sessions are "
-        "read back (must be 0).", "",
+        "read back; dup = stored events never acknowledged; state lost = tasks whose `user:` "
+        "key does not hold their last acknowledged value (all must be 0).", "",
         "| service | tasks × processes | appends/s | ratio to ADK | p50 ms | p99 ms "
         "| CPU ms/append "
-        "| errors | lost | load 1-min before → after |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---|",
+        "| errors | lost | dup | state lost | load 1-min before → after |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     rate = {(r["service"], r["tasks"], r["processes"]): r["per_s"] for r in rows}
     for r in rows:
@@ -222,6 +233,7 @@ def report(rows: list[dict], meta: dict) -> str:
             f"| {r['service']} | {r['tasks']} × {r['processes']} | {r['per_s']:,.0f} | {ratio} | "
             f"{_fmt(r['p50_ms'], '.1f')} | {_fmt(r['p99_ms'], '.1f')} | "
             f"{_fmt(r['cpu_ms'], '.2f')} | {errors} | {r['lost']} | "
+            f"{r['unacknowledged_stored']} | {r.get('state_lost', 0)} | "
             f"{r['load'][0]} → {r['load'][3]} |")
     return "\n".join(lines) + "\n"
 

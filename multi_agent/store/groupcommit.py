@@ -83,14 +83,18 @@ def resolve(item: Item, ok: bool, value: Any) -> None:
 def resolve_all(outcomes: list[tuple[Item, bool, Any]]) -> None:
     """Records every outcome, lets go of them (``outcomes`` is emptied), then wakes the
     callers."""
-    items = []
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for item, ok, value in outcomes:
         item.outcome[:] = [ok, value]
-        items.append(item)
+        if item.future is not None and item.loop is not None:
+            by_loop.setdefault(item.loop, []).append(item.future)
         del value
     outcomes.clear()
-    for item in items:
-        wake(item)
+    for loop, futures in by_loop.items():  # one wake-up of each loop for all its callers
+        try:
+            loop.call_soon_threadsafe(_wake_all, futures)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            pass
 
 
 def wake(item: Item) -> None:
@@ -101,6 +105,11 @@ def wake(item: Item) -> None:
         loop.call_soon_threadsafe(_wake, fut)
     except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
         pass
+
+
+def _wake_all(futures: list[asyncio.Future[None]]) -> None:
+    for fut in futures:
+        _wake(fut)
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
@@ -185,6 +194,7 @@ class ThreadWriter:
             for i, run in enumerate(runs):
                 if run[0].batch:
                     count_batch(self.stats, len(run))
+                if len(run) > 1:  # a lone item needs no savepoint: it runs as itself
                     again = self._run_batch(run)
                     if again:  # to be run before anything that came later
                         for later in runs[i + 1:]:
@@ -272,6 +282,16 @@ class AsyncWriter:
             q.busy = False
 
     async def _batch(self, items: list[Item]) -> None:
+        if len(items) == 1:  # alone: no savepoint, one transaction as any other call
+            item = items[0]
+            count_batch(self.stats, 1)
+            try:
+                outcome = [(item, True, await self._backend._run_async(
+                    lambda conn: item.context.run(item.fn, conn), True))]
+            except BaseException as exc:
+                outcome = [(item, False, exc)]
+            _settle_all(outcome)
+            return
         todo = items
         retried = False
         while todo:

@@ -155,12 +155,19 @@ def write_scope(
 
     Nothing is written when a key is in conflict (``ScopeWrite.conflicts``).
     """
+    # The row is locked first and made only when missing (the usual case costs one statement,
+    # one round trip on PostgreSQL, not two); a row another writer makes meanwhile is waited
+    # for by the INSERT ... ON CONFLICT DO NOTHING, then locked.
     if user_id is None:
-        backend.ensure_app_row(conn, app_name=app_name, now=now)
         row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
+        if row is None:
+            backend.ensure_app_row(conn, app_name=app_name, now=now)
+            row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
     else:
-        backend.ensure_user_row(conn, app_name=app_name, user_id=user_id, now=now)
         row = sql.USER_STATE_FOR_UPDATE(conn, app_name=app_name, user_id=user_id).first()
+        if row is None:
+            backend.ensure_user_row(conn, app_name=app_name, user_id=user_id, now=now)
+            row = sql.USER_STATE_FOR_UPDATE(conn, app_name=app_name, user_id=user_id).first()
     assert row is not None
     state = loads(row.state)
     if not delta:

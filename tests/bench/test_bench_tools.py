@@ -34,6 +34,7 @@ def test_a_short_run_counts_every_acknowledged_append(backend: str, tmp_path: Pa
     assert len(rows) == expected
     for row in rows:
         assert row["acked"] > 0 and row["lost"] == 0 and row["unacknowledged_stored"] == 0, row
+        assert row["state_lost"] == 0, row
     table = md.read_text()
     assert table.count("\n| ours-") == expected // 2 and "x |" in table
 

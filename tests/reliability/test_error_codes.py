@@ -24,6 +24,7 @@ def error(message: str, code: int) -> sqlite3.OperationalError:
     (5 | (3 << 8), "locked"),  # SQLITE_BUSY_TIMEOUT: extended codes keep their primary code
     (8, "read_only"),  # SQLITE_READONLY
     (13, "disk_full"),  # SQLITE_FULL
+    (10 | (3 << 8), "io_error"),  # SQLITE_IOERR_WRITE
     (11, "corrupt"),  # SQLITE_CORRUPT
     (26, "corrupt"),  # SQLITE_NOTADB
     (14, "no_such_path"),  # SQLITE_CANTOPEN

@@ -215,6 +215,7 @@ async def test_a_failed_commit_acknowledges_nothing_sqlite(db_url: str, app_name
         assert stats is not None and stats.largest >= 10
         assert all(isinstance(r, StoreError) for r in results), results
         assert {type(r) for r in results} == {DatabaseUnavailableError}, results
+        assert {r.cause for r in results} <= {"io_error", "disk_full"}, results
         for s in [head, *sessions]:
             assert (await load(store, s)).events == []
         assert await store.get_app_state(app_name=app_name) == {}

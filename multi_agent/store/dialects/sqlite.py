@@ -56,6 +56,7 @@ reports the ``-wal`` as not emptied."""
 SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
 SQLITE_READONLY = 8
+SQLITE_IOERR = 10
 SQLITE_CORRUPT = 11
 SQLITE_FULL = 13
 SQLITE_CANTOPEN = 14
@@ -229,6 +230,15 @@ class SqliteDialect(Dialect):
                 f"{where} cannot grow: the disk (or the database's max_page_count) is full "
                 f"({original}). Nothing was written; free space and retry.",
                 cause="disk_full",
+            )
+        if primary == SQLITE_IOERR:
+            return DatabaseUnavailableError(
+                f"{where} could not be written or read: the operating system refused the "
+                f"file operation ({original}; e.g. a full disk, a file-size limit such as "
+                "ulimit -f, a failing disk or a network file system that went away). Nothing "
+                "of this call was acknowledged; fix the disk and retry (appends are "
+                "idempotent by event id).",
+                cause="io_error",
             )
         if primary in (SQLITE_CORRUPT, SQLITE_NOTADB):
             return DatabaseUnavailableError(
