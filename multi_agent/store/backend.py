@@ -102,8 +102,12 @@ class Backend:
             if sync_engine is not None
             else None
         )
+        # (Its savepoint statements are PostgreSQL's; an injected aiosqlite engine writes one
+        # transaction a call, as before.)
         self._async_writer: AsyncWriter | None = (
-            AsyncWriter(self) if async_engine is not None and group_commit else None
+            AsyncWriter(self)
+            if async_engine is not None and group_commit and self.dialect == "postgresql"
+            else None
         )
         self._local = threading.local()
         self._conns: list[Connection] = []
