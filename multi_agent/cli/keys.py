@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -25,10 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="print a new random encryption key (for encryption at rest)",
         description="Prints a new key for encryption at rest: 32 random bytes from the "
         "operating system, in URL-safe base64. Keep it out of the database's backups; "
-        "without it the encrypted rows cannot be read.",
-        epilog="Examples:\n  multi-agent keygen > /etc/multi-agent/key && chmod 600 "
-        "/etc/multi-agent/key\n  export MULTI_AGENT_ENCRYPTION_KEY=$(multi-agent keygen)",
+        "without it the encrypted rows cannot be read. --out writes it to a new file "
+        "readable only by you instead. Use it with: export "
+        "MULTI_AGENT_ENCRYPTION_KEY=$(multi-agent keygen).",
+        epilog="Examples:\n  multi-agent keygen\n  multi-agent keygen --out new.key",
     )
+    p.add_argument("--out", metavar="FILE", help="write the key to FILE (mode 600; an "
+                   "existing file is not overwritten)")
     p.set_defaults(func=cmd_keygen)
 
     p = sub.add_parser(
@@ -40,9 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "turned on) are sealed too. Interrupted, it resumes where it was when run again. "
         "When done, the old keys are retired: the store no longer asks for them. During a "
         "rotation give both keys, the new one first, to every process (they all read with "
-        "either). " + KEYS_HELP,
-        epilog="Examples:\n  MULTI_AGENT_ENCRYPTION_KEY=$NEW,$OLD multi-agent rekey --dry-run\n"
-        "  MULTI_AGENT_ENCRYPTION_KEY=$NEW,$OLD multi-agent rekey --db store.db",
+        "either): MULTI_AGENT_ENCRYPTION_KEY=$NEW,$OLD multi-agent rekey. " + KEYS_HELP
+        + " --dry-run counts the rows to re-seal and changes nothing.",
+        epilog="Example:\n  multi-agent rekey --key-file new.key --dry-run",
     )
     add_common(p, user=False)
     p.add_argument("--key-file", help="file with the keys, new key first (instead of the "
@@ -57,7 +61,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_keygen(args: argparse.Namespace) -> int:
     from ..store.sealing import generate_key
 
-    print(generate_key())
+    key = generate_key()
+    if not args.out:
+        print(key)
+        return 0
+    try:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        print(f"multi-agent keygen: {args.out} exists; not overwriting a key.", file=sys.stderr)
+        return EXIT_FAILURE
+    except OSError as exc:
+        print(f"multi-agent keygen: cannot create {args.out}: {exc.strerror}.", file=sys.stderr)
+        return EXIT_FAILURE
+    with os.fdopen(fd, "w") as out:
+        out.write(key + "\n")
+    print(f"Wrote a new key to {args.out}.")
     return 0
 
 
@@ -76,6 +94,21 @@ def cmd_rekey(args: argparse.Namespace) -> int:
             print(f"\r{table}: {done} rows re-sealed", end="", file=sys.stderr, flush=True)
 
     async def run() -> Any:
+        from ..errors import EncryptionKeyError
+        from ..store.sealing import ENV_KEY, ENV_KEY_FILE, load_keyring
+
+        if args.dry_run:  # a clear database stays as it is: opened without the key
+            keyring = load_keyring(key_file=args.key_file)
+            saved = {k: os.environ.pop(k) for k in (ENV_KEY, ENV_KEY_FILE) if k in os.environ}
+            try:
+                keyless = DatabaseSessionService(args.db)
+            finally:
+                os.environ.update(saved)
+            try:
+                async with keyless as store:
+                    return await rekey(store, dry_run=True, keyring=keyring)
+            except EncryptionKeyError:
+                pass  # encrypted: it needs its keys to be opened
         async with DatabaseSessionService(args.db, encryption_key_file=args.key_file) as store:
             return await rekey(store, batch_size=args.batch, dry_run=args.dry_run,
                                progress=progress)

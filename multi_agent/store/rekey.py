@@ -105,7 +105,7 @@ def _batch(
 
 async def rekey(
     store: Any, *, batch_size: int = DEFAULT_BATCH, dry_run: bool = False,
-    progress: Callable[[str, int], None] | None = None,
+    progress: Callable[[str, int], None] | None = None, keyring: sealing.Keyring | None = None,
 ) -> RekeyReport:
     """Re-seals every sealed value of ``store`` with its current (first) key.
 
@@ -115,11 +115,14 @@ async def rekey(
         batch_size: rows per transaction.
         dry_run: only count the rows that would be re-sealed.
         progress: called after each batch with the table's name and the rows done in it.
+        keyring: for a dry run, the keys to count against, when ``store`` was opened without
+            them (a clear database opened with a key is marked as encrypted).
 
     Raises:
         EncryptionKeyError: the store was opened without a key.
     """
-    keyring: sealing.Keyring | None = getattr(store, "_keyring", None)
+    if keyring is None or not dry_run:
+        keyring = getattr(store, "_keyring", None)
     if keyring is None:
         raise EncryptionKeyError(
             f"rekey needs the new key: set {sealing.ENV_KEY}=NEW_KEY,OLD_KEY (new first; "
