@@ -333,17 +333,12 @@ def plan_session(
         cursor = runs[cursor].parent_run_id
     # The newest compaction summary on the head path, kept when none is kept after the cut.
     keep_seq = None
-    kept_summary = False
     for seq, raw in conn.execute(select(_ev.seq, _ev.event_data).where(
             where, _ev.message_type == "system", _ev.on_path.is_(True))
             .order_by(_ev.seq.desc())):
         if (loads(raw).get("actions") or {}).get("compaction") is not None:
-            if seq >= cut:
-                kept_summary = True
-            else:
-                keep_seq = seq
+            keep_seq = seq if seq < cut else None  # after the cut: kept anyway
             break
-    del kept_summary
     # Fold the session deltas of the head-path events that go into the initial state.
     state = loads(row.initial_state)
     for (raw,) in conn.execute(select(_ev.event_data).where(
