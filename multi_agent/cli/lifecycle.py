@@ -64,7 +64,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  multi-agent prune --keep-days 30 --app multi_agent --yes\n"
         "  multi-agent prune --app multi_agent --keep-last 200 --save-policy\n"
         "  multi-agent prune --policy --yes",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common(p, user=False)
     p.add_argument("--older-than", metavar="AGE",
