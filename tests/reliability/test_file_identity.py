@@ -302,7 +302,7 @@ async def test_sigkilled_before_noticing_leaves_a_wal_that_must_be_removed(
 
 @pytest.mark.parametrize("cause", ["deleted", "replaced"])
 async def test_appends_racing_the_change(tmp_path: Path, cause: str) -> None:
-    """4 appenders (4 worker threads); every append begun after the change fails."""
+    """4 appenders at once; every append begun after the change fails."""
     path = tmp_path / "data.db"
     other, _, expected = await replacement(tmp_path)
     store = DatabaseSessionService(url_of(path))
@@ -333,7 +333,9 @@ async def test_appends_racing_the_change(tmp_path: Path, cause: str) -> None:
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
 
     after = [r for start, r in results if start > changed]
-    assert after and set(after) == {cause}, "an append begun after the change was acknowledged"
+    # With group commit the four appends queued at the change may be the ones that fail (their
+    # batch checks the file after it): then none begins after it.
+    assert "ok" not in after, "an append begun after the change was acknowledged"
     assert [r for _, r in results if r != "ok"] == [cause] * 4
     assert open_fds_to(path) == []
     await store.close()
