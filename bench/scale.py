@@ -4,6 +4,7 @@
     python -m bench.scale --sessions 50 --events 2000      # the smoke test's size
     python -m bench.scale --pg postgresql+asyncpg://u:p@host/db   # also on PostgreSQL
     python -m bench.scale --index-cost                     # what the page indexes cost an append
+    python -m bench.scale --page-scale 10000,1000000       # a page at 10k and 1M sessions
 
 Run by hand, not by ``make bench`` (the full size takes tens of minutes on a 2-core box).
 
@@ -495,6 +496,71 @@ def index_report(out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- page cost against the number of sessions ----------------------------------------------------
+
+
+async def page_scale(args: argparse.Namespace) -> dict[str, Any]:
+    """A page of 50 (first, half-way, one user's) on SQLite files of each size in
+    ``--page-scale``: the session rows are bulk-inserted with sqlite3 as ``create_session``
+    writes them (no events), into the schema our store created."""
+    import sqlite3
+
+    from multi_agent import DatabaseSessionService
+    from multi_agent.store.pages import _Cursor, encode_token
+
+    out: dict[str, Any] = {"load_before": load(), "sizes": {}}
+    for size in (int(x) for x in args.page_scale.split(",")):
+        tmp = tempfile.mkdtemp(prefix="pagescale-")
+        path = f"{tmp}/pages.db"
+        try:
+            svc = DatabaseSessionService(f"sqlite+aiosqlite:///{path}")
+            await svc.create_session(app_name=APP, user_id=user_of(0, args.users),
+                                     session_id="first")
+            await svc.close()
+            conn = sqlite3.connect(path)
+            rows = ((APP, user_of(i, args.users), session_id(i), "{}", "{}",
+                     T0 + i, T0 + i, uuid.uuid4().hex) for i in range(size))
+            with conn:
+                conn.executemany(
+                    "INSERT INTO ma_sessions (app_name, user_id, id, state, initial_state, "
+                    "create_time, update_time, revision, last_seq, event_count, agent_paths, "
+                    "incarnation, branch_rev, key_revs) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0, 0, "
+                    "'{}', ?, 0, '{}')", rows)
+            conn.close()
+            svc = DatabaseSessionService(f"sqlite+aiosqlite:///{path}")
+            mid = size // 2
+            token = encode_token(APP, None, _Cursor(T0 + mid, user_of(mid, args.users),
+                                                    session_id(mid)))
+            got: dict[str, list[float]] = {"first": [], "deep": [], "user": []}
+            for _ in range(args.reps):
+                got["first"].append((await timed(
+                    svc.list_sessions_page, app_name=APP, page_size=PAGE))[0])
+                got["deep"].append((await timed(
+                    svc.list_sessions_page, app_name=APP, page_size=PAGE,
+                    page_token=token))[0])
+                got["user"].append((await timed(
+                    svc.list_sessions_page, app_name=APP, user_id=user_of(7, args.users),
+                    page_size=PAGE))[0])
+            await svc.close()
+            out["sizes"][size] = {k: statistics.median(v) for k, v in got.items()}
+            print(f"  {size} sessions: {out['sizes'][size]} (load {load()})", file=sys.stderr)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    out["load_after"] = load()
+    return out
+
+
+def page_scale_report(out: dict[str, Any]) -> str:
+    lines = [f"A page of 50 sessions (SQLite) against the number of sessions; load "
+             f"{out['load_before']} -> {out['load_after']} (shared 2-core box)", "",
+             "| sessions | first page | half-way down | one user's first page |",
+             "|---:|---:|---:|---:|"]
+    for size, r in out["sizes"].items():
+        lines.append(f"| {size:,} | {r['first']:.2f} ms | {r['deep']:.2f} ms | "
+                     f"{r['user']:.2f} ms |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scale", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -512,9 +578,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure what the page indexes cost an append instead")
     p.add_argument("--appends", type=int, default=300, help="--index-cost: appends a round")
     p.add_argument("--rounds", type=int, default=5, help="--index-cost: rounds per variant")
+    p.add_argument("--page-scale", metavar="N,N,...",
+                   help="measure a page at each number of sessions instead (e.g. "
+                   "10000,1000000; session rows bulk-inserted, no events)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = p.parse_args(argv)
-    if args.index_cost:
+    if args.page_scale:
+        out = asyncio.run(page_scale(args))
+        text = page_scale_report(out)
+    elif args.index_cost:
         args.sessions = args.sessions or 2_000
         out = asyncio.run(index_cost(args))
         text = index_report(out)

@@ -47,3 +47,9 @@ def test_index_cost_mode(tmp_path: Path) -> None:
     rows = got["backends"]["sqlite"]
     assert set(rows) == {"no page index", "user index only", "both (schema 5)"}
     assert all(v["ev_s"] > 0 and v["cpu_ms"] > 0 for v in rows.values())
+
+
+def test_page_scale_mode(tmp_path: Path) -> None:
+    got = run_bench(tmp_path, "--page-scale", "60,200", "--reps", "2")
+    assert set(got["sizes"]) == {"60", "200"}
+    assert all(set(r) == {"first", "deep", "user"} for r in got["sizes"].values())
