@@ -56,6 +56,7 @@ async def _worker(url: str, events: int, reads: int, key: str | None) -> dict[st
     try:
         session = await store.create_session(app_name="bench", user_id="u")
         times = []
+        cpu0 = time.process_time()
         for i in range(events):
             event = Event(
                 author="agent" if i % 2 else "user", invocation_id=f"inv-{i // 4}",
@@ -68,17 +69,23 @@ async def _worker(url: str, events: int, reads: int, key: str | None) -> dict[st
             times.append(time.perf_counter() - t0)
             if len(session.events) > 200:
                 del session.events[:-20]
-        reads_ms = []
+        append_cpu = (time.process_time() - cpu0) / events
+        reads_ms, reads_cpu = [], []
         for _ in range(reads):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             got = await store.get_session(app_name="bench", user_id="u", session_id=session.id)
             reads_ms.append((time.perf_counter() - t0) * 1000)
+            reads_cpu.append((time.process_time() - c0) * 1000)
             assert got is not None and len(got.events) == events
         times.sort()
         return {
             "append_ms": statistics.median(times) * 1000,
             "append_p99_ms": times[int(len(times) * 0.99) - 1 if len(times) > 1 else 0] * 1000,
             "get_ms": statistics.median(reads_ms),
+            # CPU time of this process (its SQLite thread included): less sensitive than wall
+            # time to other processes on a shared machine.
+            "append_cpu_ms": append_cpu * 1000,
+            "get_cpu_ms": statistics.median(reads_cpu),
             "load": os.getloadavg()[0],
         }
     finally:
@@ -201,23 +208,29 @@ def main(argv: list[str] | None = None) -> int:
         "machine: compare cells of the same run only). Medians over rounds of each cell's "
         "median; load = 1-minute load average when the cell ended.",
         "",
-        "| database | variant | append p50 ms | append p99 ms | get_session ms | load | "
-        "append vs off | get vs off |",
-        "|---|---|---|---|---|---|---|---|",
+        "| database | variant | append p50 ms | append p99 ms | get_session ms | append CPU ms "
+        "| get_session CPU ms | load | append vs off | get vs off | CPU append vs off | "
+        "CPU get vs off |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for backend in backends:
         off = results[(backend, "off")]
         off_append = statistics.median(r["append_ms"] for r in off)
         off_get = statistics.median(r["get_ms"] for r in off)
+        off_cpu_a = statistics.median(r["append_cpu_ms"] for r in off)
+        off_cpu_g = statistics.median(r["get_cpu_ms"] for r in off)
         for variant in variants:
             rows = results[(backend, variant)]
             append = statistics.median(r["append_ms"] for r in rows)
             p99 = statistics.median(r["append_p99_ms"] for r in rows)
             get = statistics.median(r["get_ms"] for r in rows)
+            cpu_a = statistics.median(r["append_cpu_ms"] for r in rows)
+            cpu_g = statistics.median(r["get_cpu_ms"] for r in rows)
             load = ", ".join(f"{r['load']:.1f}" for r in rows)
             lines.append(
-                f"| {backend} | {variant} | {append:.3f} | {p99:.2f} | {get:.0f} | {load} | "
-                f"{append / off_append:.2f}x | {get / off_get:.2f}x |")
+                f"| {backend} | {variant} | {append:.3f} | {p99:.2f} | {get:.0f} | {cpu_a:.3f} "
+                f"| {cpu_g:.0f} | {load} | {append / off_append:.2f}x | {get / off_get:.2f}x | "
+                f"{cpu_a / off_cpu_a:.2f}x | {cpu_g / off_cpu_g:.2f}x |")
     Path(args.md).parent.mkdir(parents=True, exist_ok=True)
     Path(args.md).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
