@@ -5,13 +5,17 @@ runs inside one transaction. How it gets there depends on the engine (what diffe
 databases themselves, from the engine's settings to error codes, is in ``dialects/``):
 
 * **A synchronous engine** (SQLite, a URL given): the standard ``sqlite3`` driver, with the
-  whole transaction run in a worker thread: one thread hop per operation. (Through aiosqlite
+  whole transaction run in a thread: one thread hop per operation. (Through aiosqlite
   every statement is its own hop, ~20 per append; ADK's service spends most of its 4 ms an
-  append there.) Writes start with ``BEGIN IMMEDIATE``. Before every transaction one
+  append there.) Reads run on a pool of reader threads; every write runs on one writer
+  thread, which batches the appends that queue during a commit into the next transaction
+  (group commit, ``groupcommit.py``), so our own threads never wait for each other's write
+  lock. Writes start with ``BEGIN IMMEDIATE``. Before every transaction one
   ``os.stat`` checks that the path still names the file the connections opened (deleted or
   replaced under a running service: ``DatabaseUnavailableError``, see _retire).
 * **An ``AsyncEngine``** (PostgreSQL through asyncpg, and any injected engine):
   ``AsyncConnection.run_sync`` runs the same function, each statement awaiting the driver.
+  On PostgreSQL, appends are batched the same way, by one writer task per event loop.
 """
 
 from __future__ import annotations
