@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Examples:\n  multi-agent sessions --user ann\n"
         "  multi-agent sessions --user ann --json\n"
         "  multi-agent sessions --user ann --page-size 20\n"
-        "  multi-agent sessions --all-users --page-size 50 --page-token TOKEN",
+        "  multi-agent sessions --all-users --page-size 50",
     )
     add_common(p)
     p.add_argument("--app", default=APP_NAME, help="app name (default: multi_agent)")

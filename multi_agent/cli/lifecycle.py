@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
+from ..store.api_tokens import default_tokens_path
 from .inspect import APP_NAME, missing_database
 
 
@@ -88,14 +89,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def tokens_file(args: argparse.Namespace) -> str | None:
-    """``--tokens``, else the serve's default token file when it exists and the team (which
-    writes it) is installed; None: no token file."""
+    """``--tokens``, else the serve's default token file when it exists; None: no token
+    file."""
     if args.tokens:
         return str(args.tokens)
-    try:
-        from ..team.serve.tokens import default_tokens_path
-    except ImportError:
-        return None  # the store alone: there is no serve, so no token file of it
     path = default_tokens_path(args.db)
     return str(path) if path.exists() else None
 

@@ -9,8 +9,8 @@ for one ``(app_name, user_id)``:
 * what long memory holds of the user when its tables are in this database: entries, vectors,
   watermarks (``ma_memory_entries``, ``ma_memory_vectors``, ``ma_memory_sessions``; the
   full-text index follows the entries);
-* optionally the user's API tokens in the token file of ``multi-agent serve`` (the team's
-  ``tokens.py``, imported only when a file is given). Tokens name a user, not an app: every
+* optionally the user's API tokens in the token file of ``multi-agent serve``
+  (``api_tokens.py``, when a file is given). Tokens name a user, not an app: every
   token of the user goes.
 
 **One transaction.** The deletes are one transaction, so a failure leaves everything as it
@@ -55,6 +55,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
 from . import memory_tables as mt
+from .api_tokens import TokenError, TokenFile
 from . import schema as s
 from .ids import check_ids
 
@@ -77,12 +78,6 @@ ROW_LABELS = (
 )
 """``ForgetReport.rows``' keys in the order a report lists them, with their names for people
 (singular, plural): the CLI prints these and names no table."""
-
-TEAM_MISSING = (
-    "Removing API tokens needs the agent team's token file support (multi_agent.team), which "
-    "is not installed here: pip install multi-agent-team, or leave out the token file."
-)
-
 
 @dataclass(slots=True)
 class ForgetReport:
@@ -195,10 +190,6 @@ def forget_rows(
 
 
 def _token_file(path: str | os.PathLike[str]) -> Any:
-    try:
-        from multi_agent.team.serve.tokens import TokenFile
-    except ImportError as exc:
-        raise StoreError(TEAM_MISSING) from exc
     return TokenFile(path)
 
 
@@ -208,8 +199,6 @@ def _forget_tokens(tokens: Any, user_id: str, *, dry_run: bool) -> int:
     Only whole-user matches: ``TokenFile.revoke`` also matches an id *prefix* when no user
     matches, which would revoke another user's token for a user id like ``3f``.
     """
-    from multi_agent.team.serve.tokens import TokenError
-
     try:
         mine = [r for r in tokens.records() if r.user == user_id]
         if mine and not dry_run:

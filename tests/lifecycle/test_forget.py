@@ -33,7 +33,7 @@ from tests.lifecycle._forget_util import (
     table_hits,
 )
 
-tokens_module = pytest.importorskip("multi_agent.team.serve.tokens")
+from multi_agent.store import api_tokens as tokens_module
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from tests.chat._util import BIN, TIMEOUT, answer_on_terminal, clean_env, sqlite
 from tests.conftest import fresh_pg_database
 from tests.lifecycle._forget_util import ALL_TABLES, counts, file_hits, populate
 
-tokens_module = pytest.importorskip("multi_agent.team.serve.tokens")
+from multi_agent.store import api_tokens as tokens_module
 
 APP = "multi_agent"
 ANN_PHRASE = "xqjannsaidwombatvelvet"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from multi_agent.team.serve.tokens import TokenFile
+from multi_agent.store.api_tokens import TokenFile
 from tests.conftest import fresh_pg_database
 from tests.serve._server import Server, serve
 

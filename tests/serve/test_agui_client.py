@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from multi_agent.team.serve.tokens import TokenFile
+from multi_agent.store.api_tokens import TokenFile
 from tests.serve._server import serve
 
 pytestmark = pytest.mark.timeout(400)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from multi_agent.team.serve.tokens import TokenFile
+from multi_agent.store.api_tokens import TokenFile
 from tests.serve._server import run, run_input, sse, wait_for
 
 pytestmark = pytest.mark.timeout(240)

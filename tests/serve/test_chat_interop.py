@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from multi_agent.team.serve.tokens import TokenFile
+from multi_agent.store.api_tokens import TokenFile
 from tests.serve._server import cli, run, serve
 
 pytestmark = pytest.mark.timeout(300)

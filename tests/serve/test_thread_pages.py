@@ -9,7 +9,7 @@ import uuid
 import httpx
 import pytest
 
-from multi_agent.team.serve.tokens import TokenFile
+from multi_agent.store.api_tokens import TokenFile
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -25,7 +25,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(app, name)
     if name == "TokenFile":
-        from .tokens import TokenFile
+        from ...store.api_tokens import TokenFile
 
         return TokenFile
     raise AttributeError(name)

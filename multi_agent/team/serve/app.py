@@ -30,7 +30,8 @@ from ... import __version__
 from .errors import ApiError, install_handlers
 from .limits import BodyLimit
 from .runs import ENCODER, RunManager
-from .tokens import TokenError, TokenFile
+from ...store.api_tokens import TokenError, TokenFile
+from ...store.facts import content_texts
 from .translate import visible_state
 from .views import (
     APP_NAME,
@@ -175,8 +176,7 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
         found = await service.search_memory(app_name=APP_NAME, user_id=user, query=q)
         items = []
         for entry in list(found.memories)[:limit]:
-            parts = entry.content.parts if entry.content and entry.content.parts else []
-            items.append({"text": "\n".join(p.text for p in parts if p.text),
+            items.append({"text": "\n".join(content_texts(entry.content)),
                           "author": entry.author, "timestamp": entry.timestamp})
         return {"memories": items}
 

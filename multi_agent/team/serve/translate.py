@@ -44,9 +44,10 @@ from ag_ui.core import (
 )
 from google.adk.events.event import Event
 
+from ...store.facts import content_texts
+
 __all__ = ["RunTranslator", "event_texts", "to_messages", "visible_state"]
 
-TRANSFER = "transfer_to_agent"
 HIDDEN_PREFIXES = ("app:", "temp:")
 
 
@@ -65,8 +66,7 @@ def _json(value: Any) -> str:
 
 def event_texts(event: Event) -> str | None:
     """The visible text of an event (thoughts left out), or None."""
-    parts = event.content.parts if event.content and event.content.parts else []
-    texts = [p.text for p in parts if p.text and not p.thought]
+    texts = content_texts(event.content)
     return "\n".join(texts) if texts else None
 
 
