@@ -1,15 +1,13 @@
-"""Two SQLite findings of issue 18, recorded as strict expected failures until they are fixed
-in files the retention work does not own (``store/dialects/sqlite.py``; the memory DDL there):
+"""Two SQLite findings of issue 18, fixed in ``store/dialects/sqlite.py``:
 
-* ``ma_memory_entries.id`` is ``INTEGER PRIMARY KEY`` without ``AUTOINCREMENT``, so SQLite
-  gives the id of the newest entry, once deleted, to the next entry: a repeated
-  ``delete_memory(id)`` (a retried request, a stale page of the web UI) deletes another memory.
-  PostgreSQL's identity column never reuses an id.
-* ``sqlite_pragmas={"auto_vacuum": "INCREMENTAL"}`` has no effect on a new file: the pragma
-  runs after ``journal_mode=WAL``, which already wrote the file's header, and SQLite only takes
-  ``auto_vacuum`` before that (or with a ``VACUUM``).
-
-When a fix lands, these tests pass and their strict ``xfail`` marks fail the run: remove them.
+* ``ma_memory_entries.id`` is ``INTEGER PRIMARY KEY AUTOINCREMENT`` in a new database, so a
+  deleted entry's id is never given to the next entry: a repeated ``delete_memory(id)`` (a
+  retried request, a stale page of the web UI) cannot delete another memory. (A memory table
+  made before this keeps SQLite's reuse of the newest id; PostgreSQL's identity column never
+  reuses one.)
+* ``sqlite_pragmas={"auto_vacuum": "INCREMENTAL"}`` takes effect on a new file: it runs before
+  ``journal_mode=WAL``, which writes the file's header (after that SQLite takes ``auto_vacuum``
+  only with a ``VACUUM``).
 """
 
 from __future__ import annotations
@@ -25,10 +23,7 @@ from tests.conftest import fresh_pg_database
 from tests.helpers import text_event
 
 
-@pytest.fixture(params=[
-    pytest.param("sqlite_file", marks=pytest.mark.xfail(
-        strict=True, reason="SQLite reuses ma_memory_entries ids (no AUTOINCREMENT)")),
-    "postgres"])
+@pytest.fixture(params=["sqlite_file", "postgres"])
 async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite_file":
         return f"sqlite+aiosqlite:///{tmp_path / 'store.db'}"
@@ -61,8 +56,6 @@ async def test_a_deleted_memory_id_is_never_given_to_another(url: str, app_name:
             await memory.close()
 
 
-@pytest.mark.xfail(strict=True, reason="sqlite_pragmas run after journal_mode=WAL, too late "
-                   "for auto_vacuum on a new file")
 async def test_auto_vacuum_through_sqlite_pragmas_on_a_new_file(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
     url = f"sqlite+aiosqlite:///{path}"

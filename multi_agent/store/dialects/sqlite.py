@@ -95,6 +95,10 @@ def _on_connect(
         cur = dbapi_connection.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
+        # auto_vacuum takes effect only on a file with no table yet, and switching to WAL
+        # writes the file's first page: it goes first (set later, a new file ignored it).
+        if "auto_vacuum" in extra:
+            cur.execute(f"PRAGMA auto_vacuum={extra['auto_vacuum']}")
         if wal:
             try:
                 cur.execute("PRAGMA journal_mode=WAL")
@@ -104,7 +108,8 @@ def _on_connect(
         if wal:
             cur.execute(f"PRAGMA journal_size_limit={int(wal_limit_bytes)}")
         for name, value in extra.items():
-            cur.execute(f"PRAGMA {name}={value}")
+            if name != "auto_vacuum":
+                cur.execute(f"PRAGMA {name}={value}")
         cur.close()
 
     return on_connect
@@ -196,6 +201,15 @@ class SqliteDialect(Dialect):
     ) -> StoreError:
         original = getattr(exc, "orig", None) or exc
         code = getattr(original, "sqlite_errorcode", None)
+        if isinstance(original, sqlite3.OperationalError) and str(original).startswith(
+            "Could not decode to UTF-8 column"
+        ):  # Python's sqlite3 raises it itself, with no SQLite error code: by its text
+            return DatabaseUnavailableError(
+                f"The database at {url} is corrupt: a stored text value is not valid UTF-8 "
+                f"({original}). Restore it from a backup; `sqlite3 FILE 'PRAGMA "
+                "integrity_check'` tells what is damaged.",
+                cause="corrupt",
+            )
         if not isinstance(code, int):  # not SQLite's own failure (a timeout, an OSError...)
             return super().translate(exc, url=url, sqlite_path=sqlite_path)
         where = f"the database at {url}"
@@ -395,7 +409,7 @@ class SqliteDialect(Dialect):
 _MEMORY_DDL = [
     f"""
     CREATE TABLE IF NOT EXISTS ma_memory_entries (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         {mt.COMMON_COLUMNS}
         UNIQUE (app_name, user_id, session_id, event_id)
     )
