@@ -21,7 +21,9 @@ Semantics worth knowing:
 * ``since`` is inclusive, ``until`` exclusive (epoch seconds).
 * ``text`` is a case-insensitive substring match (``%`` and ``_`` match themselves). On SQLite
   case folding covers ASCII letters only (SQLite's ``lower()``); PostgreSQL folds all letters.
-  Events without text (tool calls, state-only events) never match a text filter.
+  Events without text (tool calls, state-only events) never match a text filter. On an
+  encrypted store (``sealing.py``) the text is sealed, so the filter runs on the opened rows
+  in Python (every letter folded) over the rows the other filters select: slower, same result.
 * ``on_path_only`` (default) keeps the events of the session's current history; off it, the
   events of sibling branches left by ``branch`` are included too.
 """
@@ -38,6 +40,7 @@ from sqlalchemy.engine import Connection
 from ..errors import InvalidValueError, RunNotFound
 from . import schema as s
 from .facts import MESSAGE_TYPES
+from .sealing import keyring_of
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -244,13 +247,26 @@ def query_messages(
         where.append(e.timestamp >= float(since))
     if until is not None:
         where.append(e.timestamp < float(until))
-    if text:
+    sealed = bool(text) and keyring_of(conn.dialect) is not None
+    if text and not sealed:
         where.append(e.text.icontains(text, autoescape=True))
     if on_path_only:
         where.append(e.on_path.is_(True))
     order = [e.seq] if session_id is not None else [e.timestamp, e.session_id, e.seq]
-    stmt = select(*MESSAGE_COLUMNS).where(*where).order_by(*order).limit(limit)
-    return [_message(row) for row in conn.execute(stmt)]
+    stmt = select(*MESSAGE_COLUMNS).where(*where).order_by(*order)
+    if not sealed:
+        return [_message(row) for row in conn.execute(stmt.limit(limit))]
+    # The text is sealed: SQL cannot see into it, so the opened rows are matched here.
+    assert text is not None
+    needle = text.casefold()
+    found: list[Message] = []
+    for row in conn.execute(stmt.where(e.text.is_not(None))):
+        message = _message(row)
+        if message.text is not None and needle in message.text.casefold():
+            found.append(message)
+            if len(found) == limit:
+                break
+    return found
 
 
 MAX_RECENT = 10_000
@@ -330,11 +346,11 @@ def latest_compaction_before(
         .subquery("r")
     )
     r = window.c
-    stmt = (
-        select(r.event_data)
-        .where(r.message_type == "system", r.on_path.is_(True),
-               r.event_data.like('%"compaction"%'))
-        .order_by(r.seq.desc())
-        .limit(1)
-    )
+    candidates = select(r.event_data).where(r.message_type == "system", r.on_path.is_(True))
+    if keyring_of(conn.dialect) is not None:  # sealed JSON: opened and looked into here
+        for data in conn.execute(candidates.order_by(r.seq.desc())).scalars():
+            if '"compaction"' in data:
+                return str(data)
+        return None
+    stmt = candidates.where(r.event_data.like('%"compaction"%')).order_by(r.seq.desc()).limit(1)
     return conn.execute(stmt).scalar()

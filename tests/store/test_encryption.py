@@ -347,3 +347,32 @@ async def test_two_keyrings_on_one_engine_are_refused(tmp_path: Path, key: str) 
             DatabaseSessionService(db_engine=engine, encryption_key=sealing.generate_key())
     finally:
         await engine.dispose()
+
+
+async def test_message_text_filter_reads_through_the_seal(url: str, key: str) -> None:
+    """``query_messages(text=...)`` (``multi-agent messages --text``) cannot match sealed text
+    in SQL: it matches the opened rows, case-folded, and finds what a clear store finds."""
+    async with DatabaseSessionService(url, encryption_key=key) as store:
+        sid, _ = await _conversation(store)
+        found = await store.query_messages(app_name=APP, user_id="ann", text="PLATYPUS and")
+        assert [m.text for m in found] == [
+            f"tell me about the platypus and marmalade {i}" for i in range(4)]
+        two = await store.query_messages(app_name=APP, user_id="ann", session_id=sid,
+                                         text="obsidian", limit=2)
+        assert [m.text for m in two] == [f"the zeppelin carried obsidian {i}" for i in (0, 1)]
+        assert await store.query_messages(app_name=APP, user_id="ann", text="nowhere") == []
+
+
+async def test_bounded_context_finds_a_sealed_compaction_summary(url: str, key: str) -> None:
+    """The window (``?window=N``) puts the newest compaction summary before it: found on an
+    encrypted store too (its JSON is opened, not matched with LIKE)."""
+    from multi_agent.memory.bounded_service import BoundedSessionService
+    from tests.lifecycle._trim_util import build
+
+    async with BoundedSessionService(url, window=8, encryption_key=key) as store:
+        session = await build(store, APP, "ann", "long", runs=6, summary_after=2)
+        loaded = await store.get_session(app_name=APP, user_id="ann", session_id=session.id)
+        assert loaded.events[0].actions.compaction is not None
+        assert loaded.events[0].actions.compaction.compacted_content.parts[0].text == (
+            "summary so far")
+    assert b"summary so far" not in _raw_bytes(url)
