@@ -156,6 +156,11 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     # -- lifecycle ------------------------------------------------------------------------
 
     @property
+    def encrypted(self) -> bool:
+        """True when this service seals content with an encryption key (``sealing.py``)."""
+        return self._keyring is not None
+
+    @property
     def backend(self) -> Backend:
         """The engine wrapper (dialect, URL, ``run``), for the store's other services."""
         return self._backend

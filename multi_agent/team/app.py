@@ -150,7 +150,8 @@ def build_runner(
         memory_service: the memory service to use (the caller keeps ownership). By default a
             ``DatabaseMemoryService`` on the session store is opened (ADK's
             ``InMemoryMemoryService`` when the session service is not this project's store).
-        memory: False for no long memory at all: no memory service, no ``load_memory`` tool
+        memory: False for no long memory at all (also what an encrypted store gets, whose
+            memory the store refuses): no memory service, no ``load_memory`` tool
             for the historian, nothing added to memory after a turn.
         memory_search: how the default memory service searches: ``fulltext``, ``semantic``
             or ``hybrid`` (the last two need the ``[semantic]`` extra); default
@@ -185,6 +186,10 @@ def build_runner(
     if session_service is None:
         session_service = DatabaseSessionService(db_url or default_db_url())
     owns_memory = False
+    if memory and memory_service is None and getattr(session_service, "encrypted", False):
+        # The memory's index would be a clear-text copy of a sealed conversation, so the
+        # store refuses it (docs/encryption.md): no long memory on an encrypted store.
+        memory = False
     if memory and memory_service is None:
         memory_service = (
             DatabaseMemoryService(session_service, search=memory_search)  # type: ignore[arg-type]

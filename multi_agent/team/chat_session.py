@@ -286,6 +286,9 @@ class ChatSession:
         if memory:
             self.say("system", "I remember: " + "; ".join(memory) + ".")
         self.say("system", f"Model: {label}.")
+        if getattr(self.store, "encrypted", False):
+            self.say("system", "The store is encrypted: long memory (searching earlier "
+                               "sessions) is off.")
 
     # -- input ------------------------------------------------------------------------------
 
