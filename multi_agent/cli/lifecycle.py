@@ -7,11 +7,13 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
 from ..store.api_tokens import default_tokens_path
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
 from .inspect import APP_NAME, missing_database
 
 
@@ -257,33 +259,60 @@ def describe_policy(policy: Any) -> str:
 
 
 def cmd_trim(args: argparse.Namespace) -> int:
+    days = _keep_days(args)
+    limits = {"keep_last_events": args.keep_last, "keep_days": days, "app_name": args.app}
+    return _plan_then_delete(args, Deletion(
+        method="trim_sessions", kwargs=limits, counted="events", progress="Trimming sessions",
+        describe=describe_trim, would="Would trim", did="Trimmed",
+        condition=lambda report: policies_text(report),
+        question=lambda totals, report: (f"Trim {describe_trim(totals)} "
+                                         f"({policies_text(report)})"),
+        nothing=lambda report: f"has history to trim ({policies_text(report)})",
+    ))
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What one of prune's two commands deletes, and how its report reads."""
+
+    method: str  # the store's method: called with dry_run=True first, then for real
+    kwargs: dict[str, Any]
+    counted: str  # the total that says whether anything would go (sessions / events)
+    progress: str
+    describe: Callable[[dict[str, int]], str]
+    would: str
+    did: str
+    condition: Callable[[Any], str]  # "(idle for more than 30d)" without the brackets
+    question: Callable[[dict[str, int], Any], str]
+    nothing: Callable[[Any], str]
+
+
+def _plan_then_delete(args: argparse.Namespace, job: Deletion) -> int:
+    """Plans (a dry run), asks unless --yes, deletes in the store's batches, reports."""
     from ..store import DatabaseSessionService
     from . import render
 
     if missing_database(args.db):
         return EXIT_FAILURE
-    days = _keep_days(args)
     if not (args.yes or args.dry_run) and not sys.stdin.isatty():
         print("multi-agent prune: stdin is not a terminal, so it cannot ask: pass --yes to "
               "delete without asking (or --dry-run to see what would go).", file=sys.stderr)
         return EXIT_USAGE
-    limits = {"keep_last_events": args.keep_last, "keep_days": days, "app_name": args.app}
 
     async def run() -> tuple[Any, bool]:
         async with DatabaseSessionService(args.db) as store:
-            planned = await store.trim_sessions(**limits, dry_run=True)
-            total = planned.totals()["events"]
+            method = getattr(store, job.method)
+            planned = await method(**job.kwargs, dry_run=True)
+            total = planned.totals()[job.counted]
             if args.dry_run or (not total and not args.vacuum):
                 return planned, False
             if not args.yes:
-                question = (f"Trim {describe_trim(planned.totals())} "
-                            f"({policies_text(planned)})? It cannot be undone. [y/N] ")
+                question = f"{job.question(planned.totals(), planned)}? It cannot be undone. [y/N] "
                 if not await confirm(question):
                     return planned, True
-            with render.progress("Trimming sessions", total=total) as bar:
-                done = await store.trim_sessions(
-                    **limits, vacuum=args.vacuum,
-                    progress=lambda n: bar.update(n, max(total, n)))
+            with render.progress(job.progress, total=total) as bar:
+                done = await method(**job.kwargs, vacuum=args.vacuum,
+                                    progress=lambda n: bar.update(n, max(total, n)))
             return done, False
 
     report, declined = asyncio.run(run())
@@ -294,15 +323,14 @@ def cmd_trim(args: argparse.Namespace) -> int:
         return 0
     where = f" in app {args.app}" if args.app else ""
     totals = report.totals()
-    if not totals["events"]:
-        print(f"No session{where} has history to trim ({policies_text(report)}): nothing to "
-              "delete.")
+    if not totals[job.counted]:
+        print(f"No session{where} {job.nothing(report)}: nothing to delete.")
     else:
-        verb = "Would trim" if report.dry_run else "Trimmed"
-        print(f"{verb} {describe_trim(totals)}{where} ({policies_text(report)}):")
+        verb = job.would if report.dry_run else job.did
+        print(f"{verb} {job.describe(totals)}{where} ({job.condition(report)}):")
         for (app, user), counts in sorted(report.by_user.items()):
-            print(f"  {app} / {user}: {describe_trim(counts)}")
-    if report.skipped:
+            print(f"  {app} / {user}: {job.describe(counts)}")
+    if getattr(report, "skipped", 0):
         print(f"{report.skipped} session(s) were branched during the trim and left as they "
               "were: run it again.")
     if report.dry_run:
@@ -331,54 +359,14 @@ def print_space(report: Any) -> None:
 
 
 def cmd_prune_idle(args: argparse.Namespace) -> int:
-    from ..store import DatabaseSessionService
     from ..store.prune import parse_age
-    from . import render
 
-    if missing_database(args.db):
-        return EXIT_FAILURE
     seconds = parse_age(args.older_than)
-    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
-        print("multi-agent prune: stdin is not a terminal, so it cannot ask: pass --yes to "
-              "delete without asking (or --dry-run to see what would go).", file=sys.stderr)
-        return EXIT_USAGE
-
-    async def run() -> tuple[Any, bool]:
-        async with DatabaseSessionService(args.db) as store:
-            planned = await store.prune_sessions(older_than=seconds, app_name=args.app,
-                                                 dry_run=True)
-            total = planned.totals()["sessions"]
-            if args.dry_run or (not total and not args.vacuum):
-                return planned, False
-            if not args.yes:
-                question = (f"Delete {describe_prune(planned.totals())} (idle for more than "
-                            f"{args.older_than})? It cannot be undone. [y/N] ")
-                if not await confirm(question):
-                    return planned, True
-            with render.progress("Pruning sessions", total=total) as bar:
-                done = await store.prune_sessions(
-                    older_than=seconds, app_name=args.app, vacuum=args.vacuum,
-                    progress=lambda n: bar.update(n, max(total, n)))
-            return done, False
-
-    report, declined = asyncio.run(run())
-    if declined:
-        return fail("Nothing was deleted.")
-    if args.json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
-        return 0
-    where = f" in app {args.app}" if args.app else ""
-    totals = report.totals()
-    if not totals["sessions"]:
-        print(f"No session{where} has been idle for more than {args.older_than}: nothing to "
-              "delete.")
-    else:
-        verb = "Would delete" if report.dry_run else "Deleted"
-        print(f"{verb} {describe_prune(totals)}{where} (idle for more than "
-              f"{args.older_than}):")
-        for (app, user), counts in sorted(report.by_user.items()):
-            print(f"  {app} / {user}: {describe_prune(counts)}")
-    if report.dry_run:
-        return 0
-    print_space(report)
-    return 0
+    idle = f"idle for more than {args.older_than}"
+    return _plan_then_delete(args, Deletion(
+        method="prune_sessions", kwargs={"older_than": seconds, "app_name": args.app},
+        counted="sessions", progress="Pruning sessions", describe=describe_prune,
+        would="Would delete", did="Deleted", condition=lambda _report: idle,
+        question=lambda totals, _report: f"Delete {describe_prune(totals)} ({idle})",
+        nothing=lambda _report: f"has been {idle}",
+    ))

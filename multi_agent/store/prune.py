@@ -47,7 +47,21 @@ from .ids import check_id
 if TYPE_CHECKING:
     from .backend import Backend
 
-__all__ = ["BATCH_PAUSE", "MAX_EVENTS", "VACUUM_STEP_PAGES", "PruneReport", "parse_age", "prune_sessions"]
+__all__ = ["BATCH_PAUSE", "COUNT_KEYS", "MAX_EVENTS", "VACUUM_STEP_PAGES", "PruneReport",
+           "parse_age", "prune_sessions", "sum_counts"]
+
+COUNT_KEYS = ("sessions", "events", "runs", "memory_entries")
+"""The counts a prune or trim report keeps per app and user."""
+
+
+def sum_counts(rows: Any) -> dict[str, int]:
+    """The per-user counts of a report summed (every key of :data:`COUNT_KEYS`, zeros too)."""
+    out = dict.fromkeys(COUNT_KEYS, 0)
+    for counts in rows:
+        for key, n in counts.items():
+            out[key] += n
+    return out
+
 
 MAX_EVENTS = 1_000
 """Events deleted per batch (whole sessions: at least one session per batch). A batch holds the
@@ -113,11 +127,7 @@ class PruneReport:
 
     def totals(self) -> dict[str, int]:
         """The counts summed over every app and user."""
-        out = {"sessions": 0, "events": 0, "runs": 0, "memory_entries": 0}
-        for counts in self.by_user.values():
-            for key, n in counts.items():
-                out[key] += n
-        return out
+        return sum_counts(self.by_user.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON values (``multi-agent prune --json``)."""

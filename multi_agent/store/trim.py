@@ -61,6 +61,7 @@ from . import memory_tables as mt
 from . import schema as s
 from .codec import dumps, loads
 from .ids import check_id
+from .prune import COUNT_KEYS, sum_counts
 from .runs import PRUNED, PRUNED_BASE_ERROR, PRUNED_ERROR
 from .state import split_delta
 
@@ -83,7 +84,6 @@ PAGE = 200
 """Sessions read per candidate query."""
 
 _ss, _ev, _ru = s.sessions.c, s.events.c, s.runs.c
-COUNT_KEYS = ("sessions", "events", "runs", "memory_entries")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,11 +145,7 @@ class TrimReport:
 
     def totals(self) -> dict[str, int]:
         """The counts summed over every app and user."""
-        out = dict.fromkeys(COUNT_KEYS, 0)
-        for counts in self.by_user.values():
-            for key, n in counts.items():
-                out[key] += n
-        return out
+        return sum_counts(self.by_user.values())
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON values (``multi-agent prune --keep-last N --json``)."""

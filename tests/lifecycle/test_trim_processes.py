@@ -21,17 +21,19 @@ from tests.lifecycle._trim_util import build, pairs_intact
 APPENDS = 60
 
 WRITER = textwrap.dedent("""
-    import asyncio, json, sys, time
+    import asyncio, json, os, sys, time
     from google.adk.events.event import Event
     from google.adk.events.event_actions import EventActions
     from google.genai import types
     from multi_agent import DatabaseSessionService
 
-    async def main(url, app, count):
+    async def main(url, app, count, stop):
         acked = []
         async with DatabaseSessionService(url) as store:
             session = await store.get_session(app_name=app, user_id="w", session_id="live")
-            for n in range(count):
+            n = 0
+            # At least count turns, and on until the test has seen trims run beside them.
+            while n < count or not os.path.exists(stop):
                 for author, words in (("user", f"ask {n}"), ("helper", f"reply {n}")):
                     event = Event(
                         invocation_id=f"w-{n}", author=author,
@@ -42,9 +44,10 @@ WRITER = textwrap.dedent("""
                     await store.append_event(session, event)
                     acked.append(event.id)
                 time.sleep(0.01)
+                n += 1
         print(json.dumps(acked))
 
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]))
 """)
 
 
@@ -55,13 +58,15 @@ async def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return await fresh_pg_database()
 
 
-async def test_a_writer_process_loses_nothing_during_trims(url: str, app_name: str) -> None:
+async def test_a_writer_process_loses_nothing_during_trims(url: str, app_name: str,
+                                                           tmp_path: Path) -> None:
     async with DatabaseSessionService(url) as store:
         for n in range(20):
             await build(store, app_name, "ann", f"s{n}")
         await build(store, app_name, "w", "live", runs=2)
+        stop = tmp_path / "stop"  # the writer goes on until two trim passes ran beside it
         writer = subprocess.Popen(  # noqa: ASYNC220 - starts it, does not wait
-            [sys.executable, "-c", WRITER, url, app_name, str(APPENDS)],
+            [sys.executable, "-c", WRITER, url, app_name, str(APPENDS), str(stop)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
         passes_during = deleted_during = 0
         try:
@@ -71,6 +76,8 @@ async def test_a_writer_process_loses_nothing_during_trims(url: str, app_name: s
                 if writer.poll() is None:
                     passes_during += 1
                     deleted_during += report.totals()["events"]
+                    if passes_during >= 2 and deleted_during > 0:
+                        stop.touch()
                 await asyncio.sleep(0.05)
             out, err = writer.communicate(timeout=TIMEOUT)
         finally:
@@ -78,7 +85,8 @@ async def test_a_writer_process_loses_nothing_during_trims(url: str, app_name: s
                 writer.kill()
         assert writer.returncode == 0, err
         acked = json.loads(out)
-        assert len(acked) == 2 * APPENDS
+        turns = len(acked) // 2
+        assert len(acked) == 2 * turns and turns >= APPENDS
         # The trims ran while the writer appended, and trimmed its session too.
         assert passes_during >= 1 and deleted_during > 0, (passes_during, deleted_during)
         await store.trim_sessions(keep_last_events=6, app_name=app_name)
@@ -87,14 +95,14 @@ async def test_a_writer_process_loses_nothing_during_trims(url: str, app_name: s
         # Nothing acknowledged was lost: every append got its seq (8 events before it),
         # every state write is there, and the events kept are the newest ones.
         doc = await store.export_session(app_name=app_name, user_id="w", session_id="live")
-        assert doc["session"]["last_seq"] == 8 + 2 * APPENDS
-        assert all(live.state[f"w{n}"] == n for n in range(APPENDS))
+        assert doc["session"]["last_seq"] == 8 + 2 * turns
+        assert all(live.state[f"w{n}"] == n for n in range(turns))
         assert [e.id for e in live.events] == acked[-len(live.events):]
         assert doc["session"]["event_count"] == len(doc["events"]) == len(live.events)
         runs = await store.list_runs(app_name=app_name, user_id="w", session_id="live")
         ids = {r.run_id for r in runs}
         assert all(r.parent_run_id is None or r.parent_run_id in ids for r in runs)
-        assert len(runs) == 2 + APPENDS
+        assert len(runs) == 2 + turns
 
 
 def shell(command: str, *, cwd: Path, db: str, stdin: str = "") -> subprocess.CompletedProcess:
