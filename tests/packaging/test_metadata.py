@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import runpy
 import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
+import setuptools
 
 import multi_agent
 
@@ -37,7 +41,13 @@ def test_the_team_ships_its_folders_under_multi_agent_team() -> None:
     expected = _packages_in(ROOT / "multi_agent" / "team", "multi_agent.team")
     for folder in TEAM_FOLDERS:
         expected |= _packages_in(ROOT / folder, f"multi_agent.team.{folder}")
-    packages = TEAM["tool"]["setuptools"]["packages"]
+    # The list is setup.py's, read from the folders (a new sub-agent folder needs no line).
+    assert "packages" not in TEAM["tool"]["setuptools"]
+    captured: dict = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(setuptools, "setup", lambda **kwargs: captured.update(kwargs))
+        runpy.run_path(str(ROOT / "setup.py"), run_name="setup")
+    packages = captured["packages"]
     assert set(packages) == expected
     assert all(p.startswith("multi_agent.team") for p in packages)  # no top-level names
     dirs = TEAM["tool"]["setuptools"]["package-dir"]
