@@ -171,10 +171,15 @@ PRUNE_NAMES = (
 )
 
 
+def describe_counts(counts: dict[str, int], names: tuple[tuple[str, str, str], ...]) -> str:
+    """``2 sessions, 40 events, ...``: each of ``names`` (key, singular, plural), zeros too."""
+    return ", ".join(f"{counts.get(k, 0)} {one if counts.get(k, 0) == 1 else many}"
+                     for k, one, many in names)
+
+
 def describe_prune(counts: dict[str, int]) -> str:
     """``2 sessions, 40 events, 6 runs, 12 memory entries``."""
-    return ", ".join(f"{counts.get(k, 0)} {one if counts.get(k, 0) == 1 else many}"
-                     for k, one, many in PRUNE_NAMES)
+    return describe_counts(counts, PRUNE_NAMES)
 
 
 TRIM_NAMES = (
@@ -187,8 +192,7 @@ TRIM_NAMES = (
 
 def describe_trim(counts: dict[str, int]) -> str:
     """``2 sessions, 40 events, 6 runs emptied, 12 memory entries``."""
-    return ", ".join(f"{counts.get(k, 0)} {one if counts.get(k, 0) == 1 else many}"
-                     for k, one, many in TRIM_NAMES)
+    return describe_counts(counts, TRIM_NAMES)
 
 
 def usage(message: str) -> int:
