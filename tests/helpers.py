@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.genai import types
+
+_ROOT = Path(__file__).resolve().parents[1]
 
 
 def text_event(
@@ -76,3 +82,21 @@ def record_loads(service: Any, monkeypatch: Any) -> list[int]:
 
     monkeypatch.setattr(service, "get_session", recording)
     return loads
+
+
+async def run_twice_at_once(script: str, url: str) -> list[str]:
+    """Runs ``python -c script url`` in two OS processes at once; their outputs (each must
+    exit 0)."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", script, url, cwd=_ROOT, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(_ROOT)},
+        )
+        for _ in range(2)
+    ]
+    outputs = []
+    for proc in procs:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        outputs.append(out.decode())
+    return outputs

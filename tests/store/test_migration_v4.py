@@ -10,11 +10,8 @@ Step 4 upgrades the memory tables with the store's other tables: an older memory
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +20,7 @@ from sqlalchemy import inspect, text
 from multi_agent import DatabaseSessionService
 from multi_agent.memory import DatabaseMemoryService
 from multi_agent.store import schema
-from tests.helpers import text_event
+from tests.helpers import run_twice_at_once, text_event
 
 FIXTURE = Path(__file__).parent / "data" / "schema_v3.db"
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,17 +138,8 @@ asyncio.run(main(sys.argv[1]))
 async def test_two_processes_open_the_schema_3_file_at_once(tmp_path: Path) -> None:
     path = copy_fixture(tmp_path)
     url = f"sqlite+aiosqlite:///{path}"
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _OPEN, url, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        for _ in range(2)
-    ]
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        assert proc.returncode == 0, err.decode()[-2000:]
-        assert int(out.decode().split()[-1]) >= 1
+    for out in await run_twice_at_once(_OPEN, url):
+        assert int(out.split()[-1]) >= 1
     assert version_of(path) == str(schema.SCHEMA_VERSION)
     assert count_rows(path, "ma_memory_entries") == 5
 

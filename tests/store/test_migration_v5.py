@@ -11,11 +11,8 @@ database the memory alone set up has its version row (the issue-14 leftovers).
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shutil
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,7 +22,7 @@ from multi_agent import DatabaseSessionService
 from multi_agent.errors import SchemaVersionError
 from multi_agent.memory import DatabaseMemoryService
 from multi_agent.store import schema
-from tests.helpers import text_event
+from tests.helpers import run_twice_at_once, text_event
 
 DATA = Path(__file__).parent / "data"
 FIXTURE = DATA / "schema_v4.db"
@@ -124,17 +121,8 @@ asyncio.run(main(sys.argv[1]))
 
 
 async def open_in_two_processes(url: str) -> None:
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _OPEN, url, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        for _ in range(2)
-    ]
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-        assert proc.returncode == 0, err.decode()[-2000:]
-        found, ids = out.decode().split()[-2:]
+    for out in await run_twice_at_once(_OPEN, url):
+        found, ids = out.split()[-2:]
         assert int(found) >= 1 and ids == "s3,s2,s1"
 
 
