@@ -64,7 +64,8 @@ class DatabaseUnavailableError(StoreError):
 
     Attributes:
         cause: a short machine-readable cause: ``unreachable``, ``timeout``, ``pool_exhausted``,
-            ``locked``, ``read_only``, ``disk_full``, ``io_error`` (the OS refused a file
+            ``locked``, ``contention`` (PostgreSQL kept choosing the write as a deadlock's
+            victim), ``read_only``, ``disk_full``, ``io_error`` (the OS refused a file
             write or read), ``corrupt``, ``no_such_path``, ``deleted`` (the SQLite file was
             deleted while open), ``replaced`` (another file was renamed over it, e.g. a backup
             restored) or ``other``. After ``deleted``/``replaced`` the store stays unusable:

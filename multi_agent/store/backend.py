@@ -40,10 +40,13 @@ from .dialects import Dialect, dialect_for, known
 from .dialects.base import EngineOptions
 from .dialects.sqlite import SQLITE_WAL_LIMIT_BYTES, SQLITE_WORKERS, check_pragmas
 from .groupcommit import (
+    CONTENTION_RETRIES,
     AsyncWriter,
     Item,
+    Locks,
     ThreadWriter,
     WriterStats,
+    is_contention,
     is_disconnect,
     resolve,
     resolve_all,
@@ -130,7 +133,8 @@ class Backend:
     # -- running ----------------------------------------------------------------------------
 
     async def run(
-        self, fn: Callable[[Connection], T], *, write: bool, batch: bool = False
+        self, fn: Callable[[Connection], T], *, write: bool, batch: bool = False,
+        locks: Locks | None = None,
     ) -> T:
         """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error.
 
@@ -139,6 +143,8 @@ class Backend:
         savepoint, its exception is raised here alone, and this returns once the shared
         ``COMMIT`` has. ``fn`` must then be safe to run again in a new transaction (it may be,
         if the shared one is lost under another write) and must not commit or roll back.
+        ``locks``: the rows it locks, for a PostgreSQL batch to lock first (LOCK ORDER in
+        groupcommit.py).
         """
         try:
             if self._writer is not None and (write or self._executor is None):
@@ -170,7 +176,7 @@ class Backend:
                 return box.pop()
             assert self.async_engine is not None
             if batch and write and self._async_writer is not None:
-                return await self._async_writer.run(fn)
+                return await self._async_writer.run(fn, locks)
             return await self._run_async(fn, write)
         except StoreError:
             raise
@@ -198,10 +204,14 @@ class Backend:
         Pooled connections are not pinged before use (that was a round trip per call, 3 of an
         append's 7): a connection found dead (a restarted server, a killed backend) before the
         ``COMMIT`` was sent means nothing was stored, so the call runs once more on a new
-        connection (SQLAlchemy has discarded the pool's other connections of that time).
+        connection (SQLAlchemy has discarded the pool's other connections of that time). A
+        deadlock's victim runs again too (``groupcommit.CONTENTION_RETRIES`` times).
         """
         assert self.async_engine is not None
-        for attempt in (1, 2):
+        contended = 0
+        attempt = 0
+        while True:
+            attempt += 1
             committing = False
             try:
                 async with self.async_engine.connect() as aconn:
@@ -219,9 +229,17 @@ class Backend:
                     await trans.commit()
                     return result
             except Exception as exc:
-                if attempt == 2 or committing or not is_disconnect(exc):
+                if committing:
                     raise
-        raise AssertionError("unreachable")
+                if is_contention(exc) and contended < CONTENTION_RETRIES:
+                    # A deadlock's victim (see LOCK ORDER in groupcommit.py): nothing of it
+                    # is stored; the other transaction goes on once this one rolled back.
+                    contended += 1
+                    if self._async_writer is not None:
+                        self._async_writer.stats.contention_retries += 1
+                    continue
+                if attempt > 1 + contended or not is_disconnect(exc):
+                    raise
 
     def _run_into(self, box: list[T], fn: Callable[[Connection], T], write: bool) -> None:
         box.append(self._run_sync(fn, write))

@@ -23,6 +23,19 @@ own ``COMMIT`` (one fsync). Here one thread (SQLite) or one task per event loop 
 
 Other processes on the same database coordinate as before: SQLite's write lock with its busy
 timeout, PostgreSQL's row locks.
+
+LOCK ORDER (PostgreSQL). A transaction that holds several rows' locks must take them in one
+order, or two processes deadlock (measured before this was done: 3 processes whose sessions
+shared 4 users deadlocked within seconds, on session creation and on batched appends). The order
+is: session rows, then ``user:`` rows, then ``app:`` rows, each kind sorted by key. A lone append
+locks one of each in that order; a session creation locks its user row, then its app row (and
+none when it writes no such keys); a batch of several writes first locks every row its items
+will lock, in that order, in one statement (``PostgresDialect.batch_lock``), so that no two
+batches, of this process or another, wait on each other in a cycle. What is still possible (a
+row that does not exist yet when the batch starts, a prune or a forget in another order) is
+caught as PostgreSQL's deadlock or serialization error: the item is rolled back to its savepoint
+and run again after the batch commits (a lone transaction: run again whole), up to
+``CONTENTION_RETRIES`` times.
 """
 
 from __future__ import annotations
@@ -36,9 +49,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "AsyncWriter", "Item", "ThreadWriter", "WriterStats", "is_disconnect", "resolve",
-    "resolve_all",
+    "CONTENTION_RETRIES", "AsyncWriter", "Item", "Locks", "ThreadWriter", "WriterStats",
+    "is_contention", "is_disconnect", "resolve", "resolve_all",
 ]
+
+CONTENTION_RETRIES = 5
+"""How many times a write that PostgreSQL chose as a deadlock's (or serialization failure's)
+victim is run again before its caller gets the error. Nothing of it was stored each time."""
+
+_CONTENTION_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+
+@dataclass(frozen=True, slots=True)
+class Locks:
+    """The rows a write will lock (see LOCK ORDER): its session row (None: it creates the
+    session), and whether it writes the user's and the app's state row."""
+
+    app_name: str
+    user_id: str
+    session_id: str | None
+    user: bool
+    app: bool
 
 
 @dataclass(slots=True, eq=False)
@@ -55,6 +86,8 @@ class Item:
     # result is not the future's: the event loop keeps a finished future alive until the
     # caller's next await, and a large result must be freed when the caller drops it.)
     outcome: list[Any] = field(default_factory=list)
+    locks: Locks | None = None  # what it locks (PostgreSQL batches lock these first)
+    tries: int = 0  # times it was a deadlock's victim and put back
 
 
 @dataclass(slots=True)
@@ -64,6 +97,7 @@ class WriterStats:
     batches: int = 0  # shared transactions run (an attempt that was run again counts again)
     items: int = 0  # items run in them
     largest: int = 0  # the most items one of them held
+    contention_retries: int = 0  # deadlock victims put back (PostgreSQL)
 
 
 def count_batch(stats: WriterStats, size: int) -> None:
@@ -205,6 +239,15 @@ class ThreadWriter:
                     self._run_one(run[0])
 
 
+def is_contention(exc: BaseException) -> bool:
+    """True for PostgreSQL's deadlock or serialization failure: the statement was refused to
+    break a lock cycle; nothing of the transaction's work is kept past its savepoint, and
+    running it again succeeds once the other transaction is done."""
+    from .dialects.base import sqlstate
+
+    return sqlstate(exc) in _CONTENTION_SQLSTATES
+
+
 def is_disconnect(exc: BaseException) -> bool:
     """True for a failure that SQLAlchemy recognised as a dead connection (it invalidated
     the pool): a server restart, a killed backend. Not a timeout: retrying a stalled server
@@ -240,14 +283,15 @@ class AsyncWriter:
         """Items waiting for the writer (not counting the ones it is running)."""
         return sum(len(q.items) for q in self._queues.values())
 
-    async def run(self, fn: Callable[[Any], Any]) -> Any:
+    async def run(self, fn: Callable[[Any], Any], locks: Locks | None = None) -> Any:
         loop = asyncio.get_running_loop()
         q = self._queues.get(loop)
         if q is None:
             q = self._queues[loop] = _LoopQueue()
             for other in [lp for lp in self._queues if lp.is_closed()]:
                 del self._queues[other]
-        item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future())
+        item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future(),
+                    locks=locks)
         q.items.append(item)
         if not q.busy:
             q.busy = True
@@ -321,6 +365,14 @@ class AsyncWriter:
             trans = await aconn.begin()
             driver = await aconn.get_raw_connection()
             raw = driver.driver_connection  # the asyncpg connection
+            locks = [item.locks for item in items if item.locks is not None]
+            if locks:  # every row the items lock, in LOCK ORDER, before any item runs
+                statement, params = self._backend.db.batch_lock(locks)
+                try:  # through SQLAlchemy: its driver adapter begins the transaction
+                    await aconn.exec_driver_sql(statement, params)
+                except BaseException as exc:
+                    return self._lost(aconn, outcomes, items, 0, exc, failed_all=True)
+            deferred: list[Item] = []  # deadlock victims: run again after the COMMIT
             pending_release = False
             for index, item in enumerate(items):
                 try:
@@ -340,6 +392,11 @@ class AsyncWriter:
                         await raw.execute("ROLLBACK TO SAVEPOINT ma_item")
                     except BaseException as exc2:
                         return self._lost(aconn, outcomes, items, index, exc2, failed=exc)
+                    if is_contention(exc) and item.tries < CONTENTION_RETRIES:
+                        item.tries += 1
+                        self.stats.contention_retries += 1
+                        deferred.append(item)
+                        continue
                     outcomes.append((item, False, exc))
                     continue
                 outcomes.append((item, True, result))
@@ -348,9 +405,9 @@ class AsyncWriter:
             except BaseException as exc:  # not acknowledged: none of the batch is stored
                 for item, ok, value in outcomes:
                     _settle(item, False, exc if ok else value)
-                return [], None
+                return deferred, None
             _settle_all(outcomes)
-            return [], None
+            return deferred, None
         finally:
             try:
                 await aconn.close()
@@ -360,13 +417,25 @@ class AsyncWriter:
     def _lost(
         self, aconn: Any, outcomes: list[tuple[Item, bool, Any]], items: list[Item], index: int,
         exc: BaseException, *, run_failed: bool = False, failed: BaseException | None = None,
+        failed_all: bool = False,
     ) -> tuple[list[Item], BaseException | None]:
         """The transaction is gone before its COMMIT: nothing of it is stored. On a dead
         connection every item runs again (once, on a new connection); otherwise the item
-        at ``index`` fails with its error and the others run again."""
+        at ``index`` fails with its error and the others run again (``failed_all``: the
+        batch's own statement failed: every item fails with its error, or, a deadlock's
+        victim, every item runs again)."""
         rest = [o[0] for o in outcomes] + items[index:]
         if is_disconnect(exc) or aconn.invalidated:
             return rest, exc
+        if failed_all:
+            if is_contention(exc) and all(i.tries < CONTENTION_RETRIES for i in items):
+                for item in items:
+                    item.tries += 1
+                self.stats.contention_retries += 1
+                return items, None
+            for item in items:
+                _settle(item, False, exc)
+            return [], None
         _settle(items[index], False, failed if failed is not None else exc)
         return rest[: len(outcomes)] + items[index + 1:], None
 

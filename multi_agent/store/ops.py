@@ -84,11 +84,12 @@ def create_session(
     key = {"app_name": app_name, "user_id": user_id, "session_id": session_id}
     if sql.SESSION_EXISTS(conn, **key).first() is not None:
         raise SessionAlreadyExists(app_name, user_id, session_id)
-    # The initial state is a blind write: there is no copy it could be stale against.
-    app = write_scope(conn, backend, app_name=app_name, user_id=None, delta=delta.app,
-                      ops={}, seen_rev=None, now=now)
+    # The initial state is a blind write: there is no copy it could be stale against. The
+    # user row before the app row, as an append locks them (LOCK ORDER in groupcommit.py).
     user = write_scope(conn, backend, app_name=app_name, user_id=user_id, delta=delta.user,
                        ops={}, seen_rev=None, now=now)
+    app = write_scope(conn, backend, app_name=app_name, user_id=None, delta=delta.app,
+                      ops={}, seen_rev=None, now=now)
     incarnation = new_incarnation()
     try:
         sql.SESSION_INSERT(

@@ -155,6 +155,18 @@ def write_scope(
 
     Nothing is written when a key is in conflict (``ScopeWrite.conflicts``).
     """
+    if not delta:
+        # Nothing to write (a session created without app:/user: keys): read what is
+        # committed, lock nothing. (A lock here made every session creation of an app wait
+        # for the app row behind every other writer's transaction, and, taken app row first,
+        # deadlocked against appends that lock the user row first.)
+        found = (
+            sql.APP_STATE(conn, app_name=app_name) if user_id is None
+            else sql.USER_STATE(conn, app_name=app_name, user_id=user_id)
+        ).first()
+        if found is None:
+            return ScopeWrite({}, 0, [], {})
+        return ScopeWrite(loads(found.state), found.revision, [], {})
     # The row is locked first and made only when missing (the usual case costs one statement,
     # one round trip on PostgreSQL, not two); a row another writer makes meanwhile is waited
     # for by the INSERT ... ON CONFLICT DO NOTHING, then locked.
@@ -170,8 +182,6 @@ def write_scope(
             row = sql.USER_STATE_FOR_UPDATE(conn, app_name=app_name, user_id=user_id).first()
     assert row is not None
     state = loads(row.state)
-    if not delta:
-        return ScopeWrite(state, row.revision, [], {})
     key_revs = loads(row.key_revs)
     new_rev = row.revision + 1
     conflicts, resolved = merge_keys(

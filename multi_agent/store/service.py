@@ -69,6 +69,7 @@ from .codec import (
 )
 from .extras import HistoryMixin
 from .facts import event_facts
+from .groupcommit import Locks
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .pages import PagesMixin
@@ -238,6 +239,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                 session_id=session_id, delta=delta, now=now,
             ),
             write=True, batch=True,
+            locks=Locks(app_name, user_id, None, bool(delta.user), bool(delta.app)),
         )
         session = Session(
             id=session_id,
@@ -437,7 +439,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             try:
                 result = await self._backend.run(
                     lambda conn: ops.append_event(conn, self._backend, req), write=True,
-                    batch=True,
+                    batch=True, locks=Locks(session.app_name, session.user_id, session.id,
+                                            bool(delta.user), bool(delta.app)),
                 )
             except BaseException:
                 self._restore_updates(session, raw_delta, taken)

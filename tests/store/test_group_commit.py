@@ -285,12 +285,13 @@ async def test_a_batch_whose_connection_dies_before_commit_acknowledges_nothing_
             assert [e.content.parts[0].text for e in (await load(store, s)).events] == ["again"]
 
 
-async def run_group_writers(url: str, app: str, processes: int, tasks: int, count: int
-                            ) -> list[str]:
+async def run_group_writers(url: str, app: str, processes: int, tasks: int, count: int,
+                            users: int | None = None) -> list[str]:
+    shared = [] if users is None else [str(users)]
     procs = [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", "tests.store._group_writer", url, app, str(p * tasks),
-            str(tasks), str(count), cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+            str(tasks), str(count), *shared, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         for p in range(processes)
@@ -329,3 +330,83 @@ async def test_many_tasks_in_several_processes_lose_nothing(db_url: str, app_nam
             assert got.state["n"] == count - 1 and got.state["user:n"] == count - 1
             assert got.state["user:total"] == count
             assert app_state[f"last_{i}"] == count - 1
+
+
+@BOTH
+async def test_processes_sharing_users_neither_deadlock_nor_lose(
+    db_url: str, app_name: str
+) -> None:
+    """3 processes x 8 tasks whose 24 sessions belong to 4 users, each user's sessions spread
+    over all three processes; every process creates its sessions at once, then appends, with
+    user: and app: writes and atomic increments of each user's and the app's total. Before
+    the LOCK ORDER (groupcommit.py) this deadlocked on PostgreSQL within seconds (session
+    creation locked the app row before the user row, appends the other way round; two batches
+    locked two users' rows in opposite orders): a process died with "deadlock detected".
+    Now nothing fails, and every increment is counted."""
+    processes, tasks, count, users = 3, 8, 12, 4
+    total = processes * tasks
+    async with DatabaseSessionService(db_url) as store:
+        await store.prepare()
+    outs = await run_group_writers(db_url, app_name, processes, tasks, count, users)
+    lines = [line.split(maxsplit=2) for out in outs for line in out.splitlines()]
+    assert not [line for line in lines if line[0] == "ERR"]
+    acked: dict[str, list[str]] = {}
+    for _, sid, event_id in (line for line in lines if line[0] == "ACK"):
+        acked.setdefault(sid, []).append(event_id)
+    assert sum(len(v) for v in acked.values()) == total * count
+    async with DatabaseSessionService(db_url) as store:
+        assert (await store.get_app_state(app_name=app_name))["total"] == total * count
+        for u in range(users):
+            user_state = await store.get_user_state(app_name=app_name, user_id=f"u{u}")
+            assert user_state["total"] == count * (total // users)
+        for i in range(total):
+            got = await store.get_session(app_name=app_name, user_id=f"u{i % users}",
+                                          session_id=f"s{i}")
+            assert [e.id for e in got.events] == acked[f"s{i}"]  # all, once, in order
+            assert got.state[f"user:n_{i}"] == count - 1
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_deadlock_victim_is_run_again_and_stored_once_pg(
+    db_url: str, app_name: str
+) -> None:
+    """Another program locks the user's state row, then the session row, the other way round
+    from the store (LOCK ORDER): PostgreSQL breaks the cycle by refusing our append's
+    statement (ours waits with the shorter deadlock_timeout, so ours is the victim). The
+    append is run again once the other transaction is done, and succeeds: stored once,
+    its user: value kept, the other program's write kept too."""
+    import asyncpg
+
+    async with DatabaseSessionService(db_url) as store:
+        s = await store.create_session(app_name=app_name, user_id="u", state={"user:n": 0})
+        other = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await other.execute("SET deadlock_timeout = '20s'")  # never the detector
+            tx = other.transaction()
+            await tx.start()
+            await other.execute("UPDATE ma_user_states SET update_time = update_time "
+                                "WHERE app_name = $1 AND user_id = 'u'", app_name)
+            append = asyncio.create_task(
+                store.append_event(s, text_event("hi", state={"user:n": 1})))
+            # Ours holds the session row and waits for the user row...
+            for _ in range(2000):
+                waiting = await other.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'")
+                if waiting:
+                    break
+                await asyncio.sleep(0.005)
+            assert waiting, "the append never waited for the user row"
+            # ...which the other program holds while it asks for the session row: a cycle.
+            await other.execute("UPDATE ma_sessions SET update_time = update_time "
+                                "WHERE app_name = $1 AND user_id = 'u' AND id = $2",
+                                app_name, s.id)
+            await tx.commit()
+        finally:
+            await other.close()
+        await append
+        stats = store.backend.writer_stats()
+        assert stats is not None and stats.contention_retries >= 1
+        got = await load(store, s)
+        assert [e.content.parts[0].text for e in got.events] == ["hi"]
+        assert got.state["user:n"] == 1

@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .. import memory_tables as mt
 from .. import sql
+from ..groupcommit import CONTENTION_RETRIES
 from .base import Dialect, EngineOptions, sqlstate
 
 if TYPE_CHECKING:
     from ..backend import Backend
+    from ..groupcommit import Locks
 
 __all__ = ["COMMAND_TIMEOUT", "CONNECT_TIMEOUT", "PostgresDialect"]
 
@@ -93,6 +95,15 @@ class PostgresDialect(Dialect):
                 "or make fewer calls at once. Nothing was written by this call.",
                 cause="pool_exhausted",
             )
+        if sqlstate(exc) in ("40P01", "40001"):
+            return DatabaseUnavailableError(
+                f"The database at {url} kept refusing this write to break lock cycles with "
+                "other writers (deadlock or serialization failure; it was run again "
+                f"{CONTENTION_RETRIES} times). Nothing was written by this call: retry it "
+                "(appends are idempotent by event id). If it keeps happening, another program "
+                "is locking the store's rows in another order.",
+                cause="contention",
+            )
         original = getattr(exc, "orig", None) or exc
         if isinstance(original, TimeoutError) and sqlstate(exc) is None:
             return DatabaseUnavailableError(
@@ -120,6 +131,21 @@ class PostgresDialect(Dialect):
     ) -> None:
         sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
 
+    def batch_lock(self, locks: list[Locks]) -> tuple[str, tuple[Any, ...]]:
+        """One statement that locks every row ``locks`` name, in LOCK ORDER
+        (``groupcommit.py``): the session rows sorted, then the user rows sorted, then the
+        app rows. Each ``MATERIALIZED`` step waits for the one before it (its ``WHERE`` reads
+        the previous step's count, an init plan run before its scan), and ``ORDER BY`` under
+        ``FOR UPDATE`` locks rows in that order. Rows that do not exist yet are skipped."""
+        sessions = sorted({(k.app_name, k.user_id, k.session_id) for k in locks
+                           if k.session_id is not None})
+        users = sorted({(k.app_name, k.user_id) for k in locks if k.user})
+        apps = sorted({k.app_name for k in locks if k.app})
+        return _BATCH_LOCK, (
+            [a for a, _, _ in sessions], [u for _, u, _ in sessions],
+            [i for _, _, i in sessions], [a for a, _ in users], [u for _, u in users], apps,
+        )
+
     def advisory_lock_sql(self, key: int) -> str | None:
         return f"SELECT pg_advisory_xact_lock({int(key)})"
 
@@ -145,6 +171,25 @@ class PostgresDialect(Dialect):
                   "query": tsquery_text(terms)}
         return list(conn.execute(_SEARCH, params).all())
 
+
+_BATCH_LOCK = """
+WITH s AS MATERIALIZED (
+    SELECT 1 FROM ma_sessions AS t
+    JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(a, u, i)
+      ON t.app_name = k.a AND t.user_id = k.u AND t.id = k.i
+    ORDER BY t.app_name, t.user_id, t.id FOR UPDATE OF t
+), u AS MATERIALIZED (
+    SELECT 1 FROM ma_user_states AS t
+    JOIN unnest($4::text[], $5::text[]) AS k(a, u) ON t.app_name = k.a AND t.user_id = k.u
+    WHERE (SELECT count(*) FROM s) >= 0
+    ORDER BY t.app_name, t.user_id FOR UPDATE OF t
+), p AS MATERIALIZED (
+    SELECT 1 FROM ma_app_states AS t
+    WHERE t.app_name = ANY($6::text[]) AND (SELECT count(*) FROM u) >= 0
+    ORDER BY t.app_name FOR UPDATE OF t
+)
+SELECT count(*) FROM p
+"""
 
 # A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text)) STORED`` with a GIN
 # index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
