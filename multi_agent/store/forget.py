@@ -55,8 +55,8 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
 from . import memory_tables as mt
-from .api_tokens import TokenError, TokenFile
 from . import schema as s
+from .api_tokens import TokenError, TokenFile
 from .ids import check_ids
 
 if TYPE_CHECKING:

@@ -35,7 +35,9 @@ from .facts import EventFacts
 from .gcpause import PROMOTE_AT, gc_paused
 from .memory_tables import forget_session
 from .scopes import (
+    LockedRow,
     Marker,
+    ScopeUpdate,
     ScopeWrite,
     make_marker,
     merge_keys,
@@ -267,7 +269,14 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
 def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
     """The append's steps, in the order their reads and writes must happen."""
     key = {"app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id}
-    row = sql.SESSION_FOR_APPEND(conn, **key, event_id=req.event.id).first()  # locked
+    user_row: LockedRow | None = None
+    row = None
+    if req.delta.user:  # the session row and the user's, locked in one statement
+        row = sql.SESSION_AND_USER_FOR_APPEND(conn, **key, event_id=req.event.id).first()
+        if row is not None:
+            user_row = LockedRow(row.user_state, row.user_revision, row.user_key_revs)
+    if row is None:  # (or the user row does not exist yet: write_scope makes it)
+        row = sql.SESSION_FOR_APPEND(conn, **key, event_id=req.event.id).first()  # locked
     if row is None:
         raise SessionNotFound(req.app_name, req.user_id, req.session_id)
     copy = parse_marker(req.marker)
@@ -277,7 +286,9 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     _refuse_stale(req, row, check)
     new_rev = row.revision + 1
     merged = _merge_session_state(req, row, check, new_rev)
-    written = _write_scopes(conn, backend, req, row, copy, check, merged.resolved)
+    updates: list[ScopeUpdate] = []  # sent with the event insert (write_append)
+    written = _write_scopes(conn, backend, req, row, copy, check, merged.resolved,
+                            user_row=user_row, defer=updates)
     seq = row.last_seq + 1
     route = route_event(
         req.facts, event_branch=req.event.branch, agent_paths=row.agent_paths,
@@ -300,6 +311,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
             agent_paths=route.agent_paths, awaiting_seq=route.awaiting_seq,
             key_revs=merged.key_revs_json,
         ),
+        updates,
     )
     return _appended(conn, req, key, row, copy, check, merged, written, new_rev=new_rev,
                      seq=seq, update_time=update_time)
@@ -409,10 +421,12 @@ def _merge_session_state(
 
 def _write_scopes(
     conn: Connection, backend: Backend, req: AppendRequest, row: Any, copy: Marker | None,
-    check: CopyCheck, resolved: dict[str, Any],
+    check: CopyCheck, resolved: dict[str, Any], *, user_row: LockedRow | None = None,
+    defer: list[ScopeUpdate] | None = None,
 ) -> dict[str, ScopeWrite]:
-    """Writes the ``user:`` and ``app:`` deltas into their rows (locked, per-key checks);
-    adds what atomic updates resolved to ``resolved``.
+    """Merges the ``user:`` and ``app:`` deltas into their rows (locked, per-key checks);
+    adds what atomic updates resolved to ``resolved``. ``user_row``: the user's row, locked
+    already; ``defer``: where the rows' UPDATEs go (see ``write_scope``).
 
     Raises:
         StaleSession: (reason ``keys``) a key the event writes changed since the copy read it.
@@ -428,6 +442,7 @@ def _write_scopes(
             conn, backend, app_name=req.app_name,
             user_id=req.user_id if scope == "user" else None, delta=delta, ops=ops,
             seen_rev=seen, now=req.event.timestamp,
+            locked=user_row if scope == "user" else None, defer=defer,
         )
         if wrote.conflicts:
             raise StaleSession(req.session_id, local=check.local_rev, stored=row.revision,

@@ -147,13 +147,37 @@ class ScopeWrite:
     resolved: dict[str, Any]
 
 
+@dataclass(slots=True)
+class LockedRow:
+    """A state row already locked by the caller's statement (the append's first one)."""
+
+    state: str
+    revision: int
+    key_revs: str
+
+
+@dataclass(slots=True)
+class ScopeUpdate:
+    """A state row's new values, written later in the transaction by the caller (the append
+    sends them with its event insert: ``Dialect.write_append``)."""
+
+    scope: str  # "user" or "app"
+    values: dict[str, Any]  # state, now, revision, key_revs
+
+
 def write_scope(
     conn: Connection, backend: Backend, *, app_name: str, user_id: str | None,
     delta: Mapping[str, Any], ops: Mapping[str, list[Op]], seen_rev: int | None, now: float,
+    locked: LockedRow | None = None, defer: list[ScopeUpdate] | None = None,
 ) -> ScopeWrite:
     """Merges a delta into the user's row (``user_id`` given) or the app's, under a row lock.
 
     Nothing is written when a key is in conflict (``ScopeWrite.conflicts``).
+
+    Args:
+        locked: the row, already read and locked by the caller (not read again).
+        defer: where to put the row's UPDATE instead of running it (the caller runs it
+            before its transaction ends).
     """
     if not delta:
         # Nothing to write (a session created without app:/user: keys): read what is
@@ -170,7 +194,10 @@ def write_scope(
     # The row is locked first and made only when missing (the usual case costs one statement,
     # one round trip on PostgreSQL, not two); a row another writer makes meanwhile is waited
     # for by the INSERT ... ON CONFLICT DO NOTHING, then locked.
-    if user_id is None:
+    row: Any = locked
+    if row is not None:
+        pass
+    elif user_id is None:
         row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
         if row is None:
             backend.ensure_app_row(conn, app_name=app_name, now=now)
@@ -193,7 +220,9 @@ def write_scope(
         return ScopeWrite(state, row.revision, [], resolved)
     values = {"state": dumps(state), "now": now, "revision": new_rev,
               "key_revs": dumps(key_revs)}
-    if user_id is None:
+    if defer is not None:
+        defer.append(ScopeUpdate("app" if user_id is None else "user", values))
+    elif user_id is None:
         sql.APP_STATE_UPDATE(conn, app_name=app_name, **values)
     else:
         sql.USER_STATE_UPDATE(conn, app_name=app_name, user_id=user_id, **values)

@@ -16,7 +16,10 @@ from ...errors import DatabaseUnavailableError, StoreError
 from .. import schema, sql
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..backend import Backend
+    from ..scopes import ScopeUpdate
 
 __all__ = ["Dialect", "EngineOptions", "Erased", "looks_like_connection_error"]
 
@@ -100,10 +103,17 @@ class Dialect:
 
     def write_append(
         self, conn: Connection, key: dict[str, str], event_row: dict[str, Any],
-        session_row: dict[str, Any],
+        session_row: dict[str, Any], updates: Sequence[ScopeUpdate] = (),
     ) -> None:
-        """The append's write, under the session row's lock: the event row is inserted and
-        the session row updated. Default: two statements."""
+        """The append's write, under the session row's lock (and the scope rows' it
+        updates): the event row is inserted, the session row updated, and the user's and the
+        app's state rows ``updates`` names. Default: a statement each."""
+        for update in updates:
+            if update.scope == "user":
+                sql.USER_STATE_UPDATE(conn, app_name=key["app_name"], user_id=key["user_id"],
+                                      **update.values)
+            else:
+                sql.APP_STATE_UPDATE(conn, app_name=key["app_name"], **update.values)
         sql.EVENT_INSERT(conn, **key, **event_row)
         sql.SESSION_UPDATE_AFTER_APPEND(conn, **key, **session_row)
 

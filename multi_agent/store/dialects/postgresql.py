@@ -24,8 +24,11 @@ from ..groupcommit import CONTENTION_RETRIES
 from .base import Dialect, EngineOptions, sqlstate
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..backend import Backend
     from ..groupcommit import Locks
+    from ..scopes import ScopeUpdate
 
 __all__ = ["COMMAND_TIMEOUT", "CONNECT_TIMEOUT", "PostgresDialect"]
 
@@ -127,9 +130,16 @@ class PostgresDialect(Dialect):
 
     def write_append(
         self, conn: Connection, key: dict[str, str], event_row: dict[str, Any],
-        session_row: dict[str, Any],
+        session_row: dict[str, Any], updates: Sequence[ScopeUpdate] = (),
     ) -> None:
-        sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
+        """One statement: the event INSERT, the user's and app's state UPDATEs as
+        data-modifying CTEs of the session row's UPDATE (one round trip for all)."""
+        if not updates:
+            sql.EVENT_INSERT_WITH_SESSION_UPDATE(conn, **key, **event_row, **session_row)
+            return
+        scopes = tuple(scope for scope in ("user", "app") if any(u.scope == scope for u in updates))
+        values = {f"{u.scope}_{name}": v for u in updates for name, v in u.values.items()}
+        sql.EVENT_INSERT_WITH_UPDATES[scopes](conn, **key, **event_row, **session_row, **values)
 
     def batch_lock(self, locks: list[Locks]) -> tuple[str, tuple[Any, ...]]:
         """One statement that locks every row ``locks`` name, in LOCK ORDER
