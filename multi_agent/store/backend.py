@@ -188,6 +188,15 @@ class Backend:
                 raise
             raise translated from exc
 
+    def limit_batches(self, writers: int) -> None:
+        """How many PostgreSQL batches may run at once in an event loop (default
+        ``groupcommit.PG_WRITERS``; 1: one after another, e.g. to see what one batch holds).
+        SQLite has one writer thread whatever this says."""
+        if writers < 1:
+            raise InvalidValueError("writers must be 1 or more.")
+        if self._async_writer is not None:
+            self._async_writer.writers = writers
+
     def writer_stats(self) -> WriterStats | None:
         """What the group-commit writer has done (None: this backend has none)."""
         writer = self._writer or self._async_writer

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "CONTENTION_RETRIES", "AsyncWriter", "Item", "Locks", "ThreadWriter", "WriterStats",
+    "CONTENTION_RETRIES", "PG_WRITERS", "AsyncWriter", "Item", "Locks", "ThreadWriter", "WriterStats",
     "is_contention", "is_disconnect", "resolve", "resolve_all",
 ]
 
@@ -58,6 +58,11 @@ CONTENTION_RETRIES = 5
 victim is run again before its caller gets the error. Nothing of it was stored each time."""
 
 _CONTENTION_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_failure
+
+PG_WRITERS = 4
+"""PostgreSQL batches one event loop runs at once (each on its own pooled connection). One
+writer leaves the server idle while it waits for each round trip; measured on the 2-core box
+(64 tasks, durable server): 1 writer 670 appends/s, 2: 778, 4: 805, 8: 799."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,21 +265,24 @@ class _LoopQueue:
 
     def __init__(self) -> None:
         self.items: list[Item] = []
-        self.busy = False
+        self.busy = 0  # writer tasks running batches
 
 
 class AsyncWriter:
-    """Group commit on an ``AsyncEngine`` (PostgreSQL): one writer task per event loop.
+    """Group commit on an ``AsyncEngine`` (PostgreSQL): up to ``writers`` writer tasks per
+    event loop, each running one batch at a time on its own pooled connection.
 
-    The first append to arrive while no batch is running starts one at once; appends that
-    arrive while it runs wait for it and then go together, in arrival order, into the next
-    transaction: ``BEGIN``, per item ``SAVEPOINT`` (sent with the previous item's ``RELEASE`` in
+    An append that arrives while fewer than ``writers`` batches run starts one at once; appends
+    that arrive while all of them run wait, and the first writer to finish takes them all
+    together, in arrival order, into its next transaction (batches running side by side cannot
+    wait on each other in a cycle: each locks its rows first, in LOCK ORDER): ``BEGIN``, per item ``SAVEPOINT`` (sent with the previous item's ``RELEASE`` in
     one round trip), its statements, and one ``COMMIT``. A dead connection found before the
     ``COMMIT`` was sent (nothing of the batch is stored) retries the batch once on a new one.
     """
 
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Any, writers: int = PG_WRITERS) -> None:
         self._backend = backend
+        self.writers = writers  # batches that may run at once, each on its own connection
         self._queues: dict[asyncio.AbstractEventLoop, _LoopQueue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = WriterStats()
@@ -293,8 +301,8 @@ class AsyncWriter:
         item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future(),
                     locks=locks)
         q.items.append(item)
-        if not q.busy:
-            q.busy = True
+        if q.busy < self.writers:
+            q.busy += 1
             task = loop.create_task(self._drain(q))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -323,7 +331,7 @@ class AsyncWriter:
                             _settle(item, False, exc)
                     raise
         finally:
-            q.busy = False
+            q.busy -= 1
 
     async def _batch(self, items: list[Item]) -> None:
         if len(items) == 1:  # alone: no savepoint, one transaction as any other call

@@ -82,6 +82,7 @@ class Blocker:
 async def busy_writer(store: DatabaseSessionService, session: Any) -> tuple[Blocker, Any]:
     """Makes the writer busy with one append (to ``session``) that waits for a lock; returns
     the blocker to release and that append's task."""
+    store.backend.limit_batches(1)  # everything queued behind it then forms one batch
     blocker = Blocker(store, session)
     await blocker.hold()
     stats = store.backend.writer_stats()
