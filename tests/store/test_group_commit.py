@@ -287,7 +287,9 @@ async def test_a_batch_whose_connection_dies_before_commit_acknowledges_nothing_
 
 
 async def run_group_writers(url: str, app: str, processes: int, tasks: int, count: int,
-                            users: int | None = None) -> list[str]:
+                            users: int | None = None) -> dict[str, list[str]]:
+    """Runs the writer processes; checks that none failed an append and that every append
+    was acknowledged; returns {session id: its acknowledged event ids, in order}."""
     shared = [] if users is None else [str(users)]
     procs = [
         await asyncio.create_subprocess_exec(
@@ -302,7 +304,13 @@ async def run_group_writers(url: str, app: str, processes: int, tasks: int, coun
         out, err = await asyncio.wait_for(proc.communicate(), timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
         outs.append(out.decode())
-    return outs
+    lines = [line.split(maxsplit=2) for out in outs for line in out.splitlines()]
+    assert not [line for line in lines if line[0] == "ERR"]
+    acked: dict[str, list[str]] = {}
+    for _, sid, event_id in (line for line in lines if line[0] == "ACK"):
+        acked.setdefault(sid, []).append(event_id)
+    assert sum(len(v) for v in acked.values()) == processes * tasks * count
+    return acked
 
 
 @BOTH
@@ -315,13 +323,7 @@ async def test_many_tasks_in_several_processes_lose_nothing(db_url: str, app_nam
     async with DatabaseSessionService(db_url) as store:
         for i in range(total):
             await store.create_session(app_name=app_name, user_id=f"u{i}", session_id=f"s{i}")
-    outs = await run_group_writers(db_url, app_name, processes, tasks, count)
-    lines = [line.split(maxsplit=2) for out in outs for line in out.splitlines()]
-    assert not [line for line in lines if line[0] == "ERR"]
-    acked: dict[str, list[str]] = {}
-    for _, sid, event_id in (line for line in lines if line[0] == "ACK"):
-        acked.setdefault(sid, []).append(event_id)
-    assert sum(len(v) for v in acked.values()) == total * count
+    acked = await run_group_writers(db_url, app_name, processes, tasks, count)
     async with DatabaseSessionService(db_url) as store:
         app_state = await store.get_app_state(app_name=app_name)
         assert app_state["total"] == total * count
@@ -348,13 +350,7 @@ async def test_processes_sharing_users_neither_deadlock_nor_lose(
     total = processes * tasks
     async with DatabaseSessionService(db_url) as store:
         await store.prepare()
-    outs = await run_group_writers(db_url, app_name, processes, tasks, count, users)
-    lines = [line.split(maxsplit=2) for out in outs for line in out.splitlines()]
-    assert not [line for line in lines if line[0] == "ERR"]
-    acked: dict[str, list[str]] = {}
-    for _, sid, event_id in (line for line in lines if line[0] == "ACK"):
-        acked.setdefault(sid, []).append(event_id)
-    assert sum(len(v) for v in acked.values()) == total * count
+    acked = await run_group_writers(db_url, app_name, processes, tasks, count, users)
     async with DatabaseSessionService(db_url) as store:
         assert (await store.get_app_state(app_name=app_name))["total"] == total * count
         for u in range(users):
@@ -411,3 +407,18 @@ async def test_a_deadlock_victim_is_run_again_and_stored_once_pg(
         got = await load(store, s)
         assert [e.content.parts[0].text for e in got.events] == ["hi"]
         assert got.state["user:n"] == 1
+
+
+def test_a_write_refused_for_contention_every_time_says_so() -> None:
+    """After CONTENTION_RETRIES refusals the caller gets an error that says what happened and
+    that nothing was written (not "the database is unreachable")."""
+    from multi_agent.store.dialects.postgresql import PostgresDialect
+    from multi_agent.store.groupcommit import CONTENTION_RETRIES, is_contention
+
+    class Deadlock(Exception):
+        sqlstate = "40P01"
+
+    err = PostgresDialect().translate(Deadlock("deadlock detected"), url="postgresql://db")
+    assert isinstance(err, DatabaseUnavailableError) and err.cause == "contention"
+    assert "Nothing was written" in str(err) and f"{CONTENTION_RETRIES} times" in str(err)
+    assert is_contention(Deadlock()) and not is_contention(ValueError())
