@@ -3,6 +3,7 @@
     python -m bench.scale                                  # 10,000 sessions, 1,000,000 events
     python -m bench.scale --sessions 50 --events 2000      # the smoke test's size
     python -m bench.scale --pg postgresql+asyncpg://u:p@host/db   # also on PostgreSQL
+    python -m bench.scale --pg postgresql+asyncpg://... --pg-only # PostgreSQL only
     python -m bench.scale --index-cost                     # what the page indexes cost an append
     python -m bench.scale --page-scale 10000,1000000       # a page at 10k and 1M sessions
 
@@ -320,7 +321,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
                                "users": args.users, "load_before": load(), "backends": {}}
     print(f"# scale: {args.sessions} sessions, {args.events} events, {args.users} users "
           f"(load {load()}; shared box: noisy)", file=sys.stderr)
-    backends = ["sqlite"] + (["postgresql"] if args.pg else [])
+    backends = ([] if args.pg_only else ["sqlite"]) + (["postgresql"] if args.pg else [])
     for backend in backends:
         tmp = tempfile.mkdtemp(prefix="scale-")
         pg = PgDatabases(args.pg) if backend == "postgresql" else None
@@ -573,6 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a PostgreSQL URL (postgresql+asyncpg://...) to run on it too "
                    "(default $MULTI_AGENT_BENCH_PG_URL)")
     p.add_argument("--no-adk", action="store_true", help="ours only")
+    p.add_argument("--pg-only", action="store_true", help="with --pg: skip SQLite")
     p.add_argument("--progress", action="store_true", help="progress lines on stderr")
     p.add_argument("--index-cost", action="store_true",
                    help="measure what the page indexes cost an append instead")
@@ -583,6 +585,8 @@ def main(argv: list[str] | None = None) -> int:
                    "10000,1000000; session rows bulk-inserted, no events)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = p.parse_args(argv)
+    if args.pg_only and not args.pg:
+        p.error("--pg-only needs --pg (or MULTI_AGENT_BENCH_PG_URL)")
     if args.page_scale:
         out = asyncio.run(page_scale(args))
         text = page_scale_report(out)

@@ -15,7 +15,8 @@ databases themselves, from the engine's settings to error codes, is in ``dialect
   replaced under a running service: ``DatabaseUnavailableError``, see _retire).
 * **An ``AsyncEngine``** (PostgreSQL through asyncpg, and any injected engine):
   ``AsyncConnection.run_sync`` runs the same function, each statement awaiting the driver.
-  On PostgreSQL, appends are batched the same way, by one writer task per event loop.
+  On PostgreSQL, appends are batched the same way, by up to ``PG_WRITERS`` writer tasks per
+  event loop.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .dialects.base import EngineOptions
 from .dialects.sqlite import SQLITE_WAL_LIMIT_BYTES, SQLITE_WORKERS, check_pragmas
 from .groupcommit import (
     CONTENTION_RETRIES,
+    PG_WRITERS,
     AsyncWriter,
     Item,
     Locks,
@@ -98,7 +100,7 @@ class Backend:
         self._owns_engine = owns_engine
         # SQLite: reads on a pool of worker threads, every write on one writer thread that
         # batches appends (groupcommit.py). In memory (one shared connection) the writer
-        # thread runs the reads too. An AsyncEngine: a writer per event loop batches appends.
+        # thread runs the reads too. An AsyncEngine: writer tasks per event loop batch appends.
         self._executor = (
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="multi_agent_sqlite")
             if sync_engine is not None and workers > 1
@@ -112,7 +114,7 @@ class Backend:
         # (Its savepoint statements are PostgreSQL's; an injected aiosqlite engine writes one
         # transaction a call, as before.)
         self._async_writer: AsyncWriter | None = (
-            AsyncWriter(self)
+            AsyncWriter(self, writers=_writers_for(async_engine))
             if async_engine is not None and group_commit and self.dialect == "postgresql"
             else None
         )
@@ -554,6 +556,17 @@ class Backend:
                 self.sync_engine.dispose()
             if self.async_engine is not None:
                 await self.async_engine.dispose()
+
+
+def _writers_for(engine: AsyncEngine) -> int:
+    """``PG_WRITERS``, or fewer when the pool is smaller: the batches running at once leave
+    at least one pooled connection for reads (``?pool_size=1&max_overflow=0``: one writer)."""
+    pool = engine.sync_engine.pool
+    try:
+        room = int(pool.size()) + max(0, int(getattr(pool, "_max_overflow", 0)))  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):  # a pool without a size (NullPool, ...)
+        return PG_WRITERS
+    return max(1, min(PG_WRITERS, room - 1))
 
 
 async def _quiet_rollback(trans: Any) -> None:

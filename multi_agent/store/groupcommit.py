@@ -3,8 +3,9 @@
 Without it every append is its own transaction on one of several worker threads, and with many
 appends at once those threads mostly wait, in SQLite's busy handler, for the write lock that
 another of them holds (measured, 64 tasks: 72% of their busy time), and every append pays its
-own ``COMMIT`` (one fsync). Here one thread (SQLite) or one task per event loop (an
-``AsyncEngine``, PostgreSQL) does every write of a backend:
+own ``COMMIT`` (one fsync). Here one thread (SQLite) or, per event loop, up to
+``PG_WRITERS`` tasks each running one batch at a time on its own connection (an
+``AsyncEngine``, PostgreSQL) do every write of a backend:
 
 * It takes what is queued: the first item, then everything that queued meanwhile (never a
   timer: a lone append is run as soon as it arrives, and batches form only from what arrived

@@ -422,3 +422,20 @@ def test_a_write_refused_for_contention_every_time_says_so() -> None:
     assert isinstance(err, DatabaseUnavailableError) and err.cause == "contention"
     assert "Nothing was written" in str(err) and f"{CONTENTION_RETRIES} times" in str(err)
     assert is_contention(Deadlock()) and not is_contention(ValueError())
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_batches_at_once_leave_a_pooled_connection_for_reads_pg(db_url: str) -> None:
+    """Up to PG_WRITERS batches run at once, but never so many that a small pool has no
+    connection left for a read (one connection: one writer; 2 + 1 overflow: two)."""
+    from multi_agent.store.groupcommit import PG_WRITERS
+
+    for kwargs, writers in (({}, PG_WRITERS), ({"pool_size": 1, "max_overflow": 0}, 1),
+                            ({"pool_size": 2, "max_overflow": 1}, 2)):
+        async with DatabaseSessionService(db_url, **kwargs) as store:
+            assert store.backend._async_writer is not None
+            assert store.backend._async_writer.writers == writers, kwargs
+            s = await store.create_session(app_name="a", user_id="u")
+            await store.append_event(s, text_event("x"))
+            with pytest.raises(ValueError):
+                store.backend.limit_batches(0)
