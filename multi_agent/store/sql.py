@@ -108,7 +108,8 @@ def _driver_call(conn: Connection, sql: str, args: tuple[Any, ...]) -> Any:
             sql, args = fn(conn, cursor, sql, args, None, False)
     try:
         cursor.execute(sql, args)
-    except conn.dialect.loaded_dbapi.Error as exc:
+    except BaseException as exc:  # as SQLAlchemy's own execute does: every failure (a
+        # statement timeout too) goes through its handling, which resets the connection
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)
     return _SqliteResult(cursor)
 
