@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "CONTENTION_RETRIES", "PG_WRITERS", "AsyncWriter", "Item", "Locks", "ThreadWriter", "WriterStats",
+    "CONTENTION_RETRIES", "PG_WRITERS", "AsyncWriter", "Item", "Locks", "ThreadWriter",
+    "WriterStats",
     "is_contention", "is_disconnect", "resolve", "resolve_all",
 ]
 
@@ -276,9 +277,10 @@ class AsyncWriter:
     An append that arrives while fewer than ``writers`` batches run starts one at once; appends
     that arrive while all of them run wait, and the first writer to finish takes them all
     together, in arrival order, into its next transaction (batches running side by side cannot
-    wait on each other in a cycle: each locks its rows first, in LOCK ORDER): ``BEGIN``, per item ``SAVEPOINT`` (sent with the previous item's ``RELEASE`` in
-    one round trip), its statements, and one ``COMMIT``. A dead connection found before the
-    ``COMMIT`` was sent (nothing of the batch is stored) retries the batch once on a new one.
+    wait on each other in a cycle: each locks its rows first, in LOCK ORDER): ``BEGIN``, per
+    item ``SAVEPOINT`` (sent with the previous item's ``RELEASE`` in one round trip), its
+    statements, and one ``COMMIT``. A dead connection found before the ``COMMIT`` was sent
+    (nothing of the batch is stored) retries the batch once on a new one.
     """
 
     def __init__(self, backend: Any, writers: int = PG_WRITERS) -> None:

@@ -86,14 +86,20 @@ class Scopes:
 def read_scopes(conn: Connection, app_name: str, user_id: str | None) -> Scopes:
     """The app and user state rows (empty, revision 0, when they do not exist yet)."""
     out = Scopes()
-    app = sql.APP_STATE(conn, app_name=app_name).first()
-    if app is not None:
-        out.app, out.app_rev = loads(app.state), app.revision
+    out.app, out.app_rev = _read_row(conn, app_name, None)
     if user_id is not None:
-        user = sql.USER_STATE(conn, app_name=app_name, user_id=user_id).first()
-        if user is not None:
-            out.user, out.user_rev = loads(user.state), user.revision
+        out.user, out.user_rev = _read_row(conn, app_name, user_id)
     return out
+
+
+def _read_row(conn: Connection, app_name: str, user_id: str | None) -> tuple[dict[str, Any], int]:
+    """The user's (``user_id`` given) or the app's state and revision, unlocked; ({}, 0) when
+    the row does not exist yet."""
+    row = (
+        sql.APP_STATE(conn, app_name=app_name) if user_id is None
+        else sql.USER_STATE(conn, app_name=app_name, user_id=user_id)
+    ).first()
+    return ({}, 0) if row is None else (loads(row.state), row.revision)
 
 
 def merge_keys(
@@ -184,25 +190,18 @@ def write_scope(
         # committed, lock nothing. (A lock here made every session creation of an app wait
         # for the app row behind every other writer's transaction, and, taken app row first,
         # deadlocked against appends that lock the user row first.)
-        found = (
-            sql.APP_STATE(conn, app_name=app_name) if user_id is None
-            else sql.USER_STATE(conn, app_name=app_name, user_id=user_id)
-        ).first()
-        if found is None:
-            return ScopeWrite({}, 0, [], {})
-        return ScopeWrite(loads(found.state), found.revision, [], {})
+        state, revision = _read_row(conn, app_name, user_id)
+        return ScopeWrite(state, revision, [], {})
     # The row is locked first and made only when missing (the usual case costs one statement,
     # one round trip on PostgreSQL, not two); a row another writer makes meanwhile is waited
     # for by the INSERT ... ON CONFLICT DO NOTHING, then locked.
     row: Any = locked
-    if row is not None:
-        pass
-    elif user_id is None:
+    if row is None and user_id is None:
         row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
         if row is None:
             backend.ensure_app_row(conn, app_name=app_name, now=now)
             row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
-    else:
+    elif row is None:
         row = sql.USER_STATE_FOR_UPDATE(conn, app_name=app_name, user_id=user_id).first()
         if row is None:
             backend.ensure_user_row(conn, app_name=app_name, user_id=user_id, now=now)

@@ -285,33 +285,6 @@ EVENT_INSERT_WITH_SESSION_UPDATE = Prepared(
     ),
 )
 
-def _scope_update_cte(table: Any, prefix: str) -> Any:
-    """The UPDATE of a user or app state row as a CTE of the append's statement, its values
-    under ``{prefix}_state`` etc. (the session row's update uses the plain names)."""
-    where = [table.c.app_name == bindparam("app_name")]
-    if table is s.user_states:
-        where.append(table.c.user_id == bindparam("user_id"))
-    return (
-        update(table).where(*where).values(
-            state=bindparam(f"{prefix}_state"), update_time=bindparam(f"{prefix}_now"),
-            revision=bindparam(f"{prefix}_revision"), key_revs=bindparam(f"{prefix}_key_revs"),
-        ).cte(f"updated_{prefix}")
-    )
-
-
-# PostgreSQL: the same, with the user's and/or the app's state row UPDATE riding along too
-# (the rows were locked and merged earlier in the transaction; ``ops.ScopeUpdate``).
-EVENT_INSERT_WITH_UPDATES = {
-    scopes: Prepared(
-        "event_insert_with_session_update+" + "+".join(scopes),
-        EVENT_INSERT_WITH_SESSION_UPDATE.stmt.add_cte(
-            *[_scope_update_cte(s.user_states if scope == "user" else s.app_states, scope)
-              for scope in scopes]
-        ),
-    )
-    for scopes in (("user",), ("app",), ("user", "app"))
-}
-
 EVENT_BY_ID = Prepared(
     "event_by_id", select(ev.seq).where(_session_where(s.events), ev.id == bindparam("event_id"))
 )
@@ -386,10 +359,15 @@ RUNS_DELETE = Prepared("runs_delete", delete(s.runs).where(_session_where(s.runs
 _app, _usr = s.app_states.c, s.user_states.c
 _app_where = _app.app_name == bindparam("app_name")
 _user_where = and_(_usr.app_name == bindparam("app_name"), _usr.user_id == bindparam("user_id"))
-_scope_values = dict(
-    state=bindparam("state"), update_time=bindparam("now"), revision=bindparam("revision"),
-    key_revs=bindparam("key_revs"),
-)
+
+
+def _scope_values(prefix: str = "") -> dict[str, Any]:
+    """A state row's new values as binds (``{prefix}_state``... inside the append's
+    statement, where the session row's update uses the plain names)."""
+    p = f"{prefix}_" if prefix else ""
+    return dict(state=bindparam(f"{p}state"), update_time=bindparam(f"{p}now"),
+                revision=bindparam(f"{p}revision"), key_revs=bindparam(f"{p}key_revs"))
+
 
 APP_STATE = Prepared("app_state", select(_app.state, _app.revision).where(_app_where))
 APP_STATE_FOR_UPDATE = Prepared(
@@ -397,7 +375,7 @@ APP_STATE_FOR_UPDATE = Prepared(
     select(_app.state, _app.revision, _app.key_revs).where(_app_where).with_for_update(),
 )
 APP_STATE_UPDATE = Prepared(
-    "app_state_update", update(s.app_states).where(_app_where).values(**_scope_values)
+    "app_state_update", update(s.app_states).where(_app_where).values(**_scope_values())
 )
 
 USER_STATE = Prepared("user_state", select(_usr.state, _usr.revision).where(_user_where))
@@ -406,5 +384,22 @@ USER_STATE_FOR_UPDATE = Prepared(
     select(_usr.state, _usr.revision, _usr.key_revs).where(_user_where).with_for_update(),
 )
 USER_STATE_UPDATE = Prepared(
-    "user_state_update", update(s.user_states).where(_user_where).values(**_scope_values)
+    "user_state_update", update(s.user_states).where(_user_where).values(**_scope_values())
 )
+
+
+# PostgreSQL: the append's event INSERT + session UPDATE with the user's and/or the app's state
+# row UPDATE riding along as CTEs too (the rows were locked and merged earlier in the
+# transaction; ``scopes.ScopeUpdate``).
+EVENT_INSERT_WITH_UPDATES = {
+    scopes: Prepared(
+        "event_insert_with_session_update+" + "+".join(scopes),
+        EVENT_INSERT_WITH_SESSION_UPDATE.stmt.add_cte(*[
+            (update(s.user_states).where(_user_where) if scope == "user"
+             else update(s.app_states).where(_app_where))
+            .values(**_scope_values(scope)).cte(f"updated_{scope}")
+            for scope in scopes
+        ]),
+    )
+    for scopes in (("user",), ("app",), ("user", "app"))
+}

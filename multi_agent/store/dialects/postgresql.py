@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .. import memory_tables as mt
 from .. import sql
-from ..groupcommit import CONTENTION_RETRIES
+from ..groupcommit import CONTENTION_RETRIES, is_contention
 from .base import Dialect, EngineOptions, sqlstate
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class PostgresDialect(Dialect):
                 "or make fewer calls at once. Nothing was written by this call.",
                 cause="pool_exhausted",
             )
-        if sqlstate(exc) in ("40P01", "40001"):
+        if is_contention(exc):
             return DatabaseUnavailableError(
                 f"The database at {url} kept refusing this write to break lock cycles with "
                 "other writers (deadlock or serialization failure; it was run again "
