@@ -84,19 +84,25 @@ def record_loads(service: Any, monkeypatch: Any) -> list[int]:
     return loads
 
 
-async def run_twice_at_once(script: str, url: str) -> list[str]:
-    """Runs ``python -c script url`` in two OS processes at once; their outputs (each must
-    exit 0)."""
+async def run_processes(argvs: list[list[str]], *, seconds: float = 300) -> list[str]:
+    """Runs ``python ARGV...`` for every ARGV at once, from the repository root (importable as
+    ``tests.*``); their outputs, in order (each must exit 0)."""
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-c", script, url, cwd=_ROOT, stdout=asyncio.subprocess.PIPE,
+            sys.executable, *argv, cwd=_ROOT, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(_ROOT)},
         )
-        for _ in range(2)
+        for argv in argvs
     ]
     outputs = []
     for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=seconds)
         assert proc.returncode == 0, err.decode()[-2000:]
         outputs.append(out.decode())
     return outputs
+
+
+async def run_twice_at_once(script: str, url: str) -> list[str]:
+    """Runs ``python -c script url`` in two OS processes at once; their outputs (each must
+    exit 0)."""
+    return await run_processes([["-c", script, url]] * 2, seconds=120)

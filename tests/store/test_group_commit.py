@@ -11,11 +11,9 @@ then runs as one batch, which the writer's counters confirm.
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import signal
 import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,8 @@ from sqlalchemy import text
 
 from multi_agent import DatabaseSessionService, StaleSession
 from multi_agent.errors import DatabaseUnavailableError, StoreError
-from tests.helpers import text_event
+from tests.helpers import run_processes, text_event
 
-ROOT = Path(__file__).resolve().parents[2]
 BOTH = pytest.mark.parametrize("backend", ["sqlite_file", "postgres"], indirect=True)
 
 
@@ -291,19 +288,9 @@ async def run_group_writers(url: str, app: str, processes: int, tasks: int, coun
     """Runs the writer processes; checks that none failed an append and that every append
     was acknowledged; returns {session id: its acknowledged event ids, in order}."""
     shared = [] if users is None else [str(users)]
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.store._group_writer", url, app, str(p * tasks),
-            str(tasks), str(count), *shared, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        for p in range(processes)
-    ]
-    outs = []
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=600)
-        assert proc.returncode == 0, err.decode()[-2000:]
-        outs.append(out.decode())
+    outs = await run_processes(
+        [["-m", "tests.store._group_writer", url, app, str(p * tasks), str(tasks), str(count),
+          *shared] for p in range(processes)], seconds=600)
     lines = [line.split(maxsplit=2) for out in outs for line in out.splitlines()]
     assert not [line for line in lines if line[0] == "ERR"]
     acked: dict[str, list[str]] = {}

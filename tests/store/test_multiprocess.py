@@ -6,34 +6,17 @@ SQLite (its stale check is a plain SELECT before a whole-blob rewrite).
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from pathlib import Path
-
 import pytest
 
 from multi_agent import DatabaseSessionService
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import run_processes
 
 
 async def run_writers(url: str, app: str, jobs: list[tuple[str, str, str, int]]) -> list[str]:
     """Runs one writer process per job (user, session, tag, count); returns their outputs."""
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.store._writer", url, app, user, sid, tag, str(count),
-            cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        for user, sid, tag, count in jobs
-    ]
-    outs = []
-    for proc in procs:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
-        assert proc.returncode == 0, err.decode()[-2000:]
-        outs.append(out.decode())
-    return outs
+    return await run_processes(
+        [["-m", "tests.store._writer", url, app, user, sid, tag, str(count)]
+         for user, sid, tag, count in jobs])
 
 
 @pytest.mark.parametrize("backend", ["sqlite_file", "postgres"], indirect=True)
