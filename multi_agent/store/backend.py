@@ -50,6 +50,7 @@ from .groupcommit import (
     WriterStats,
     is_contention,
     is_disconnect,
+    quiet_rollback,
     resolve,
     resolve_all,
 )
@@ -227,14 +228,15 @@ class Backend:
             try:
                 async with self.async_engine.connect() as aconn:
                     if write:
-                        aconn = await aconn.execution_options(ma_write=True)
+                        if self.db.write_options:
+                            aconn = await aconn.execution_options(**self.db.write_options)
                     elif self.db.read_options:  # e.g. one snapshot for the whole read
                         aconn = await aconn.execution_options(**self.db.read_options)
                     trans = await aconn.begin()
                     try:
                         result = await aconn.run_sync(fn)
                     except BaseException:
-                        await _quiet_rollback(trans)
+                        await quiet_rollback(trans)
                         raise
                     committing = True
                     await trans.commit()
@@ -567,13 +569,6 @@ def _writers_for(engine: AsyncEngine) -> int:
     except (AttributeError, TypeError, ValueError):  # a pool without a size (NullPool, ...)
         return PG_WRITERS
     return max(1, min(PG_WRITERS, room - 1))
-
-
-async def _quiet_rollback(trans: Any) -> None:
-    try:
-        await trans.rollback()
-    except Exception:  # a dead connection: its transaction is gone with it
-        pass
 
 
 SCHEMA_LOCK_KEY = 7308117251902

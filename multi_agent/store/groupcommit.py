@@ -52,7 +52,7 @@ from typing import Any
 __all__ = [
     "CONTENTION_RETRIES", "PG_WRITERS", "AsyncWriter", "Item", "Locks", "ThreadWriter",
     "WriterStats",
-    "is_contention", "is_disconnect", "resolve", "resolve_all",
+    "is_contention", "is_disconnect", "quiet_rollback", "resolve", "resolve_all",
 ]
 
 CONTENTION_RETRIES = 5
@@ -105,6 +105,7 @@ class WriterStats:
     items: int = 0  # items run in them
     largest: int = 0  # the most items one of them held
     contention_retries: int = 0  # deadlock victims put back (PostgreSQL)
+    savepoint_batches: int = 0  # batches run again with savepoints, an item having raised
 
 
 def count_batch(stats: WriterStats, size: int) -> None:
@@ -277,10 +278,18 @@ class AsyncWriter:
     An append that arrives while fewer than ``writers`` batches run starts one at once; appends
     that arrive while all of them run wait, and the first writer to finish takes them all
     together, in arrival order, into its next transaction (batches running side by side cannot
-    wait on each other in a cycle: each locks its rows first, in LOCK ORDER): ``BEGIN``, per
-    item ``SAVEPOINT`` (sent with the previous item's ``RELEASE`` in one round trip), its
-    statements, and one ``COMMIT``. A dead connection found before the ``COMMIT`` was sent
-    (nothing of the batch is stored) retries the batch once on a new one.
+    wait on each other in a cycle: each locks its rows first, in LOCK ORDER): ``BEGIN``, the
+    items' statements, and one ``COMMIT``. A dead connection found before the ``COMMIT`` was
+    sent (nothing of the batch is stored) retries the batch once on a new one.
+
+    Savepoints only when needed: a batch first runs its items one after another with no
+    savepoint (a ``SAVEPOINT`` is a round trip per item, a third of an append's round trips in
+    a batch). If an item raises there, its own writes so far cannot be undone alone, so the
+    whole transaction is rolled back (nothing of it was stored or acknowledged) and the batch
+    runs again in savepoint mode: per item ``SAVEPOINT`` (sent with the previous item's
+    ``RELEASE`` in one round trip), and an item that raises is rolled back to it and fails
+    alone. A failing item thus costs its batch one more run; appends that fail (a stale copy, a
+    missing session) are rare next to the ones that do not.
     """
 
     def __init__(self, backend: Any, writers: int = PG_WRITERS) -> None:
@@ -349,8 +358,11 @@ class AsyncWriter:
             return
         todo = items
         retried = False
+        savepoints = False  # until an item raises (see the class docstring)
         while todo:
-            again, dead = await self._attempt(todo)
+            again, dead, raised = await self._attempt(todo, savepoints)
+            if raised:
+                savepoints = True
             if dead is not None:  # the connection died before the COMMIT was sent
                 if retried:
                     for item in again:
@@ -359,20 +371,24 @@ class AsyncWriter:
                 retried = True
             todo = again
 
-    async def _attempt(self, items: list[Item]) -> tuple[list[Item], BaseException | None]:
+    async def _attempt(
+        self, items: list[Item], savepoints: bool
+    ) -> tuple[list[Item], BaseException | None, bool]:
         """One transaction for ``items``; returns (items to run again, a disconnect that
-        made them so, or None)."""
+        made them so or None, whether an item raised with no savepoint: every item runs again,
+        with savepoints)."""
         engine = self._backend.async_engine
         outcomes: list[tuple[Item, bool, Any]] = []
         count_batch(self.stats, len(items))
+        if savepoints:
+            self.stats.savepoint_batches += 1
         try:
             aconn = await engine.connect()
         except BaseException as exc:
             for item in items:
                 _settle(item, False, exc)
-            return [], None
+            return [], None, False
         try:
-            aconn = await aconn.execution_options(ma_write=True)
             trans = await aconn.begin()
             driver = await aconn.get_raw_connection()
             raw = driver.driver_connection  # the asyncpg connection
@@ -382,10 +398,22 @@ class AsyncWriter:
                 try:  # through SQLAlchemy: its driver adapter begins the transaction
                     await aconn.exec_driver_sql(statement, params)
                 except BaseException as exc:
-                    return self._lost(aconn, outcomes, items, 0, exc, failed_all=True)
+                    return (*self._lost(aconn, outcomes, items, 0, exc, failed_all=True), False)
             deferred: list[Item] = []  # deadlock victims: run again after the COMMIT
             pending_release = False
             for index, item in enumerate(items):
+                if not savepoints:
+                    try:
+                        outcomes.append((item, True, await aconn.run_sync(_in_context, item)))
+                        continue
+                    except Exception as exc:
+                        if aconn.invalidated or is_disconnect(exc):
+                            return (*self._lost(aconn, outcomes, items, index, exc,
+                                                run_failed=True), False)
+                    # Its writes so far are in the transaction: undo all, run all again.
+                    outcomes.clear()
+                    await quiet_rollback(trans)
+                    return items, None, True
                 try:
                     if pending_release:  # one round trip for both
                         await raw.execute("RELEASE SAVEPOINT ma_item; SAVEPOINT ma_item")
@@ -393,16 +421,18 @@ class AsyncWriter:
                         await aconn.exec_driver_sql("SAVEPOINT ma_item")
                     pending_release = True
                 except BaseException as exc:
-                    return self._lost(aconn, outcomes, items, index, exc)
+                    return (*self._lost(aconn, outcomes, items, index, exc), False)
                 try:
                     result = await aconn.run_sync(_in_context, item)
                 except BaseException as exc:
                     if aconn.invalidated or is_disconnect(exc):
-                        return self._lost(aconn, outcomes, items, index, exc, run_failed=True)
+                        return (*self._lost(aconn, outcomes, items, index, exc,
+                                            run_failed=True), False)
                     try:
                         await raw.execute("ROLLBACK TO SAVEPOINT ma_item")
                     except BaseException as exc2:
-                        return self._lost(aconn, outcomes, items, index, exc2, failed=exc)
+                        return (*self._lost(aconn, outcomes, items, index, exc2, failed=exc),
+                                False)
                     if is_contention(exc) and item.tries < CONTENTION_RETRIES:
                         item.tries += 1
                         self.stats.contention_retries += 1
@@ -416,9 +446,9 @@ class AsyncWriter:
             except BaseException as exc:  # not acknowledged: none of the batch is stored
                 for item, ok, value in outcomes:
                     _settle(item, False, exc if ok else value)
-                return deferred, None
+                return deferred, None, False
             _settle_all(outcomes)
-            return deferred, None
+            return deferred, None, False
         finally:
             try:
                 await aconn.close()
@@ -449,6 +479,14 @@ class AsyncWriter:
             return [], None
         _settle(items[index], False, failed if failed is not None else exc)
         return rest[: len(outcomes)] + items[index + 1:], None
+
+
+async def quiet_rollback(trans: Any) -> None:
+    """Rolls ``trans`` back; a dead connection's transaction is gone with it already."""
+    try:
+        await trans.rollback()
+    except Exception:
+        pass
 
 
 def _in_context(conn: Any, item: Item) -> Any:

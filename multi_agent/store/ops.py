@@ -300,7 +300,7 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
                                   since_seq=route.backfill_since)
     now = req.event.timestamp
     run_id = req.event.invocation_id or "-"
-    head_run_id = _record_run(conn, req, key, row.head_run_id, run_id, seq, now,
+    head_run_id = _record_run(conn, backend, req, key, row.head_run_id, run_id, seq, now,
                               req.facts.source)
     update_time = max(now, row.update_time)
     backend.db.write_append(
@@ -597,8 +597,8 @@ def _catch_up(
 
 
 def _record_run(
-    conn: Connection, req: AppendRequest, key: dict[str, str], head_run_id: str | None,
-    run_id: str, seq: int, now: float, author: str,
+    conn: Connection, backend: Backend, req: AppendRequest, key: dict[str, str],
+    head_run_id: str | None, run_id: str, seq: int, now: float, author: str,
 ) -> str | None:
     """Writes the run's row on its first event, and a sub-run row for each delegation;
     returns the session's head after the event.
@@ -619,10 +619,10 @@ def _record_run(
         )
     if is_bookkeeping(req.event):
         return head_run_id
-    if run_id == head_run_id or sql.RUN_EXISTS(conn, **key, run_id=run_id).first() is not None:
+    if run_id == head_run_id:
         return run_id
     rewind = req.event.actions.rewind_before_invocation_id if req.event.actions else None
-    sql.RUN_INSERT(
+    backend.db.run_insert_ignore(  # a run stored before (not the head) is left as it is
         conn, **key, run_id=run_id, parent_run_id=head_run_id,
         kind="rewind" if rewind else "invocation",
         agent=author if author != "user" else None, started_at=now, first_seq=seq, on_path=True,

@@ -207,7 +207,7 @@ async def test_content_less_user_event_after_the_answer_keeps_it_completed(
 # databases written before: schema 2 made a run of each bookkeeping event
 
 
-def schema_2_record_run(conn, req, key, head_run_id, run_id, seq, now, author):
+def schema_2_record_run(conn, backend, req, key, head_run_id, run_id, seq, now, author):
     """``ops._record_run`` as schema 2 had it: every new invocation id made a run, and the head
     moved to it."""
     facts = req.facts

@@ -179,6 +179,40 @@ async def test_a_batch_runs_in_arrival_order_and_a_failed_item_leaves_no_trace(
             write=False)
         assert [tuple(r) for r in rows] == [
             (0, 0), (1, 1), (2, 2), (3, 3), (5, 4), (6, 5), (8, 6), (9, 7)]
+        if backend.dialect == "postgresql":  # first with no savepoint: item 4 raised there,
+            assert stats.savepoint_batches == 1  # so the ten ran again, a savepoint each
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_in_which_nothing_fails_takes_no_savepoint_pg(
+    db_url: str, app_name: str
+) -> None:
+    """PostgreSQL: a savepoint is a round trip; a batch takes them only once an item raised."""
+    from sqlalchemy import event
+
+    async with DatabaseSessionService(db_url) as store:
+        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i}")
+                    for i in range(11)]
+        sent: list[str] = []
+        engine = store.backend.async_engine
+        assert engine is not None
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda conn, cur, statement, *a: sent.append(statement))
+        blocker, first = await busy_writer(store, sessions[0])
+        tasks = [asyncio.create_task(store.append_event(s, text_event(f"e{i}",
+                                                                      state={"user:n": i})))
+                 for i, s in enumerate(sessions[1:], start=1)]
+        await until(lambda: store.backend.writes_queued() == 10, "10 appends queued")
+        await blocker.release()
+        await first
+        await asyncio.gather(*tasks)
+        stats = store.backend.writer_stats()
+        assert stats is not None and stats.largest >= 10 and stats.savepoint_batches == 0
+        assert sent and not [s for s in sent if "SAVEPOINT" in s.upper()]
+        for i, s in enumerate(sessions[1:], start=1):
+            got = await load(store, s)
+            assert [e.content.parts[0].text for e in got.events] == [f"e{i}"]
+            assert got.state["user:n"] == i
 
 
 @pytest.mark.parametrize("backend", ["sqlite_file"], indirect=True)

@@ -140,6 +140,7 @@ class SqliteDialect(Dialect):
     """SQLite: see the module docstring."""
 
     name = "sqlite"
+    write_options = {"ma_write": True}  # an async engine's writes begin IMMEDIATE (_on_begin)
 
     # -- engine set-up ----------------------------------------------------------------------
 
