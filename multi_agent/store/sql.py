@@ -10,6 +10,7 @@ PostgreSQL renders it.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, select, update
@@ -130,6 +131,16 @@ class _SqliteRow(tuple):
 _ROW_CLASSES: dict[tuple[str, ...], type[_SqliteRow]] = {}
 
 
+def _row_class(fields: tuple[str, ...]) -> type[_SqliteRow]:
+    """A row class whose columns are properties (``row.state`` without the failed lookup and
+    the linear search of ``__getattr__``: an append reads ~18 columns)."""
+    attrs: dict[str, Any] = {"__slots__": (), "_fields": fields}
+    for i, name in enumerate(fields):
+        if not hasattr(tuple, name) and name not in attrs:
+            attrs[name] = property(operator.itemgetter(i))
+    return type("Row", (_SqliteRow,), attrs)
+
+
 class _SqliteResult:
     """The slice of SQLAlchemy's ``CursorResult`` API the store uses, over a sqlite3 cursor."""
 
@@ -150,9 +161,7 @@ class _SqliteResult:
         fields = tuple(d[0] for d in self._cursor.description)
         cls = _ROW_CLASSES.get(fields)
         if cls is None:
-            cls = _ROW_CLASSES[fields] = type(
-                "Row", (_SqliteRow,), {"__slots__": (), "_fields": fields}
-            )
+            cls = _ROW_CLASSES[fields] = _row_class(fields)
         return cls(row)
 
     def scalar(self) -> Any:
