@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from google.adk.agents.invocation_context import InvocationContext
@@ -44,8 +45,10 @@ from google.adk.agents.run_config import RunConfig
 from google.adk.apps.app import EventsCompactionConfig
 from google.adk.apps.base_events_summarizer import BaseEventsSummarizer
 from google.adk.events.event import Event
+from google.adk.memory.base_memory_service import BaseMemoryService
 from google.adk.plugins.base_plugin import BasePlugin
 from google.adk.sessions.base_session_service import BaseSessionService, GetSessionConfig
+from google.adk.sessions.session import Session
 from google.genai import types
 
 from ..store.service import DatabaseSessionService
@@ -177,26 +180,72 @@ class BoundedContextPlugin(BasePlugin):
 
 
 class RememberTurnsPlugin(BasePlugin):
-    """Adds the session to the Runner's memory service after every run (each turn).
+    """Adds each turn to the Runner's memory service after every run.
 
     With :class:`~multi_agent.memory.DatabaseMemoryService` on the session store this costs one
     small write transaction: only the events stored since the last call are indexed, whatever
-    window the Runner loaded. A failure to index is logged and never fails the turn.
+    window the Runner loaded. Another memory service (ADK's ``InMemoryMemoryService``, the
+    default of ``adk api_server``) gets the whole session the first time this process sees it,
+    then only the events that came after the ones it was given (``add_events_to_memory``), when
+    it takes such deltas: handing it the whole session every turn (``add_session_to_memory``)
+    made ADK's in-memory service deep-copy every event of the history on every turn, a cost
+    that grew with the session. A failure to index is logged and never fails the turn.
+
+    Args:
+        sessions_tracked: sessions whose last indexed event this process remembers (oldest
+            forgotten first; a forgotten one is handed over whole again).
     """
 
-    def __init__(self, *, name: str = "remember_turns") -> None:
+    def __init__(self, *, name: str = "remember_turns", sessions_tracked: int = 10_000) -> None:
         super().__init__(name=name)
+        self._sessions_tracked = sessions_tracked
+        # (app, user, session) -> id of the newest event handed to the memory service
+        self._indexed: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 
     async def after_run_callback(self, *, invocation_context: InvocationContext) -> None:
         """Indexes ``invocation_context.session`` in ``invocation_context.memory_service``."""
         memory = invocation_context.memory_service
         if memory is None:
             return
+        session = invocation_context.session
         try:
-            await memory.add_session_to_memory(invocation_context.session)
+            await self._remember(memory, session)
         except Exception:  # memory is best effort: the turn has already succeeded
-            logger.warning("Could not add session %s to memory.", invocation_context.session.id,
-                           exc_info=True)
+            logger.warning("Could not add session %s to memory.", session.id, exc_info=True)
+
+    async def _remember(self, memory: BaseMemoryService, session: Session) -> None:
+        from .service import DatabaseMemoryService  # (imports this module)
+
+        if isinstance(memory, DatabaseMemoryService):  # incremental by itself
+            await memory.add_session_to_memory(session)
+            return
+        key = (session.app_name, session.user_id, session.id)
+        events = session.events
+        last = self._indexed.get(key)
+        if last is None:  # not seen by this process: all of it
+            await memory.add_session_to_memory(session)
+        elif new := _events_after(events, last):
+            try:
+                await memory.add_events_to_memory(
+                    app_name=session.app_name, user_id=session.user_id, events=new,
+                    session_id=session.id,
+                )
+            except NotImplementedError:  # a service that takes whole sessions only
+                await memory.add_session_to_memory(session)
+        if events:
+            self._indexed[key] = events[-1].id
+            self._indexed.move_to_end(key)
+            while len(self._indexed) > self._sessions_tracked:
+                self._indexed.popitem(last=False)
+
+
+def _events_after(events: list[Event], last_id: str) -> list[Event]:
+    """The events after the one with ``last_id``; all of them when it is not among them (a
+    window that moved past it, a rewind): as a delta, the service skips the ids it holds."""
+    for i in range(len(events) - 1, -1, -1):
+        if events[i].id == last_id:
+            return events[i + 1:]
+    return events
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncGenerator
 
 from google.adk.agents.llm_agent import LlmAgent
+from google.adk.memory.in_memory_memory_service import InMemoryMemoryService
 from google.adk.models.base_llm import BaseLlm
 from google.adk.models.llm_request import LlmRequest
 from google.adk.models.llm_response import LlmResponse
@@ -134,3 +135,51 @@ async def test_remember_turns_plugin_indexes_every_turn(
     ):
         reply = event.content.parts[0].text
     assert "user: " + TOPICS[0] in reply
+
+
+class CountingMemory(InMemoryMemoryService):
+    """ADK's in-memory memory service (``adk api_server``'s default), counting its calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.whole: list[int] = []  # events handed over by each add_session_to_memory
+        self.deltas: list[int] = []  # by each add_events_to_memory
+
+    async def add_session_to_memory(self, session) -> None:
+        self.whole.append(len(session.events))
+        await super().add_session_to_memory(session)
+
+    async def add_events_to_memory(self, **kwargs) -> None:
+        self.deltas.append(len(kwargs["events"]))
+        await super().add_events_to_memory(**kwargs)
+
+
+async def test_remember_turns_hands_adks_memory_service_each_turn_once(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    """ADK's memory service used to get the whole session every turn (its in-memory service
+    deep-copies each event handed over); now it gets the session once, then each turn's new
+    events, and still finds every turn."""
+    from google.adk.apps.app import App
+
+    from multi_agent.memory import BoundedContext, RememberTurnsPlugin
+
+    ctx = BoundedContext(window_events=4)
+    memory = CountingMemory()
+    manager = LlmAgent(name="manager", model=MemoryEchoLlm(), tools=[PreloadMemoryTool()])
+    app = App(name=app_name, root_agent=manager,
+              plugins=[ctx.plugin(store), RememberTurnsPlugin()])
+    runner = Runner(app=app, session_service=store, memory_service=memory)
+    session = await store.create_session(app_name=app_name, user_id="ann")
+    words = ["Nvidia", "risotto", "Kyoto", "tennis", "violin", "Lisbon"]
+    for word in words:
+        async for _ in runner.run_async(
+            user_id="ann", session_id=session.id, run_config=ctx.run_config(),
+            new_message=types.Content(role="user", parts=[types.Part(text=f"about {word}")]),
+        ):
+            pass
+    assert len(memory.whole) == 1 and len(memory.deltas) == len(words) - 1
+    assert all(n == 2 for n in memory.deltas)  # the person's message and the reply
+    for word in words:  # the first turns are still there, long after the window moved on
+        found = await memory.search_memory(app_name=app_name, user_id="ann", query=word)
+        assert any(word in m.content.parts[0].text for m in found.memories), word
