@@ -47,7 +47,8 @@ async def test_writers_on_one_session_lose_nothing(
 async def test_writers_on_sessions_of_one_user(db_url: str, app_name: str) -> None:
     count, writers = 40, 4
     async with DatabaseSessionService(db_url) as store:
-        sessions = [await store.create_session(app_name=app_name, user_id="u") for _ in range(writers)]
+        sessions = [await store.create_session(app_name=app_name, user_id="u")
+                    for _ in range(writers)]
     await run_writers(
         db_url, app_name, [("u", s.id, f"w{i}", count) for i, s in enumerate(sessions)]
     )

@@ -27,11 +27,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from google.adk.sessions.base_session_service import GetSessionConfig
 
 from ... import __version__
+from ...store.api_tokens import TokenError, TokenFile
+from ...store.facts import content_texts
 from .errors import ApiError, install_handlers
 from .limits import BodyLimit
 from .runs import ENCODER, RunManager
-from ...store.api_tokens import TokenError, TokenFile
-from ...store.facts import content_texts
 from .translate import visible_state
 from .views import (
     APP_NAME,
