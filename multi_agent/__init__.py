@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.2.0"  # the one version source (both distributions read it)
 
-from . import services as _services  # noqa: E402, F401, I001  (registers the URI schemes)
 from .errors import (
     DatabaseUnavailableError,
     EventIdConflict,
@@ -40,6 +39,10 @@ from .errors import (
 )
 from .models import _registry as _offline_model  # noqa: F401  (registers "offline-rules")
 from .store import DEFAULT_DB_URL, DatabaseSessionService, StateUpdates
+
+# Last on purpose (it needs the names above), hence the file-wide exemption from import sorting:
+# ruff: noqa: I001
+from . import services as _services  # noqa: E402, F401  (registers the URI schemes)
 
 if TYPE_CHECKING:
     from .team.app import build_runner
