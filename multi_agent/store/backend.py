@@ -44,6 +44,7 @@ from .groupcommit import (
     CONTENTION_RETRIES,
     PG_WRITERS,
     AsyncWriter,
+    Held,
     Item,
     Locks,
     ThreadWriter,
@@ -53,6 +54,7 @@ from .groupcommit import (
     quiet_rollback,
     resolve,
     resolve_all,
+    reusable,
 )
 
 T = TypeVar("T")
@@ -115,7 +117,8 @@ class Backend:
         # (Its savepoint statements are PostgreSQL's; an injected aiosqlite engine writes one
         # transaction a call, as before.)
         self._async_writer: AsyncWriter | None = (
-            AsyncWriter(self, writers=_writers_for(async_engine))
+            AsyncWriter(self, writers=_writers_for(async_engine),
+                        pool_room=_pool_room(async_engine))
             if async_engine is not None and group_commit and self.dialect == "postgresql"
             else None
         )
@@ -210,8 +213,12 @@ class Backend:
         writer = self._writer or self._async_writer
         return writer.queued() if writer is not None else 0
 
-    async def _run_async(self, fn: Callable[[Connection], T], write: bool) -> T:
-        """One transaction on a pooled connection of the ``AsyncEngine``.
+    async def _run_async(
+        self, fn: Callable[[Connection], T], write: bool, held: Held | None = None
+    ) -> T:
+        """One transaction on a pooled connection of the ``AsyncEngine`` (``held``: a writer
+        task's connection kept between its transactions, used and kept again after a commit;
+        see ``groupcommit.LINGER_SECONDS``).
 
         Pooled connections are not pinged before use (that was a round trip per call, 3 of an
         append's 7): a connection found dead (a restarted server, a killed backend) before the
@@ -226,7 +233,11 @@ class Backend:
             attempt += 1
             committing = False
             try:
-                async with self.async_engine.connect() as aconn:
+                pooled = (held.take() if held is not None else None) or (
+                    await self.async_engine.connect())
+                keep = False
+                try:
+                    aconn = pooled
                     if write:
                         if self.db.write_options:
                             aconn = await aconn.execution_options(**self.db.write_options)
@@ -240,7 +251,14 @@ class Backend:
                         raise
                     committing = True
                     await trans.commit()
+                    keep = held is not None and aconn is pooled and reusable(pooled)
                     return result
+                finally:
+                    if keep:
+                        assert held is not None
+                        held.conn = pooled
+                    else:
+                        await pooled.close()
             except Exception as exc:
                 if committing:
                     raise
@@ -560,15 +578,21 @@ class Backend:
                 await self.async_engine.dispose()
 
 
+def _pool_room(engine: AsyncEngine) -> int | None:
+    """The connections the engine's pool can hand out at once (None: a pool without a size,
+    e.g. ``NullPool``)."""
+    pool = engine.sync_engine.pool
+    try:
+        return int(pool.size()) + max(0, int(getattr(pool, "_max_overflow", 0)))  # type: ignore[attr-defined]
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _writers_for(engine: AsyncEngine) -> int:
     """``PG_WRITERS``, or fewer when the pool is smaller: the batches running at once leave
     at least one pooled connection for reads (``?pool_size=1&max_overflow=0``: one writer)."""
-    pool = engine.sync_engine.pool
-    try:
-        room = int(pool.size()) + max(0, int(getattr(pool, "_max_overflow", 0)))  # type: ignore[attr-defined]
-    except (AttributeError, TypeError, ValueError):  # a pool without a size (NullPool, ...)
-        return PG_WRITERS
-    return max(1, min(PG_WRITERS, room - 1))
+    room = _pool_room(engine)
+    return PG_WRITERS if room is None else max(1, min(PG_WRITERS, room - 1))
 
 
 SCHEMA_LOCK_KEY = 7308117251902

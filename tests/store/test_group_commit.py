@@ -460,3 +460,55 @@ async def test_batches_at_once_leave_a_pooled_connection_for_reads_pg(db_url: st
             await store.append_event(s, text_event("x"))
             with pytest.raises(ValueError):
                 store.backend.limit_batches(0)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_stream_of_appends_keeps_one_connection_and_gives_it_back_pg(
+    db_url: str, app_name: str
+) -> None:
+    """An idle writer keeps its connection for LINGER_SECONDS (no pool checkout a transaction),
+    gives it back after that or at close, never when the pool has none to spare for reads, and
+    a kept connection whose backend was killed is replaced without losing the append."""
+    import asyncpg
+    from sqlalchemy import event
+
+    from multi_agent.store.groupcommit import LINGER_SECONDS
+
+    async with DatabaseSessionService(db_url) as store:
+        s = await store.create_session(app_name=app_name, user_id="u")
+        engine = store.backend.async_engine
+        assert engine is not None
+        pool = engine.sync_engine.pool
+        checkouts: list[int] = []
+        event.listen(pool, "checkout", lambda *a: checkouts.append(1))
+        for i in range(20):
+            await store.append_event(s, text_event(f"e{i}"))
+        assert len(checkouts) <= 1, len(checkouts)  # one for the stream (or none: kept)
+        assert pool.checkedout() == 1  # the writer's, kept
+        await asyncio.sleep(LINGER_SECONDS * 3)
+        assert pool.checkedout() == 0  # idle: back in the pool
+
+        # The kept connection's backend dies: the next append runs on a new one, once.
+        await store.append_event(s, text_event("keeps a connection"))
+        admin = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                "datname = current_database() AND pid <> pg_backend_pid()")
+        finally:
+            await admin.close()
+        assert killed >= 1
+        await store.append_event(s, text_event("after the kill"))
+        got = await load(store, s)
+        texts = [e.content.parts[0].text for e in got.events]
+        assert texts == [f"e{i}" for i in range(20)] + ["keeps a connection", "after the kill"]
+        assert pool.checkedout() == 1
+    assert pool.checkedout() == 0  # closing the service gave it back at once
+
+    async with DatabaseSessionService(db_url, pool_size=1, max_overflow=0) as small:
+        assert small.backend._async_writer is not None
+        assert not small.backend._async_writer.holds()  # one connection: shared with reads
+        s = await small.create_session(app_name=app_name, user_id="v")
+        await small.append_event(s, text_event("x"))
+        small_engine = small.backend.async_engine
+        assert small_engine is not None and small_engine.sync_engine.pool.checkedout() == 0
