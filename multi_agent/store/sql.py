@@ -188,7 +188,7 @@ def _session_where(table: Any, id_column: str = "session_id") -> Any:
     )
 
 
-ss, ev, rn = s.sessions.c, s.events.c, s.runs.c
+ss, ev = s.sessions.c, s.events.c
 
 # -- sessions ---------------------------------------------------------------------------------
 
@@ -350,16 +350,13 @@ EVENTS_DELETE = Prepared("events_delete", delete(s.events).where(_session_where(
 
 # -- runs -------------------------------------------------------------------------------------
 
-RUN_EXISTS = Prepared(
-    "run_exists", select(rn.run_id).where(_session_where(s.runs), rn.run_id == bindparam("run_id"))
-)
+def run_row_values() -> dict[str, Any]:
+    """A run row's columns as binds of the same names, for its INSERT (``status`` and
+    ``error`` are set only by an explicit outcome, later)."""
+    return {c.name: bindparam(c.name) for c in s.runs.c if c.name not in ("status", "error")}
 
-RUN_INSERT = Prepared(
-    "run_insert",
-    s.runs.insert().values(
-        {c.name: bindparam(c.name) for c in s.runs.c if c.name not in ("status", "error")}
-    ),
-)
+
+RUN_INSERT = Prepared("run_insert", s.runs.insert().values(run_row_values()))
 
 RUNS_DELETE = Prepared("runs_delete", delete(s.runs).where(_session_where(s.runs)))
 

@@ -23,7 +23,7 @@ import pytest
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions, EventCompaction
 from google.genai import types
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text
 
 from multi_agent import DatabaseSessionService
 from multi_agent.errors import RunNotFound
@@ -207,6 +207,18 @@ async def test_content_less_user_event_after_the_answer_keeps_it_completed(
 # databases written before: schema 2 made a run of each bookkeeping event
 
 
+# Schema 2's check whether a run's row exists (the store now writes it with an insert-ignore).
+RUN_EXISTS = sql.Prepared(
+    "run_exists_schema_2",
+    select(schema.runs.c.run_id).where(
+        schema.runs.c.app_name == bindparam("app_name"),
+        schema.runs.c.user_id == bindparam("user_id"),
+        schema.runs.c.session_id == bindparam("session_id"),
+        schema.runs.c.run_id == bindparam("run_id"),
+    ),
+)
+
+
 def schema_2_record_run(conn, backend, req, key, head_run_id, run_id, seq, now, author):
     """``ops._record_run`` as schema 2 had it: every new invocation id made a run, and the head
     moved to it."""
@@ -217,7 +229,7 @@ def schema_2_record_run(conn, backend, req, key, head_run_id, run_id, seq, now, 
             kind="delegation", agent=facts.transfer_to, started_at=now, first_seq=seq,
             on_path=True,
         )
-    if run_id == head_run_id or sql.RUN_EXISTS(conn, **key, run_id=run_id).first() is not None:
+    if run_id == head_run_id or RUN_EXISTS(conn, **key, run_id=run_id).first() is not None:
         return run_id
     rewind = req.event.actions.rewind_before_invocation_id if req.event.actions else None
     sql.RUN_INSERT(

@@ -92,10 +92,7 @@ class Dialect:
         # and an insert: a new invocation's first append is one round trip shorter).
         self.run_insert_ignore = sql.Prepared(
             "run_insert_ignore",
-            self.insert_ignore(schema.runs).values(
-                {c.name: bindparam(c.name) for c in schema.runs.c
-                 if c.name not in ("status", "error")}
-            ),
+            self.insert_ignore(schema.runs).values(sql.run_row_values()),
         )
 
     # -- engine set-up ----------------------------------------------------------------------
