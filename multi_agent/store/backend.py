@@ -140,7 +140,7 @@ class Backend:
 
     async def run(
         self, fn: Callable[[Connection], T], *, write: bool, batch: bool = False,
-        locks: Locks | None = None,
+        locks: Locks | None = None, fast: Callable[[Connection], T] | None = None,
     ) -> T:
         """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error.
 
@@ -150,7 +150,9 @@ class Backend:
         ``COMMIT`` has. ``fn`` must then be safe to run again in a new transaction (it may be,
         if the shared one is lost under another write) and must not commit or roll back.
         ``locks``: the rows it locks, for a PostgreSQL batch to lock first (LOCK ORDER in
-        groupcommit.py).
+        groupcommit.py). ``fast``: for a PostgreSQL write that runs alone, a function to try
+        first in autocommit, raising ``groupcommit.Declined`` when it stored nothing
+        (``rowcache.py``; see :attr:`runs_fast`).
         """
         try:
             if self._writer is not None and (write or self._executor is None):
@@ -182,7 +184,7 @@ class Backend:
                 return box.pop()
             assert self.async_engine is not None
             if batch and write and self._async_writer is not None:
-                return await self._async_writer.run(fn, locks)
+                return await self._async_writer.run(fn, locks, fast)
             return await self._run_async(fn, write)
         except StoreError:
             raise
@@ -212,6 +214,35 @@ class Backend:
         """Writes waiting for the group-commit writer (not counting the ones it is running)."""
         writer = self._writer or self._async_writer
         return writer.queued() if writer is not None else 0
+
+    @property
+    def runs_fast(self) -> bool:
+        """Whether ``run(fast=...)`` may use its fast path (PostgreSQL's group-commit writer)."""
+        return self._async_writer is not None
+
+    async def _run_autocommit(self, fn: Callable[[Connection], T], held: Held | None) -> T:
+        """``fn(conn)`` in autocommit (each statement its own transaction) on a pooled
+        connection, or on ``held`` (kept there again afterwards, as ``_run_async`` does)."""
+        assert self.async_engine is not None
+        pooled = (held.take() if held is not None else None) or (
+            await self.async_engine.connect())
+        keep = False
+        try:
+            default = pooled.sync_connection.default_isolation_level
+            await pooled.execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                result = await pooled.run_sync(fn)
+            finally:
+                if not pooled.invalidated:
+                    await pooled.execution_options(isolation_level=default)
+            keep = held is not None and reusable(pooled)
+            return result
+        finally:
+            if keep:
+                assert held is not None
+                held.conn = pooled
+            else:
+                await pooled.close()
 
     async def _run_async(
         self, fn: Callable[[Connection], T], write: bool, held: Held | None = None

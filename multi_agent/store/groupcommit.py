@@ -105,6 +105,9 @@ class Item:
     outcome: list[Any] = field(default_factory=list)
     locks: Locks | None = None  # what it locks (PostgreSQL batches lock these first)
     tries: int = 0  # times it was a deadlock's victim and put back
+    # Run alone, try this first outside a transaction (``rowcache.py``'s one-statement
+    # append); ``Declined`` from it: nothing was stored, ``fn`` runs as usual.
+    fast: Callable[[Any], Any] | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +119,12 @@ class WriterStats:
     largest: int = 0  # the most items one of them held
     contention_retries: int = 0  # deadlock victims put back (PostgreSQL)
     savepoint_batches: int = 0  # batches run again with savepoints, an item having raised
+    fast: int = 0  # lone items stored by their fast path (``Item.fast``)
+    declined: int = 0  # fast paths that stored nothing (the item then ran as usual)
+
+
+class Declined(Exception):
+    """An item's fast path stored nothing (its rows were not as it expected): run the item."""
 
 
 def count_batch(stats: WriterStats, size: int) -> None:
@@ -339,7 +348,8 @@ class AsyncWriter:
         """Items waiting for the writer (not counting the ones it is running)."""
         return sum(len(q.items) for q in self._queues.values())
 
-    async def run(self, fn: Callable[[Any], Any], locks: Locks | None = None) -> Any:
+    async def run(self, fn: Callable[[Any], Any], locks: Locks | None = None,
+                  fast: Callable[[Any], Any] | None = None) -> Any:
         loop = asyncio.get_running_loop()
         q = self._queues.get(loop)
         if q is None:
@@ -347,7 +357,7 @@ class AsyncWriter:
             for other in [lp for lp in self._queues if lp.is_closed()]:
                 del self._queues[other]
         item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future(),
-                    locks=locks)
+                    locks=locks, fast=fast)
         q.items.append(item)
         if q.waiting:  # a writer waits for work, with its connection
             _signal(q.waiting.pop(), True)
@@ -419,10 +429,12 @@ class AsyncWriter:
         if len(items) == 1:  # alone: no savepoint, one transaction as any other call
             item = items[0]
             count_batch(self.stats, 1)
+            keep = held if self.holds() else None
             try:
+                if item.fast is not None and await self._fast(item, keep):
+                    return
                 outcome = [(item, True, await self._backend._run_async(
-                    lambda conn: item.context.run(item.fn, conn), True,
-                    held=held if self.holds() else None))]
+                    lambda conn: item.context.run(item.fn, conn), True, held=keep))]
             except BaseException as exc:
                 outcome = [(item, False, exc)]
             _settle_all(outcome)
@@ -441,6 +453,29 @@ class AsyncWriter:
                     return
                 retried = True
             todo = again
+
+    async def _fast(self, item: Item, held: Held | None) -> bool:
+        """Runs a lone item's fast path (``Item.fast``) in autocommit; True when it stored the
+        item (its outcome is settled). False when it declined, or its connection was found
+        dead (nothing stored, or stored and not acknowledged: the item itself, idempotent by
+        event id, then runs and tells which): the item runs as usual. A timeout or any other
+        failure is the item's outcome (the usual way would wait as long again)."""
+        fast = item.fast
+        assert fast is not None
+        try:
+            value = await self._backend._run_autocommit(
+                lambda conn: item.context.run(fast, conn), held)
+        except Declined:
+            self.stats.declined += 1
+            return False
+        except Exception as exc:
+            if is_disconnect(exc) or is_contention(exc):
+                self.stats.declined += 1
+                return False
+            raise
+        self.stats.fast += 1
+        _settle_all([(item, True, value)])
+        return True
 
     async def _attempt(
         self, items: list[Item], savepoints: bool, held: Held

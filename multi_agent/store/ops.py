@@ -254,6 +254,54 @@ class AppendResult:
     app_rev: int = 0
     # {full state key: stored value} where atomic updates gave another value than the delta's.
     resolved: dict[str, Any] = field(default_factory=dict)
+    # The rows as this append left them (``rowcache.py``); None for a duplicate.
+    images: RowImages | None = None
+
+
+@dataclass(slots=True)
+class SessionImage:
+    """The columns of a session row that an append reads, as stored (``rowcache.py``); the
+    attributes of ``sql.SESSION_FOR_APPEND``'s row."""
+
+    state: str
+    update_time: float
+    revision: int
+    last_seq: int
+    head_run_id: str | None
+    last_agent: str | None
+    agent_paths: str
+    awaiting_seq: int | None
+    incarnation: str
+    branch_rev: int
+    key_revs: str
+    duplicate_seq: None = None  # an image is never of a stored event's id
+
+
+@dataclass(slots=True)
+class RowImages:
+    """The session's row and, where the append read them, the user's and the app's state rows,
+    as the append left them (``rowcache.py``)."""
+
+    session: SessionImage
+    user: LockedRow | None
+    app: LockedRow | None
+
+
+@dataclass(slots=True)
+class Deferred:
+    """The writes of an append planned on cached rows (``rowcache.py``), to be sent as one
+    compare-and-swap statement instead of being run one by one."""
+
+    event_row: dict[str, Any] = field(default_factory=dict)
+    session_row: dict[str, Any] = field(default_factory=dict)
+    updates: list[ScopeUpdate] = field(default_factory=list)
+    run: dict[str, Any] | None = None  # the run's row (insert-ignore), on its first event
+    backfill: dict[str, Any] | None = None  # human messages addressed to the author
+
+
+class NotPlannable(Exception):
+    """The append needs a write that a compare-and-swap statement does not carry (a
+    delegation's sub-run, a scope row to create): run it the usual way."""
 
 
 def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
@@ -266,29 +314,44 @@ def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> Appe
         raise damaged(req.app_name, req.user_id, req.session_id, exc) from exc
 
 
-def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
-    """The append's steps, in the order their reads and writes must happen."""
+def _append_event(
+    conn: Connection | None, backend: Backend, req: AppendRequest,
+    cached: RowImages | None = None, plan: Deferred | None = None,
+) -> AppendResult:
+    """The append's steps, in the order their reads and writes must happen.
+
+    ``cached`` and ``plan`` (``rowcache.py``): the same steps on rows this process wrote last
+    instead of locked ones read now, with no database access; the writes go into ``plan``, to
+    be sent as one statement that stores them only if the rows are still as cached. Only for a
+    copy the store handed out (``_check_copy`` reads nothing then).
+    """
     key = {"app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id}
     user_row: LockedRow | None = None
-    row = None
-    if req.delta.user:  # the session row and the user's, locked in one statement
+    app_row: LockedRow | None = None
+    row: Any = None
+    if cached is not None:
+        row, user_row, app_row = cached.session, cached.user, cached.app
+    elif req.delta.user:  # the session row and the user's, locked in one statement
+        assert conn is not None
         row = sql.SESSION_AND_USER_FOR_APPEND(conn, **key, event_id=req.event.id).first()
         if row is not None:
             user_row = LockedRow(row.user_state, row.user_revision, row.user_key_revs)
     if row is None:  # (or the user row does not exist yet: write_scope makes it)
+        assert conn is not None
         row = sql.SESSION_FOR_APPEND(conn, **key, event_id=req.event.id).first()  # locked
     if row is None:
         raise SessionNotFound(req.app_name, req.user_id, req.session_id)
     copy = parse_marker(req.marker)
     check = _check_copy(conn, req, key, row, copy)
     if row.duplicate_seq is not None:
+        assert conn is not None
         return _duplicate(conn, req, key, row, copy, check)
     _refuse_stale(req, row, check)
     new_rev = row.revision + 1
     merged = _merge_session_state(req, row, check, new_rev)
     updates: list[ScopeUpdate] = []  # sent with the event insert (write_append)
     written = _write_scopes(conn, backend, req, row, copy, check, merged.resolved,
-                            user_row=user_row, defer=updates)
+                            user_row=user_row, app_row=app_row, defer=updates)
     seq = row.last_seq + 1
     route = route_event(
         req.facts, event_branch=req.event.branch, agent_paths=row.agent_paths,
@@ -296,25 +359,55 @@ def _append_event(conn: Connection, backend: Backend, req: AppendRequest) -> App
     )
     if route.backfill_since is not None:
         # The first agent to speak after human messages is the one they were addressed to.
-        sql.HUMAN_TARGET_BACKFILL(conn, **key, target=req.facts.source,
-                                  since_seq=route.backfill_since)
+        backfill = dict(target=req.facts.source, since_seq=route.backfill_since)
+        if plan is not None:
+            plan.backfill = backfill
+        else:
+            assert conn is not None
+            sql.HUMAN_TARGET_BACKFILL(conn, **key, **backfill)
     now = req.event.timestamp
     run_id = req.event.invocation_id or "-"
     head_run_id = _record_run(conn, backend, req, key, row.head_run_id, run_id, seq, now,
-                              req.facts.source)
+                              req.facts.source, plan)
     update_time = max(now, row.update_time)
-    backend.db.write_append(
-        conn, key, event_row(req, seq=seq, run_id=run_id, route=route, resolved=merged.resolved),
-        dict(
-            state=merged.state_json, update_time=update_time, revision=new_rev, last_seq=seq,
-            last_agent=route.last_agent, head_run_id=head_run_id,
-            agent_paths=route.agent_paths, awaiting_seq=route.awaiting_seq,
-            key_revs=merged.key_revs_json,
-        ),
-        updates,
+    new_event = event_row(req, seq=seq, run_id=run_id, route=route, resolved=merged.resolved)
+    session_row = dict(
+        state=merged.state_json, update_time=update_time, revision=new_rev, last_seq=seq,
+        last_agent=route.last_agent, head_run_id=head_run_id,
+        agent_paths=route.agent_paths, awaiting_seq=route.awaiting_seq,
+        key_revs=merged.key_revs_json,
     )
-    return _appended(conn, req, key, row, copy, check, merged, written, new_rev=new_rev,
-                     seq=seq, update_time=update_time)
+    if plan is not None:
+        plan.event_row, plan.session_row, plan.updates = new_event, session_row, updates
+    else:
+        assert conn is not None
+        backend.db.write_append(conn, key, new_event, session_row, updates)
+    result = _appended(conn, req, key, row, copy, check, merged, written, new_rev=new_rev,
+                       seq=seq, update_time=update_time)
+    result.images = _images(row, session_row, user_row, app_row, updates)
+    return result
+
+
+def _images(
+    row: Any, session_row: dict[str, Any], user_row: LockedRow | None,
+    app_row: LockedRow | None, updates: list[ScopeUpdate],
+) -> RowImages:
+    """The rows as the append leaves them (what it read, with what it writes)."""
+    rows = {"user": user_row, "app": app_row}
+    for update in updates:
+        v = update.values
+        rows[update.scope] = LockedRow(v["state"], v["revision"], v["key_revs"])
+    return RowImages(
+        SessionImage(
+            state=session_row["state"], update_time=session_row["update_time"],
+            revision=session_row["revision"], last_seq=session_row["last_seq"],
+            head_run_id=session_row["head_run_id"], last_agent=session_row["last_agent"],
+            agent_paths=session_row["agent_paths"], awaiting_seq=session_row["awaiting_seq"],
+            incarnation=row.incarnation, branch_rev=row.branch_rev,
+            key_revs=session_row["key_revs"],
+        ),
+        rows["user"], rows["app"],
+    )
 
 
 @dataclass(slots=True)
@@ -327,7 +420,7 @@ class CopyCheck:
 
 
 def _check_copy(
-    conn: Connection, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None
+    conn: Connection | None, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None
 ) -> CopyCheck:
     """Compares the copy with storage: by its marker, else by its newest event on the path.
 
@@ -340,6 +433,7 @@ def _check_copy(
                                reason="recreated")
         return CopyCheck(copy.revision != row.revision, copy.revision, copy.last_seq)
     # A session object we did not load: compare the newest event on the path.
+    assert conn is not None  # (a planned append has a copy: rowcache.plan)
     stale = sql.EVENT_NEWEST_ON_PATH(conn, **key).scalar() != req.last_event_id
     local_seq = 0
     if req.last_event_id is not None:
@@ -420,13 +514,15 @@ def _merge_session_state(
 
 
 def _write_scopes(
-    conn: Connection, backend: Backend, req: AppendRequest, row: Any, copy: Marker | None,
-    check: CopyCheck, resolved: dict[str, Any], *, user_row: LockedRow | None = None,
+    conn: Connection | None, backend: Backend, req: AppendRequest, row: Any,
+    copy: Marker | None, check: CopyCheck, resolved: dict[str, Any], *,
+    user_row: LockedRow | None = None, app_row: LockedRow | None = None,
     defer: list[ScopeUpdate] | None = None,
 ) -> dict[str, ScopeWrite]:
     """Merges the ``user:`` and ``app:`` deltas into their rows (locked, per-key checks);
-    adds what atomic updates resolved to ``resolved``. ``user_row``: the user's row, locked
-    already; ``defer``: where the rows' UPDATEs go (see ``write_scope``).
+    adds what atomic updates resolved to ``resolved``. ``user_row``, ``app_row``: the rows,
+    locked already (or cached: ``rowcache.py``); ``defer``: where the rows' UPDATEs go (see
+    ``write_scope``).
 
     Raises:
         StaleSession: (reason ``keys``) a key the event writes changed since the copy read it.
@@ -442,7 +538,7 @@ def _write_scopes(
             conn, backend, app_name=req.app_name,
             user_id=req.user_id if scope == "user" else None, delta=delta, ops=ops,
             seen_rev=seen, now=req.event.timestamp,
-            locked=user_row if scope == "user" else None, defer=defer,
+            locked=user_row if scope == "user" else app_row, defer=defer,
         )
         if wrote.conflicts:
             raise StaleSession(req.session_id, local=check.local_rev, stored=row.revision,
@@ -529,7 +625,7 @@ def event_row(
 
 
 def _appended(
-    conn: Connection, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None,
+    conn: Connection | None, req: AppendRequest, key: dict[str, str], row: Any, copy: Marker | None,
     check: CopyCheck, merged: SessionMerge, written: dict[str, ScopeWrite], *, new_rev: int,
     seq: int, update_time: float,
 ) -> AppendResult:
@@ -539,6 +635,7 @@ def _appended(
         # Merge mode, or a copy of unknown age: tell it everything it missed, with the
         # revisions of the scopes it is now current with.
         assert merged.state is not None or copy is None
+        assert conn is not None  # (a planned append is of a current copy: rowcache.plan)
         _catch_up(conn, req, key, result,
                   merged.state if merged.state is not None else loads(merged.state_json),
                   check.local_seq, seq, None)
@@ -597,8 +694,9 @@ def _catch_up(
 
 
 def _record_run(
-    conn: Connection, backend: Backend, req: AppendRequest, key: dict[str, str],
+    conn: Connection | None, backend: Backend, req: AppendRequest, key: dict[str, str],
     head_run_id: str | None, run_id: str, seq: int, now: float, author: str,
+    plan: Deferred | None = None,
 ) -> str | None:
     """Writes the run's row on its first event, and a sub-run row for each delegation;
     returns the session's head after the event.
@@ -612,6 +710,9 @@ def _record_run(
 
     facts = req.facts
     if facts.transfer_to and facts.message_type == "tool_result":
+        if plan is not None:
+            raise NotPlannable("a delegation's sub-run")
+        assert conn is not None
         sql.RUN_INSERT(
             conn, **key, run_id=f"{facts.transfer_to[:200]}@{seq}", parent_run_id=run_id,
             kind="delegation", agent=facts.transfer_to, started_at=now, first_seq=seq,
@@ -622,9 +723,13 @@ def _record_run(
     if run_id == head_run_id:
         return run_id
     rewind = req.event.actions.rewind_before_invocation_id if req.event.actions else None
-    backend.db.run_insert_ignore(  # a run stored before (not the head) is left as it is
-        conn, **key, run_id=run_id, parent_run_id=head_run_id,
-        kind="rewind" if rewind else "invocation",
-        agent=author if author != "user" else None, started_at=now, first_seq=seq, on_path=True,
-    )
+    run = dict(run_id=run_id, parent_run_id=head_run_id,
+               kind="rewind" if rewind else "invocation",
+               agent=author if author != "user" else None, started_at=now, first_seq=seq,
+               on_path=True)
+    if plan is not None:
+        plan.run = run
+    else:  # a run stored before (not the head) is left as it is
+        assert conn is not None
+        backend.db.run_insert_ignore(conn, **key, **run)
     return run_id

@@ -172,7 +172,7 @@ class ScopeUpdate:
 
 
 def write_scope(
-    conn: Connection, backend: Backend, *, app_name: str, user_id: str | None,
+    conn: Connection | None, backend: Backend, *, app_name: str, user_id: str | None,
     delta: Mapping[str, Any], ops: Mapping[str, list[Op]], seen_rev: int | None, now: float,
     locked: LockedRow | None = None, defer: list[ScopeUpdate] | None = None,
 ) -> ScopeWrite:
@@ -190,12 +190,15 @@ def write_scope(
         # committed, lock nothing. (A lock here made every session creation of an app wait
         # for the app row behind every other writer's transaction, and, taken app row first,
         # deadlocked against appends that lock the user row first.)
+        assert conn is not None
         state, revision = _read_row(conn, app_name, user_id)
         return ScopeWrite(state, revision, [], {})
     # The row is locked first and made only when missing (the usual case costs one statement,
     # one round trip on PostgreSQL, not two); a row another writer makes meanwhile is waited
     # for by the INSERT ... ON CONFLICT DO NOTHING, then locked.
     row: Any = locked
+    if row is None:
+        assert conn is not None  # (rows given by a planned append: rowcache.plan)
     if row is None and user_id is None:
         row = sql.APP_STATE_FOR_UPDATE(conn, app_name=app_name).first()
         if row is None:

@@ -57,7 +57,7 @@ from typing_extensions import override
 
 from ..defaults import DEFAULT_DB_URL
 from ..errors import InvalidValueError
-from . import ops, sealing
+from . import ops, rowcache, sealing
 from .backend import Backend, open_backend
 from .codec import (
     EventDecoder,
@@ -153,6 +153,9 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         self._ready = False
         self._closed = False
         self._locks: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+        # PostgreSQL: what the last appends left, for one-statement appends (rowcache.py).
+        self._rows: rowcache.RowCache | None = (
+            rowcache.RowCache() if self._backend.runs_fast and keyring is None else None)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -436,15 +439,24 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                 last_event_id=session.events[-1].id if session.events else None,
                 merge_when_stale=self.on_stale == "merge",
             )
+            rows = self._rows
+            plan = None
+            if rows is not None and not self._backend.writes_queued():
+                plan = rowcache.plan_append(req, self._backend, rows)  # alone: try one statement
             try:
                 result = await self._backend.run(
                     lambda conn: ops.append_event(conn, self._backend, req), write=True,
                     batch=True, locks=Locks(session.app_name, session.user_id, session.id,
                                             bool(delta.user), bool(delta.app)),
+                    fast=None if plan is None else lambda conn: rowcache.run_plan(conn, plan),
                 )
             except BaseException:
                 self._restore_updates(session, raw_delta, taken)
+                if rows is not None:
+                    rows.drop(session.app_name, session.user_id, session.id)
                 raise
+            if rows is not None and result.images is not None:
+                rows.put(session.app_name, session.user_id, session.id, result.images)
             if result.resolved and raw_delta is not None:
                 # The event now says what was stored (the copy's value may have been behind).
                 raw_delta.update(result.resolved)

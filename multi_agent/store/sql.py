@@ -104,7 +104,7 @@ def _driver_call(conn: Connection, sql: str, args: tuple[Any, ...]) -> Any:
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
-    if conn._has_events:  # e.g. a statement counter (tests, bench)
+    if conn._has_events or conn.engine._has_events:  # e.g. a statement counter (tests, bench)
         for fn in conn.dispatch.before_cursor_execute:
             sql, args = fn(conn, cursor, sql, args, None, False)
     try:
@@ -180,7 +180,9 @@ class _SqliteResult:
         return [row[0] for row in self._cursor.fetchall()]
 
 
-def _session_where(table: Any, id_column: str = "session_id") -> Any:
+def session_where(table: Any, id_column: str = "session_id") -> Any:
+    """``table``'s row(s) of the session the binds ``app_name``, ``user_id``, ``session_id``
+    name (``id_column``: the session id's column)."""
     return and_(
         table.c.app_name == bindparam("app_name"),
         table.c.user_id == bindparam("user_id"),
@@ -209,7 +211,7 @@ SESSION_FOR_APPEND = Prepared(
         ss.agent_paths, ss.awaiting_seq, ss.incarnation, ss.branch_rev, ss.key_revs,
         _duplicate_seq.label("duplicate_seq"),
     )
-    .where(_session_where(s.sessions, "id"))
+    .where(session_where(s.sessions, "id"))
     .with_for_update(of=s.sessions),
 )
 
@@ -227,26 +229,24 @@ SESSION_AND_USER_FOR_APPEND = Prepared(
     )
     .select_from(s.sessions.join(s.user_states, and_(
         s.user_states.c.app_name == ss.app_name, s.user_states.c.user_id == ss.user_id)))
-    .where(_session_where(s.sessions, "id"))
+    .where(session_where(s.sessions, "id"))
     .with_for_update(of=[s.sessions, s.user_states]),
 )
 
 SESSION_FOR_READ = Prepared(
     "session_for_read",
     select(ss.state, ss.update_time, ss.revision, ss.last_seq, ss.incarnation).where(
-        _session_where(s.sessions, "id")
+        session_where(s.sessions, "id")
     ),
 )
 
 SESSION_EXISTS = Prepared(
-    "session_exists", select(ss.revision).where(_session_where(s.sessions, "id"))
+    "session_exists", select(ss.revision).where(session_where(s.sessions, "id"))
 )
 
-SESSION_UPDATE_AFTER_APPEND = Prepared(
-    "session_update_after_append",
-    update(s.sessions)
-    .where(_session_where(s.sessions, "id"))
-    .values(
+def session_after_append() -> dict[str, Any]:
+    """The session row's new values after an append, as binds (and the event count)."""
+    return dict(
         state=bindparam("state"),
         update_time=bindparam("update_time"),
         revision=bindparam("revision"),
@@ -257,7 +257,12 @@ SESSION_UPDATE_AFTER_APPEND = Prepared(
         head_run_id=bindparam("head_run_id"),
         agent_paths=bindparam("agent_paths"),
         key_revs=bindparam("key_revs"),
-    ),
+    )
+
+
+SESSION_UPDATE_AFTER_APPEND = Prepared(
+    "session_update_after_append",
+    update(s.sessions).where(session_where(s.sessions, "id")).values(**session_after_append()),
 )
 
 SESSION_INSERT = Prepared(
@@ -272,7 +277,7 @@ SESSION_INSERT = Prepared(
 )
 
 SESSION_DELETE = Prepared(
-    "session_delete", delete(s.sessions).where(_session_where(s.sessions, "id"))
+    "session_delete", delete(s.sessions).where(session_where(s.sessions, "id"))
 )
 
 # -- events -----------------------------------------------------------------------------------
@@ -295,26 +300,26 @@ EVENT_INSERT_WITH_SESSION_UPDATE = Prepared(
 )
 
 EVENT_BY_ID = Prepared(
-    "event_by_id", select(ev.seq).where(_session_where(s.events), ev.id == bindparam("event_id"))
+    "event_by_id", select(ev.seq).where(session_where(s.events), ev.id == bindparam("event_id"))
 )
 
 # Only on the duplicate-id path: what is needed to tell a retry from a different event.
 EVENT_IDENTITY = Prepared(
     "event_identity",
     select(ev.seq, ev.digest, ev.event_data).where(
-        _session_where(s.events), ev.id == bindparam("event_id")
+        session_where(s.events), ev.id == bindparam("event_id")
     ),
 )
 
 EVENT_NEWEST_ON_PATH = Prepared(
     "event_newest_on_path",
     select(ev.id)
-    .where(_session_where(s.events), ev.on_path.is_(True))
+    .where(session_where(s.events), ev.on_path.is_(True))
     .order_by(ev.seq.desc())
     .limit(1),
 )
 
-_events_on_path = select(ev.event_data).where(_session_where(s.events), ev.on_path.is_(True))
+_events_on_path = select(ev.event_data).where(session_where(s.events), ev.on_path.is_(True))
 
 EVENTS_ALL = Prepared("events_all", _events_on_path.order_by(ev.seq))
 EVENTS_AFTER = Prepared(
@@ -340,13 +345,13 @@ HUMAN_TARGET_BACKFILL = Prepared(
     "human_target_backfill",
     update(s.events)
     .where(
-        _session_where(s.events), ev.seq >= bindparam("since_seq"),
+        session_where(s.events), ev.seq >= bindparam("since_seq"),
         ev.message_type == "human", ev.target.is_(None),
     )
     .values(target=bindparam("target")),
 )
 
-EVENTS_DELETE = Prepared("events_delete", delete(s.events).where(_session_where(s.events)))
+EVENTS_DELETE = Prepared("events_delete", delete(s.events).where(session_where(s.events)))
 
 # -- runs -------------------------------------------------------------------------------------
 
@@ -358,16 +363,16 @@ def run_row_values() -> dict[str, Any]:
 
 RUN_INSERT = Prepared("run_insert", s.runs.insert().values(run_row_values()))
 
-RUNS_DELETE = Prepared("runs_delete", delete(s.runs).where(_session_where(s.runs)))
+RUNS_DELETE = Prepared("runs_delete", delete(s.runs).where(session_where(s.runs)))
 
 # -- app / user state -------------------------------------------------------------------------
 
 _app, _usr = s.app_states.c, s.user_states.c
-_app_where = _app.app_name == bindparam("app_name")
-_user_where = and_(_usr.app_name == bindparam("app_name"), _usr.user_id == bindparam("user_id"))
+APP_WHERE = _app.app_name == bindparam("app_name")
+USER_WHERE = and_(_usr.app_name == bindparam("app_name"), _usr.user_id == bindparam("user_id"))
 
 
-def _scope_values(prefix: str = "") -> dict[str, Any]:
+def scope_values(prefix: str = "") -> dict[str, Any]:
     """A state row's new values as binds (``{prefix}_state``... inside the append's
     statement, where the session row's update uses the plain names)."""
     p = f"{prefix}_" if prefix else ""
@@ -375,22 +380,22 @@ def _scope_values(prefix: str = "") -> dict[str, Any]:
                 revision=bindparam(f"{p}revision"), key_revs=bindparam(f"{p}key_revs"))
 
 
-APP_STATE = Prepared("app_state", select(_app.state, _app.revision).where(_app_where))
+APP_STATE = Prepared("app_state", select(_app.state, _app.revision).where(APP_WHERE))
 APP_STATE_FOR_UPDATE = Prepared(
     "app_state_for_update",
-    select(_app.state, _app.revision, _app.key_revs).where(_app_where).with_for_update(),
+    select(_app.state, _app.revision, _app.key_revs).where(APP_WHERE).with_for_update(),
 )
 APP_STATE_UPDATE = Prepared(
-    "app_state_update", update(s.app_states).where(_app_where).values(**_scope_values())
+    "app_state_update", update(s.app_states).where(APP_WHERE).values(**scope_values())
 )
 
-USER_STATE = Prepared("user_state", select(_usr.state, _usr.revision).where(_user_where))
+USER_STATE = Prepared("user_state", select(_usr.state, _usr.revision).where(USER_WHERE))
 USER_STATE_FOR_UPDATE = Prepared(
     "user_state_for_update",
-    select(_usr.state, _usr.revision, _usr.key_revs).where(_user_where).with_for_update(),
+    select(_usr.state, _usr.revision, _usr.key_revs).where(USER_WHERE).with_for_update(),
 )
 USER_STATE_UPDATE = Prepared(
-    "user_state_update", update(s.user_states).where(_user_where).values(**_scope_values())
+    "user_state_update", update(s.user_states).where(USER_WHERE).values(**scope_values())
 )
 
 
@@ -401,9 +406,9 @@ EVENT_INSERT_WITH_UPDATES = {
     scopes: Prepared(
         "event_insert_with_session_update+" + "+".join(scopes),
         EVENT_INSERT_WITH_SESSION_UPDATE.stmt.add_cte(*[
-            (update(s.user_states).where(_user_where) if scope == "user"
-             else update(s.app_states).where(_app_where))
-            .values(**_scope_values(scope)).cte(f"updated_{scope}")
+            (update(s.user_states).where(USER_WHERE) if scope == "user"
+             else update(s.app_states).where(APP_WHERE))
+            .values(**scope_values(scope)).cte(f"updated_{scope}")
             for scope in scopes
         ]),
     )

@@ -37,7 +37,7 @@ from opentelemetry.trace import StatusCode
 
 from multi_agent import DatabaseSessionService, StaleSession
 from multi_agent.memory import DatabaseMemoryService
-from multi_agent.store import ops
+from multi_agent.store import ops, rowcache
 from tests.store.scripted_llm import build_agents
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,14 +153,20 @@ def record_worker_spans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]
     """(current span id, thread name) seen by ``ops.append_event`` where it runs: in the SQLite
     worker thread, or on the event loop's thread for PostgreSQL."""
     seen: list[tuple[int, str]] = []
-    original = ops.append_event
+    original, original_plan = ops.append_event, rowcache.run_plan
 
     def spy(conn: Any, backend: Any, req: Any) -> Any:
         seen.append((trace.get_current_span().get_span_context().span_id,
                      threading.current_thread().name))
         return original(conn, backend, req)
 
+    def spy_plan(conn: Any, plan: Any) -> Any:  # PostgreSQL's one-statement append
+        seen.append((trace.get_current_span().get_span_context().span_id,
+                     threading.current_thread().name))
+        return original_plan(conn, plan)
+
     monkeypatch.setattr(ops, "append_event", spy)
+    monkeypatch.setattr(rowcache, "run_plan", spy_plan)
     return seen
 
 

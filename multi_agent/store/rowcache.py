@@ -1,0 +1,298 @@
+"""PostgreSQL appends in one round trip: the rows this process wrote last, and a
+compare-and-swap statement that stores an append only if they are still as written.
+
+An append normally locks the session row (and the user's, the app's), merges the event into
+what it read and writes: ``BEGIN``, a locking ``SELECT``, the write, ``COMMIT``: four round trips
+on PostgreSQL, most of an append's cost there. But the process that made the last append to a
+session knows what that row holds afterwards: it wrote it. This module keeps those images
+(``RowCache``, per service, bounded) and plans the next append on them with the very same steps
+as a locked one (``ops._append_event`` with ``cached=``, no database access), then sends its
+writes as one statement in autocommit (``cas_statement``)::
+
+    WITH cas_session AS (UPDATE ma_sessions SET ... WHERE <key> AND <every column the append
+                         read> = <its cached value> RETURNING 1),
+         inserted_event AS (INSERT INTO ma_events ...),
+         cas_user AS (UPDATE ma_user_states SET ... WHERE <key> AND <state, revision, key_revs>
+                      = <cached> AND (SELECT count(*) FROM cas_session) = 1 RETURNING 1),
+         ... (the app's row likewise, a new run's row, the human messages' target)
+    SELECT 1 / ((SELECT count(*) FROM cas_session) * (SELECT count(*) FROM cas_user) ...)
+
+One statement is one transaction: it stores all of it or nothing. When a row is no longer as
+cached (another process or another session of the user wrote it; a row that another writer
+changed without bumping its revision counts too, as every column the append read is compared,
+not the revision alone), its ``UPDATE`` matches nothing, the division fails, and nothing is
+stored; a stored event id fails the unique index the same way. The append then runs the usual
+way, locked, and the images are refreshed from it. So the outcome is always the one the locked
+append would have had at the moment the statement ran: the rows it compared were locked by its
+own ``UPDATE`` while it ran. The session row is locked first, then the user's, then the app's
+(each ``UPDATE`` waits for the one before through its ``count(*)``), the LOCK ORDER of
+``groupcommit.py``.
+
+Used for a lone append on PostgreSQL (a batch shares its transaction with other appends and
+already costs less each), for a copy the store handed out and that is current, when the store is
+not encrypted (sealed values differ at every write: they could not be compared). Anything else
+the statement does not carry (a delegation's sub-run, a scope row to create, a scope delta that
+changes nothing, which writes no row to compare) goes the usual way too.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from . import schema as s
+from . import sql
+from .backend import Backend
+from .groupcommit import Declined
+from .ops import AppendRequest, AppendResult, Deferred, RowImages, _append_event
+from .scopes import LockedRow, parse_marker
+
+__all__ = ["CasFailed", "Plan", "RowCache", "cas_statement", "plan_append", "run_plan"]
+
+SESSIONS_KEPT = 10_000  # images of the sessions appended to last (an image is ~1 KB)
+SCOPES_KEPT = 10_000  # user rows; app rows share the bound
+
+
+class RowCache:
+    """The rows this process's appends left, newest kept (``SESSIONS_KEPT``).
+
+    Only an optimisation: an image that is behind storage makes the next compare-and-swap fail
+    and that append run the usual way, never a wrong write.
+    """
+
+    def __init__(self, sessions: int = SESSIONS_KEPT, scopes: int = SCOPES_KEPT) -> None:
+        self._sessions: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self._users: OrderedDict[tuple[str, str], LockedRow] = OrderedDict()
+        self._apps: OrderedDict[str, LockedRow] = OrderedDict()
+        self._bounds = (sessions, scopes)
+
+    def images(self, app_name: str, user_id: str, session_id: str, *, user: bool,
+               app: bool) -> RowImages | None:
+        """The cached rows an append to this session needs, or None when one is missing."""
+        session = self._sessions.get((app_name, user_id, session_id))
+        if session is None:
+            return None
+        user_row = self._users.get((app_name, user_id)) if user else None
+        app_row = self._apps.get(app_name) if app else None
+        if (user and user_row is None) or (app and app_row is None):
+            return None
+        return RowImages(session, user_row, app_row)
+
+    def put(self, app_name: str, user_id: str, session_id: str, images: RowImages) -> None:
+        """Keeps what a committed append left. A scope row's image older than the one kept
+        (two sessions of a user committing in one order, returning in the other) is not kept."""
+        sessions, scopes = self._bounds
+        _keep(self._sessions, (app_name, user_id, session_id), images.session, sessions)
+        if images.user is not None:
+            _keep_newer(self._users, (app_name, user_id), images.user, scopes)
+        if images.app is not None:
+            _keep_newer(self._apps, app_name, images.app, scopes)
+
+    def drop(self, app_name: str, user_id: str, session_id: str) -> None:
+        """Forgets the rows of an append that found them changed, or failed."""
+        self._sessions.pop((app_name, user_id, session_id), None)
+        self._users.pop((app_name, user_id), None)
+        self._apps.pop(app_name, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+def _keep(cache: OrderedDict[Any, Any], key: Any, value: Any, bound: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > bound:
+        cache.popitem(last=False)
+
+
+def _keep_newer(cache: OrderedDict[Any, LockedRow], key: Any, row: LockedRow,
+                bound: int) -> None:
+    kept = cache.get(key)
+    if kept is not None and kept.revision > row.revision:
+        return
+    _keep(cache, key, row, bound)
+
+
+@dataclass(slots=True)
+class Plan:
+    """An append planned on cached rows: its statement's shape, parameters and result."""
+
+    shape: tuple[bool, bool, bool, bool]  # user row, app row, run row, backfill
+    params: dict[str, Any]
+    result: AppendResult
+
+
+class CasFailed(Declined):
+    """The rows were not as cached (or the event id is stored): nothing was written."""
+
+
+def plan_append(req: AppendRequest, backend: Backend, cache: RowCache) -> Plan | None:
+    """The append planned on the cached rows, or None when it must run the usual way."""
+    copy = parse_marker(req.marker)
+    if copy is None:
+        return None
+    images = cache.images(req.app_name, req.user_id, req.session_id,
+                          user=bool(req.delta.user), app=bool(req.delta.app))
+    if images is None:
+        return None
+    row = images.session
+    if copy.incarnation != row.incarnation or copy.revision != row.revision:
+        return None  # a behind copy (or the image is): the usual way decides
+    deferred = Deferred()
+    try:
+        result = _append_event(None, backend, req, cached=images, plan=deferred)
+    except Exception:  # noqa: BLE001
+        # NotPlannable; or what this append raises on these rows (a key changed since the
+        # copy read it...): the usual way decides, on the rows as stored.
+        return None
+    scopes = {u.scope: u.values for u in deferred.updates}
+    if (req.delta.user and "user" not in scopes) or (req.delta.app and "app" not in scopes):
+        return None  # a scope delta that changes nothing: no row UPDATE to compare with
+    params: dict[str, Any] = {
+        "app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id,
+        **deferred.event_row, **deferred.session_row,
+    }
+    for name in _SESSION_COMPARED:
+        params[f"old_{name}"] = getattr(row, name)
+    for scope, old in (("user", images.user), ("app", images.app)):
+        if scope in scopes:
+            assert old is not None
+            params.update({f"{scope}_{k}": v for k, v in scopes[scope].items()})
+            params.update({f"{scope}_old_state": old.state,
+                           f"{scope}_old_revision": old.revision,
+                           f"{scope}_old_key_revs": old.key_revs})
+    if deferred.run is not None:
+        params.update({f"run_{k}": v for k, v in deferred.run.items()})
+    if deferred.backfill is not None:
+        params.update(backfill_target=deferred.backfill["target"],
+                      backfill_since=deferred.backfill["since_seq"])
+    shape = ("user" in scopes, "app" in scopes, deferred.run is not None,
+             deferred.backfill is not None)
+    return Plan(shape, params, result)
+
+
+def run_plan(conn: Connection, plan: Plan) -> AppendResult:
+    """Sends the plan's statement (the connection in autocommit: it is its own transaction).
+
+    Raises:
+        CasFailed: the rows were not as cached, or the event id is stored; nothing written.
+    """
+    try:
+        cas_statement(plan.shape)(conn, **plan.params)
+    except Exception as exc:
+        from .dialects.base import sqlstate
+
+        if sqlstate(exc) in _NOT_AS_CACHED:
+            raise CasFailed(sqlstate(exc)) from exc
+        raise
+    return plan.result
+
+
+# 22012: the division by the number of rows matched (a row was not as cached);
+# 23505: the event's id (or its seq) is stored already.
+_NOT_AS_CACHED = frozenset({"22012", "23505"})
+
+# The session row's columns an append reads (ops.SessionImage), all compared.
+_SESSION_COMPARED = ("state", "update_time", "revision", "last_seq", "head_run_id",
+                     "last_agent", "agent_paths", "awaiting_seq", "incarnation", "branch_rev",
+                     "key_revs")
+_NULLABLE = frozenset({"head_run_id", "last_agent", "awaiting_seq"})
+
+_STATEMENTS: dict[tuple[bool, bool, bool, bool], sql.Prepared] = {}
+
+
+def cas_statement(shape: tuple[bool, bool, bool, bool]) -> sql.Prepared:
+    """The compare-and-swap statement for an append of this shape (built once)."""
+    found = _STATEMENTS.get(shape)
+    if found is None:
+        found = _STATEMENTS[shape] = _build(*shape)
+    return found
+
+
+def _build(user: bool, app: bool, run: bool, backfill: bool) -> sql.Prepared:
+    ss, ev = s.sessions.c, s.events.c
+    compared = [
+        ss[name].is_not_distinct_from(bindparam(f"old_{name}")) if name in _NULLABLE
+        else ss[name] == bindparam(f"old_{name}", type_=_plain(ss[name].type))
+        for name in _SESSION_COMPARED
+    ]
+    session = (
+        update(s.sessions)
+        .where(sql.session_where(s.sessions, "id"), *compared)
+        .values(**sql.session_after_append())
+        .returning(literal_column("1"))
+        .cte("cas_session")
+    )
+    ctes: list[Any] = [
+        session,
+        s.events.insert().values({n: bindparam(n) for n in sql.EVENT_COLUMNS})
+        .cte("inserted_event"),
+    ]
+    counted = [session]
+    previous = session
+    for scope, present in (("user", user), ("app", app)):
+        if not present:
+            continue
+        table = s.user_states if scope == "user" else s.app_states
+        where = sql.USER_WHERE if scope == "user" else sql.APP_WHERE
+        c = table.c
+        cte = (
+            update(table)
+            .where(
+                where,
+                c.state == bindparam(f"{scope}_old_state", type_=_plain(c.state.type)),
+                c.revision == bindparam(f"{scope}_old_revision"),
+                c.key_revs == bindparam(f"{scope}_old_key_revs"),
+                # waits for the row before it: rows are locked in LOCK ORDER
+                select(func.count()).select_from(previous).scalar_subquery() == 1,
+            )
+            .values(**sql.scope_values(scope))
+            .returning(literal_column("1"))
+            .cte(f"cas_{scope}")
+        )
+        ctes.append(cte)
+        counted.append(cte)
+        previous = cte
+    if run:
+        ctes.append(
+            pg_insert(s.runs)
+            .values({name: bindparam(name if name in _KEY else f"run_{name}")
+                     for name in sql.run_row_values()})
+            .on_conflict_do_nothing()
+            .cte("inserted_run")
+        )
+    if backfill:
+        ctes.append(
+            update(s.events)
+            .where(
+                sql.session_where(s.events), ev.seq >= bindparam("backfill_since"),
+                ev.message_type == "human", ev.target.is_(None),
+                select(func.count()).select_from(session).scalar_subquery() == 1,
+            )
+            .values(target=bindparam("backfill_target"))
+            .cte("backfilled")
+        )
+    product = " * ".join(f"(SELECT count(*) FROM {cte.name})" for cte in counted)
+    stmt = select(literal_column(f"1 / ({product})").label("ok")).add_cte(*ctes)
+    name = "cas_append" + "".join(
+        f"+{part}" for part, on in (("user", user), ("app", app), ("run", run),
+                                    ("backfill", backfill)) if on)
+    return sql.Prepared(name, stmt)
+
+
+_KEY = frozenset({"app_name", "user_id", "session_id"})
+
+
+def _plain(column_type: Any) -> Any:
+    """A comparison's bind type: the stored text as it is (a ``Sealed`` column's value is
+    compared unsealed: only unencrypted stores use this module)."""
+    from sqlalchemy import Text
+
+    from .sealing import Sealed
+
+    return Text() if isinstance(column_type, Sealed) else column_type
