@@ -44,6 +44,7 @@ from .groupcommit import (
     CONTENTION_RETRIES,
     PG_WRITERS,
     AsyncWriter,
+    Declined,
     Held,
     Item,
     Locks,
@@ -232,6 +233,9 @@ class Backend:
             await pooled.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 result = await pooled.run_sync(fn)
+            except Declined:  # nothing stored, the connection is fine: the append's next try
+                keep = held is not None and reusable(pooled)
+                raise
             finally:
                 if not pooled.invalidated:
                     await pooled.execution_options(isolation_level=default)

@@ -54,8 +54,11 @@ from .scopes import LockedRow, parse_marker
 
 __all__ = ["CasFailed", "Plan", "RowCache", "cas_statement", "plan_append", "run_plan"]
 
-SESSIONS_KEPT = 10_000  # images of the sessions appended to last (an image is ~1 KB)
+SESSIONS_KEPT = 10_000  # images of the sessions appended to last
 SCOPES_KEPT = 10_000  # user rows; app rows share the bound
+# A row whose state is larger is not kept (its appends go the usual way): the cache stays
+# within ~SESSIONS_KEPT x this at worst, and a large state is not sent twice a statement.
+IMAGE_MAX_CHARS = 16_384
 
 
 class RowCache:
@@ -87,7 +90,11 @@ class RowCache:
         """Keeps what a committed append left. A scope row's image older than the one kept
         (two sessions of a user committing in one order, returning in the other) is not kept."""
         sessions, scopes = self._bounds
-        _keep(self._sessions, (app_name, user_id, session_id), images.session, sessions)
+        key = (app_name, user_id, session_id)
+        if _small(images.session.state, images.session.key_revs, images.session.agent_paths):
+            _keep(self._sessions, key, images.session, sessions)
+        else:
+            self._sessions.pop(key, None)
         if images.user is not None:
             _keep_newer(self._users, (app_name, user_id), images.user, scopes)
         if images.app is not None:
@@ -115,7 +122,14 @@ def _keep_newer(cache: OrderedDict[Any, LockedRow], key: Any, row: LockedRow,
     kept = cache.get(key)
     if kept is not None and kept.revision > row.revision:
         return
+    if not _small(row.state, row.key_revs):
+        cache.pop(key, None)
+        return
     _keep(cache, key, row, bound)
+
+
+def _small(*texts: str) -> bool:
+    return sum(len(t) for t in texts) <= IMAGE_MAX_CHARS
 
 
 @dataclass(slots=True)
@@ -176,11 +190,12 @@ def plan_append(req: AppendRequest, backend: Backend, cache: RowCache) -> Plan |
     return Plan(shape, params, result)
 
 
-def run_plan(conn: Connection, plan: Plan) -> AppendResult:
+def run_plan(conn: Connection, plan: Plan, cache: RowCache) -> AppendResult:
     """Sends the plan's statement (the connection in autocommit: it is its own transaction).
 
     Raises:
         CasFailed: the rows were not as cached, or the event id is stored; nothing written.
+            The images are dropped (the append, run the usual way, keeps fresh ones).
     """
     try:
         cas_statement(plan.shape)(conn, **plan.params)
@@ -188,6 +203,8 @@ def run_plan(conn: Connection, plan: Plan) -> AppendResult:
         from .dialects.base import sqlstate
 
         if sqlstate(exc) in _NOT_AS_CACHED:
+            p = plan.params
+            cache.drop(p["app_name"], p["user_id"], p["session_id"])
             raise CasFailed(sqlstate(exc)) from exc
         raise
     return plan.result

@@ -448,7 +448,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                     lambda conn: ops.append_event(conn, self._backend, req), write=True,
                     batch=True, locks=Locks(session.app_name, session.user_id, session.id,
                                             bool(delta.user), bool(delta.app)),
-                    fast=None if plan is None else lambda conn: rowcache.run_plan(conn, plan),
+                    fast=None if plan is None else lambda conn: rowcache.run_plan(conn, plan, rows),
                 )
             except BaseException:
                 self._restore_updates(session, raw_delta, taken)

@@ -219,9 +219,12 @@ RUN_EXISTS = sql.Prepared(
 )
 
 
-def schema_2_record_run(conn, backend, req, key, head_run_id, run_id, seq, now, author):
+def schema_2_record_run(conn, backend, req, key, head_run_id, run_id, seq, now, author,
+                        plan=None):
     """``ops._record_run`` as schema 2 had it: every new invocation id made a run, and the head
-    moved to it."""
+    moved to it. (Never in a one-statement append: ``rowcache.py`` writes today's runs.)"""
+    if plan is not None:
+        raise ops.NotPlannable("schema 2's run rows")
     facts = req.facts
     if facts.transfer_to and facts.message_type == "tool_result":
         sql.RUN_INSERT(

@@ -160,10 +160,10 @@ def record_worker_spans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]
                      threading.current_thread().name))
         return original(conn, backend, req)
 
-    def spy_plan(conn: Any, plan: Any) -> Any:  # PostgreSQL's one-statement append
+    def spy_plan(conn: Any, plan: Any, cache: Any) -> Any:  # PostgreSQL's one-statement append
         seen.append((trace.get_current_span().get_span_context().span_id,
                      threading.current_thread().name))
-        return original_plan(conn, plan)
+        return original_plan(conn, plan, cache)
 
     monkeypatch.setattr(ops, "append_event", spy)
     monkeypatch.setattr(rowcache, "run_plan", spy_plan)
