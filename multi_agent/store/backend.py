@@ -224,9 +224,7 @@ class Backend:
     async def _run_autocommit(self, fn: Callable[[Connection], T], held: Held | None) -> T:
         """``fn(conn)`` in autocommit (each statement its own transaction) on a pooled
         connection, or on ``held`` (kept there again afterwards, as ``_run_async`` does)."""
-        assert self.async_engine is not None
-        pooled = (held.take() if held is not None else None) or (
-            await self.async_engine.connect())
+        pooled = await self._checkout(held)
         keep = False
         try:
             default = pooled.sync_connection.default_isolation_level
@@ -242,11 +240,13 @@ class Backend:
             keep = held is not None and reusable(pooled)
             return result
         finally:
-            if keep:
-                assert held is not None
-                held.conn = pooled
-            else:
-                await pooled.close()
+            await _give_back(pooled, held, keep)
+
+    async def _checkout(self, held: Held | None) -> Any:
+        """A writer's kept connection (taken from ``held``), else one from the pool."""
+        assert self.async_engine is not None
+        return (held.take() if held is not None else None) or (
+            await self.async_engine.connect())
 
     async def _run_async(
         self, fn: Callable[[Connection], T], write: bool, held: Held | None = None
@@ -268,8 +268,7 @@ class Backend:
             attempt += 1
             committing = False
             try:
-                pooled = (held.take() if held is not None else None) or (
-                    await self.async_engine.connect())
+                pooled = await self._checkout(held)
                 keep = False
                 try:
                     aconn = pooled
@@ -289,11 +288,7 @@ class Backend:
                     keep = held is not None and aconn is pooled and reusable(pooled)
                     return result
                 finally:
-                    if keep:
-                        assert held is not None
-                        held.conn = pooled
-                    else:
-                        await pooled.close()
+                    await _give_back(pooled, held, keep)
             except Exception as exc:
                 if committing:
                     raise
@@ -691,3 +686,12 @@ def open_backend(
         "sessions in SQLite (sqlite+aiosqlite:///file.db) or PostgreSQL "
         "(postgresql+asyncpg://...)."
     )
+
+
+async def _give_back(pooled: Any, held: Held | None, keep: bool) -> None:
+    """Keeps a writer task's connection in ``held`` (``keep``), else returns it to the pool."""
+    if keep:
+        assert held is not None
+        held.conn = pooled
+    else:
+        await pooled.close()
