@@ -230,6 +230,9 @@ class AppendRequest:
     marker: str | None
     last_event_id: str | None
     merge_when_stale: bool
+    # Whether the result carries the rows as the append left them (``rowcache.py``'s cache;
+    # PostgreSQL, unencrypted): nobody else reads them.
+    keep_images: bool = False
 
 
 @dataclass(slots=True)
@@ -384,7 +387,8 @@ def _append_event(
         backend.db.write_append(conn, key, new_event, session_row, updates)
     result = _appended(conn, req, key, row, copy, check, merged, written, new_rev=new_rev,
                        seq=seq, update_time=update_time)
-    result.images = _images(row, session_row, user_row, app_row, updates)
+    if req.keep_images or plan is not None:
+        result.images = _images(row, session_row, user_row, app_row, updates)
     return result
 
 
@@ -397,15 +401,9 @@ def _images(
     for update in updates:
         v = update.values
         rows[update.scope] = LockedRow(v["state"], v["revision"], v["key_revs"])
+    # session_row holds the columns an append writes; the other two it only reads.
     return RowImages(
-        SessionImage(
-            state=session_row["state"], update_time=session_row["update_time"],
-            revision=session_row["revision"], last_seq=session_row["last_seq"],
-            head_run_id=session_row["head_run_id"], last_agent=session_row["last_agent"],
-            agent_paths=session_row["agent_paths"], awaiting_seq=session_row["awaiting_seq"],
-            incarnation=row.incarnation, branch_rev=row.branch_rev,
-            key_revs=session_row["key_revs"],
-        ),
+        SessionImage(**session_row, incarnation=row.incarnation, branch_rev=row.branch_rev),
         rows["user"], rows["app"],
     )
 

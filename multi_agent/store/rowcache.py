@@ -37,20 +37,23 @@ changes nothing, which writes no row to compare) goes the usual way too.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal_column, select, update
+from sqlalchemy import Text, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from . import schema as s
 from . import sql
 from .backend import Backend
+from .dialects.base import sqlstate
 from .groupcommit import Declined
-from .ops import AppendRequest, AppendResult, Deferred, RowImages, _append_event
+from .ops import AppendRequest, AppendResult, Deferred, RowImages, SessionImage, _append_event
 from .scopes import LockedRow, parse_marker
+from .sealing import Sealed
 
 __all__ = ["CasFailed", "Plan", "RowCache", "cas_statement", "plan_append", "run_plan"]
 
@@ -200,8 +203,6 @@ def run_plan(conn: Connection, plan: Plan, cache: RowCache) -> AppendResult:
     try:
         cas_statement(plan.shape)(conn, **plan.params)
     except Exception as exc:
-        from .dialects.base import sqlstate
-
         if sqlstate(exc) in _NOT_AS_CACHED:
             p = plan.params
             cache.drop(p["app_name"], p["user_id"], p["session_id"])
@@ -214,27 +215,20 @@ def run_plan(conn: Connection, plan: Plan, cache: RowCache) -> AppendResult:
 # 23505: the event's id (or its seq) is stored already.
 _NOT_AS_CACHED = frozenset({"22012", "23505"})
 
-# The session row's columns an append reads (ops.SessionImage), all compared.
-_SESSION_COMPARED = ("state", "update_time", "revision", "last_seq", "head_run_id",
-                     "last_agent", "agent_paths", "awaiting_seq", "incarnation", "branch_rev",
-                     "key_revs")
-_NULLABLE = frozenset({"head_run_id", "last_agent", "awaiting_seq"})
-
-_STATEMENTS: dict[tuple[bool, bool, bool, bool], sql.Prepared] = {}
+# The session row's columns an append reads (ops.SessionImage's fields), all compared.
+_SESSION_COMPARED = tuple(f.name for f in fields(SessionImage) if f.name != "duplicate_seq")
 
 
+@functools.cache
 def cas_statement(shape: tuple[bool, bool, bool, bool]) -> sql.Prepared:
     """The compare-and-swap statement for an append of this shape (built once)."""
-    found = _STATEMENTS.get(shape)
-    if found is None:
-        found = _STATEMENTS[shape] = _build(*shape)
-    return found
+    return _build(*shape)
 
 
 def _build(user: bool, app: bool, run: bool, backfill: bool) -> sql.Prepared:
     ss, ev = s.sessions.c, s.events.c
     compared = [
-        ss[name].is_not_distinct_from(bindparam(f"old_{name}")) if name in _NULLABLE
+        ss[name].is_not_distinct_from(bindparam(f"old_{name}")) if ss[name].nullable
         else ss[name] == bindparam(f"old_{name}", type_=_plain(ss[name].type))
         for name in _SESSION_COMPARED
     ]
@@ -308,8 +302,4 @@ _KEY = frozenset({"app_name", "user_id", "session_id"})
 def _plain(column_type: Any) -> Any:
     """A comparison's bind type: the stored text as it is (a ``Sealed`` column's value is
     compared unsealed: only unencrypted stores use this module)."""
-    from sqlalchemy import Text
-
-    from .sealing import Sealed
-
     return Text() if isinstance(column_type, Sealed) else column_type

@@ -438,6 +438,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                 marker=session._storage_update_marker,
                 last_event_id=session.events[-1].id if session.events else None,
                 merge_when_stale=self.on_stale == "merge",
+                keep_images=self._rows is not None,
             )
             rows = self._rows
             plan = None
