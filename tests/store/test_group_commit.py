@@ -11,6 +11,7 @@ then runs as one batch, which the writer's counters confirm.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import resource
 import signal
 import sqlite3
@@ -512,3 +513,105 @@ async def test_a_stream_of_appends_keeps_one_connection_and_gives_it_back_pg(
         await small.append_event(s, text_event("x"))
         small_engine = small.backend.async_engine
         assert small_engine is not None and small_engine.sync_engine.pool.checkedout() == 0
+
+
+def test_app_rows_last_moves_app_writers_and_what_follows_them_in_order() -> None:
+    """A batch's items that write an app's row run at its end, in their order; so do later
+    items of a session or user such an item writes (their order kept) and items whose rows
+    are not known; the others keep theirs."""
+    from multi_agent.store.groupcommit import Item, Locks, app_rows_last
+
+    def item(name: str, locks: Locks | None) -> Item:
+        return Item(lambda conn: name, True, True, contextvars.copy_context(), None, None,
+                    locks=locks)
+
+    a = item("a", Locks("app", "u1", "s1", True, False))
+    b = item("b", Locks("app", "u2", "s2", True, True))  # writes the app row
+    c = item("c", Locks("app", "u3", "s3", False, False))
+    d = item("d", Locks("app", "u2", "s4", True, False))  # b's user: after b
+    e = item("e", Locks("app", "u2", "s2", False, False))  # b's session: after b
+    f = item("f", None)  # rows unknown, after a moved item: stays after it
+    g = item("g", Locks("other", "u1", "s9", False, True))
+    h = item("h", Locks("app", "u8", "s8", False, False))
+    ordered, app_at = app_rows_last([a, b, c, d, e, f, g, h])
+    assert [i.fn(None) for i in ordered] == ["a", "c", "h", "b", "d", "e", "f", "g"]
+    assert app_at == 3
+    plain = [a, c, h]
+    assert app_rows_last(plain) == (plain, None)
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_locks_the_app_row_after_its_other_appends_pg(
+    db_url: str, app_name: str
+) -> None:
+    """PostgreSQL: in a batch, the appends that write ``app:`` keys run last, and the app's
+    row is locked only before the first of them (not for the whole batch: every batch of the
+    app needs it); every append is stored as written, in its session's order."""
+    from sqlalchemy import event
+
+    async with DatabaseSessionService(db_url) as store:
+        head = await store.create_session(app_name=app_name, user_id="head")
+        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i}")
+                    for i in range(12)]
+        await store.append_event(sessions[0], text_event("makes the app row",
+                                                         state={"app:k0": -1}))
+        sent: list[tuple[str, Any]] = []
+        engine = store.backend.async_engine
+        assert engine is not None
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda conn, cur, statement, params, *a: sent.append((statement, params)))
+        blocker, first = await busy_writer(store, head)
+        sent.clear()
+        tasks = [asyncio.create_task(store.append_event(s, text_event(
+                     f"e{i}", state={"user:n": i, **({f"app:k{i}": i} if i % 3 == 0 else {})})))
+                 for i, s in enumerate(sessions)]
+        await until(lambda: store.backend.writes_queued() == 12, "12 appends queued")
+        await blocker.release()
+        await first
+        await asyncio.gather(*tasks)
+        steps = []
+        for statement, params in sent:
+            if "FOR UPDATE OF t" in statement:  # the batch's lock statement
+                sessions_locked, apps_locked = params[2], params[5]
+                steps.append(("lock", len(sessions_locked), len(apps_locked)))
+            elif statement.lstrip().upper().startswith(("INSERT INTO MA_EVENTS", "WITH")) \
+                    and "ma_events" in statement:
+                steps.append(("event",))
+        locks = [i for i, step in enumerate(steps) if step[0] == "lock"]
+        assert [steps[i] for i in locks] == [("lock", 12, 0), ("lock", 0, 1)], steps
+        assert steps[locks[1] + 1:].count(("event",)) == 4  # e0, e3, e6, e9, after the lock
+        assert steps[locks[0]:locks[1]].count(("event",)) == 8, steps
+        app_state = await store.get_app_state(app_name=app_name)
+        assert {k: v for k, v in app_state.items()} == {"k0": 0, "k3": 3, "k6": 6, "k9": 9}
+        for i, s in enumerate(sessions):
+            got = await load(store, s)
+            texts = [e.content.parts[0].text for e in got.events]
+            assert texts == (["makes the app row"] if i == 0 else []) + [f"e{i}"]
+            assert got.state["user:n"] == i
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_queued_appends_are_shared_among_the_writers_pg(
+    db_url: str, app_name: str
+) -> None:
+    """PostgreSQL: appends queued at once are taken by several writers side by side (each a
+    ``PG_WRITERS``-th of the queue, at least ``SHARE_MIN``), not all by the first one, and
+    every one is stored."""
+    from multi_agent.store.groupcommit import PG_WRITERS, SHARE_MIN
+
+    async with DatabaseSessionService(db_url) as store:
+        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i % 7}")
+                    for i in range(40)]
+        stats = store.backend.writer_stats()
+        assert stats is not None
+        before = stats.batches
+        stats.largest = 0
+        await asyncio.gather(*(store.append_event(s, text_event(
+            f"e{i}", state={f"user:n{i}": i, f"app:k{i}": i})) for i, s in enumerate(sessions)))
+        assert 1 < stats.largest <= max(SHARE_MIN, -(-40 // PG_WRITERS)), stats
+        assert stats.batches - before >= PG_WRITERS
+        app_state = await store.get_app_state(app_name=app_name)
+        for i, s in enumerate(sessions):
+            got = await load(store, s)
+            assert [e.content.parts[0].text for e in got.events] == [f"e{i}"]
+            assert got.state[f"user:n{i}"] == i and app_state[f"k{i}"] == i
