@@ -35,13 +35,13 @@ user row its items will lock, in that order, in one statement (``PostgresDialect
 and its app rows (last in the order) only when it reaches its first item that writes one: the
 items that write ``app:`` keys run at the batch's end (``app_rows_last``), so the one row that
 every batch of an app shares is held from there to the ``COMMIT``, not for the whole batch
-(measured, 64 tasks, one append in ten writing an ``app:`` key: with the app row locked first,
-the writers' batches ran one at a time). So no two batches, of this process or another, wait on
-each other in a cycle. What is still possible (a
-row that does not exist yet when the batch starts, a prune or a forget in another order) is
-caught as PostgreSQL's deadlock or serialization error: the item is rolled back to its savepoint
-and run again after the batch commits (a lone transaction: run again whole), up to
-``CONTENTION_RETRIES`` times.
+(``bench.concurrency``, one append in ten writing an ``app:`` key, durable server, 2-core box:
+with the app row locked first, 8 tasks made 296-430 appends/s and 64 tasks 430-479; locked
+last, 493 and 607-637). So no two batches, of this process or another, wait on each other
+in a cycle. What is still possible (a row that does not exist yet when the batch starts, a
+prune or a forget in another order) is caught as PostgreSQL's deadlock or serialization error:
+the item is rolled back to its savepoint and run again after the batch commits (a lone
+transaction: run again whole), up to ``CONTENTION_RETRIES`` times.
 """
 
 from __future__ import annotations
@@ -55,8 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "SHARE_MIN", "AsyncWriter", "Held",
-    "Item",
+    "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "AsyncWriter", "Held", "Item",
     "Locks", "ThreadWriter",
     "WriterStats",
     "app_rows_last", "is_contention", "is_disconnect", "quiet_rollback", "resolve",
@@ -72,14 +71,14 @@ _CONTENTION_SQLSTATES = ("40P01", "40001")  # deadlock_detected, serialization_f
 PG_WRITERS = 4
 """PostgreSQL batches one event loop runs at once (each on its own pooled connection). One
 writer leaves the server idle while it waits for each round trip; measured on the 2-core box
-(64 tasks, durable server): 1 writer 670 appends/s, 2: 778, 4: 805, 8: 799."""
+(64 tasks, durable server): 1 writer 670 appends/s, 2: 778, 4: 805, 8: 799.
 
-SHARE_MIN = 4
-"""The fewest queued PostgreSQL writes a writer leaves to the others: it takes a
-``PG_WRITERS``-th of the queue (at least this many) and wakes another writer for the rest.
-Without it the first writer to finish took the whole queue, and the others found it empty: one
-batch of 40-64 items ran at a time, its client and server work taking turns on one connection
-(measured, 64 tasks, durable server, no ``app:`` keys: 600 appends/s taking all, 730 sharing)."""
+The first writer to finish takes the whole queue into its next batch. Tried and left: each
+writer taking a ``PG_WRITERS``-th of it (more, smaller batches side by side, so that this
+process's work and the server's overlap): one process with 64 tasks went from ~610 to 490-740
+appends/s, but 2 processes × 64 tasks fell from ~1,160 to 560-840 and 4 × 64 from ~830 to
+480-760 (more transactions, each waiting its turn for the app row and paying its own fsync).
+Measured with ``app_rows_last`` below in both, durable server, 2-core box."""
 
 
 LINGER_SECONDS = 0.1
@@ -392,15 +391,6 @@ class AsyncWriter:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def _share(self, q: _LoopQueue, loop: asyncio.AbstractEventLoop) -> list[Item]:
-        """This writer's part of the queue, oldest first (``SHARE_MIN``); another writer is
-        woken for the rest."""
-        n = max(SHARE_MIN, -(-len(q.items) // self.writers))
-        items, q.items = q.items[:n], q.items[n:]
-        if q.items:
-            self._wake(q, loop)
-        return items
-
     def holds(self) -> bool:
         """Whether idle writers keep their connection (see the class docstring)."""
         return self.pool_room is not None and self.pool_room > self.writers
@@ -425,7 +415,7 @@ class AsyncWriter:
         try:
             while True:
                 while q.items:
-                    items = self._share(q, loop)
+                    items, q.items = q.items, []
                     try:
                         await self._batch(items, held)
                     except BaseException as exc:  # e.g. cancelled with the loop

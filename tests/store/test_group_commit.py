@@ -588,30 +588,3 @@ async def test_a_batch_locks_the_app_row_after_its_other_appends_pg(
             texts = [e.content.parts[0].text for e in got.events]
             assert texts == (["makes the app row"] if i == 0 else []) + [f"e{i}"]
             assert got.state["user:n"] == i
-
-
-@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
-async def test_queued_appends_are_shared_among_the_writers_pg(
-    db_url: str, app_name: str
-) -> None:
-    """PostgreSQL: appends queued at once are taken by several writers side by side (each a
-    ``PG_WRITERS``-th of the queue, at least ``SHARE_MIN``), not all by the first one, and
-    every one is stored."""
-    from multi_agent.store.groupcommit import PG_WRITERS, SHARE_MIN
-
-    async with DatabaseSessionService(db_url) as store:
-        sessions = [await store.create_session(app_name=app_name, user_id=f"u{i % 7}")
-                    for i in range(40)]
-        stats = store.backend.writer_stats()
-        assert stats is not None
-        before = stats.batches
-        stats.largest = 0
-        await asyncio.gather(*(store.append_event(s, text_event(
-            f"e{i}", state={f"user:n{i}": i, f"app:k{i}": i})) for i, s in enumerate(sessions)))
-        assert 1 < stats.largest <= max(SHARE_MIN, -(-40 // PG_WRITERS)), stats
-        assert stats.batches - before >= PG_WRITERS
-        app_state = await store.get_app_state(app_name=app_name)
-        for i, s in enumerate(sessions):
-            got = await load(store, s)
-            assert [e.content.parts[0].text for e in got.events] == [f"e{i}"]
-            assert got.state[f"user:n{i}"] == i and app_state[f"k{i}"] == i
