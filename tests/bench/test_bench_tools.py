@@ -1,5 +1,6 @@
-"""The benchmarks keep working: ``bench.concurrency`` (one short cell per service, nothing lost)
-and ``bench.served`` (a few served turns), each writing its table."""
+"""The benchmarks keep working: ``bench.concurrency`` (one short cell per service, nothing lost),
+``bench.served`` (a few served turns) and ``bench.pg_limit`` (plain asyncpg), each writing its
+table."""
 
 from __future__ import annotations
 
@@ -53,3 +54,28 @@ def test_served_turns_bench_runs(tmp_path: Path) -> None:
     for service in ("adk-db", "ours-window", "serve"):
         assert f"| {service} | 2 | 4 | 0 |" in table, table
     assert "holding 30 events" in table
+
+
+def test_the_plain_asyncpg_ceiling_bench_runs(tmp_path: Path) -> None:
+    """``bench.pg_limit``: each way stores every event it acknowledged (and says so)."""
+    md = tmp_path / "limit.md"
+    env = {**os.environ, "MULTI_AGENT_BENCH_PG_URL": require_pg()}
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.pg_limit", "--tasks", "1,3", "--seconds", "0.5",
+         "--md", str(md)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [(r["mode"], r["tasks"]) for r in rows] == [
+        (mode, k) for k in (1, 3) for mode in ("locked", "one statement", "batched")]
+    for row in rows:
+        assert row["acked"] > 0 and row["acked"] == row["stored"] and row["rows_behind"] == 0
+    table = md.read_text()
+    assert table.count("| yes |") == 6 and "| NO |" not in table
+
+
+def test_the_plain_asyncpg_ceiling_bench_says_what_it_needs() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MULTI_AGENT_BENCH_PG_URL"}
+    done = subprocess.run([sys.executable, "-m", "bench.pg_limit"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "MULTI_AGENT_BENCH_PG_URL" in done.stderr
+    assert "Traceback" not in done.stderr
