@@ -48,6 +48,7 @@ from .groupcommit import (
     Held,
     Item,
     Locks,
+    RowsRead,
     ThreadWriter,
     WriterStats,
     is_contention,
@@ -142,6 +143,7 @@ class Backend:
     async def run(
         self, fn: Callable[[Connection], T], *, write: bool, batch: bool = False,
         locks: Locks | None = None, fast: Callable[[Connection], T] | None = None,
+        with_rows: Callable[[Connection, RowsRead], T] | None = None,
     ) -> T:
         """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error.
 
@@ -153,7 +155,9 @@ class Backend:
         ``locks``: the rows it locks, for a PostgreSQL batch to lock first (LOCK ORDER in
         groupcommit.py). ``fast``: for a PostgreSQL write that runs alone, a function to try
         first in autocommit, raising ``groupcommit.Declined`` when it stored nothing
-        (``rowcache.py``; see :attr:`runs_fast`).
+        (``rowcache.py``; see :attr:`runs_fast`). ``with_rows``: for a PostgreSQL write in
+        a batch, a function to run instead of ``fn`` on the rows the batch locked and read
+        (``groupcommit.Item.with_rows``).
         """
         try:
             if self._writer is not None and (write or self._executor is None):
@@ -185,7 +189,7 @@ class Backend:
                 return box.pop()
             assert self.async_engine is not None
             if batch and write and self._async_writer is not None:
-                return await self._async_writer.run(fn, locks, fast)
+                return await self._async_writer.run(fn, locks, fast, with_rows)
             return await self._run_async(fn, write)
         except StoreError:
             raise

@@ -56,7 +56,7 @@ from typing import Any
 
 __all__ = [
     "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "AsyncWriter", "Held", "Item",
-    "Locks", "ThreadWriter",
+    "Locks", "NoRows", "RowsRead", "ThreadWriter",
     "WriterStats",
     "app_rows_last", "is_contention", "is_disconnect", "quiet_rollback", "resolve",
     "resolve_all", "reusable",
@@ -121,6 +121,22 @@ class Item:
     # Run alone, try this first outside a transaction (``rowcache.py``'s one-statement
     # append); ``Declined`` from it: nothing was stored, ``fn`` runs as usual.
     fast: Callable[[Any], Any] | None = None
+    # In a PostgreSQL batch, run this instead of ``fn``: ``with_rows(conn, rows)`` with the
+    # rows the batch locked, as read then and as its earlier items left them (``RowsRead``);
+    # ``NoRows`` from it (before it wrote anything): ``fn`` runs as usual.
+    with_rows: Callable[[Any, RowsRead], Any] | None = None
+
+
+RowsRead = dict[tuple[str, ...], Any]
+"""The rows a PostgreSQL batch locked, read by its lock statement (``PostgresDialect.locked_rows``:
+``("s", app, user, session)``, ``("u", app, user)``, ``("a", app)`` -> its columns), and kept
+up to date by the items that ran with them (``Item.with_rows``): an item that ran the usual
+way takes its rows out (what it wrote is not known here)."""
+
+
+class NoRows(Exception):
+    """A row an item needs was not read by the batch's lock (it does not exist yet, or an item
+    before it ran the usual way): the item runs the usual way. Raised before it wrote anything."""
 
 
 @dataclass(slots=True)
@@ -134,6 +150,7 @@ class WriterStats:
     savepoint_batches: int = 0  # batches run again with savepoints, an item having raised
     fast: int = 0  # lone items stored by their fast path (``Item.fast``)
     declined: int = 0  # fast paths that stored nothing (the item then ran as usual)
+    with_rows: int = 0  # batched items run on the rows their batch's lock read
 
 
 class Declined(Exception):
@@ -334,6 +351,10 @@ class AsyncWriter:
     items' statements, and one ``COMMIT``. A dead connection found before the ``COMMIT`` was
     sent (nothing of the batch is stored) retries the batch once on a new one.
 
+    The statement that locks the batch's rows also reads them when an item can run on them
+    (``Item.with_rows``: an append, on the rows as the batch's earlier items left them), so
+    such an item makes no locking read of its own: its writes are all it sends.
+
     Savepoints only when needed: a batch first runs its items one after another with no
     savepoint (a ``SAVEPOINT`` is a round trip per item, a third of an append's round trips in
     a batch). If an item raises there, its own writes so far cannot be undone alone, so the
@@ -362,7 +383,8 @@ class AsyncWriter:
         return sum(len(q.items) for q in self._queues.values())
 
     async def run(self, fn: Callable[[Any], Any], locks: Locks | None = None,
-                  fast: Callable[[Any], Any] | None = None) -> Any:
+                  fast: Callable[[Any], Any] | None = None,
+                  with_rows: Callable[[Any, RowsRead], Any] | None = None) -> Any:
         loop = asyncio.get_running_loop()
         q = self._queues.get(loop)
         if q is None:
@@ -370,7 +392,7 @@ class AsyncWriter:
             for other in [lp for lp in self._queues if lp.is_closed()]:
                 del self._queues[other]
         item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future(),
-                    locks=locks, fast=fast)
+                    locks=locks, fast=fast, with_rows=with_rows)
         q.items.append(item)
         self._wake(q, loop)
         assert item.future is not None
@@ -513,6 +535,10 @@ class AsyncWriter:
                 _settle(item, False, exc)
             return [], None, False
         items, app_at = app_rows_last(items)
+        # The rows the lock statements read, for the items that can run on them (not in
+        # savepoint mode: an item there may have raised on them).
+        rows: RowsRead | None = (
+            {} if not savepoints and any(i.with_rows is not None for i in items) else None)
         try:
             trans = await aconn.begin()
             driver = await aconn.get_raw_connection()
@@ -523,7 +549,7 @@ class AsyncWriter:
                      for k in (item.locks for item in items) if k is not None
                      and (k.session_id is not None or k.user)]
             if locks:
-                lost = await self._lock(aconn, outcomes, items, 0, locks)
+                lost = await self._lock(aconn, outcomes, items, 0, locks, rows)
                 if lost is not None:
                     return lost
             deferred: list[Item] = []  # deadlock victims: run again after the COMMIT
@@ -533,12 +559,13 @@ class AsyncWriter:
                     lost = await self._lock(aconn, outcomes, items, index, [
                         Locks(k.app_name, k.user_id, None, False, True)
                         for k in (i.locks for i in items[index:]) if k is not None and k.app
-                    ])
+                    ], rows)
                     if lost is not None:
                         return lost
                 if not savepoints:
                     try:
-                        outcomes.append((item, True, await aconn.run_sync(_in_context, item)))
+                        outcomes.append((item, True, await aconn.run_sync(
+                            _in_batch, item, rows, self.stats)))
                         continue
                     except Exception as exc:
                         if aconn.invalidated or is_disconnect(exc):
@@ -592,15 +619,19 @@ class AsyncWriter:
 
     async def _lock(
         self, aconn: Any, outcomes: list[tuple[Item, bool, Any]], items: list[Item],
-        index: int, locks: list[Locks],
+        index: int, locks: list[Locks], rows: RowsRead | None,
     ) -> tuple[list[Item], BaseException | None, bool] | None:
-        """Locks these rows in one statement; None when it did, else what ``_attempt``
-        returns (nothing of the transaction is stored: see ``_lost``)."""
-        statement, params = self._backend.db.batch_lock(locks)
+        """Locks these rows in one statement (``rows``: reading them into it too); None when
+        it did, else what ``_attempt`` returns (nothing of the transaction is stored: see
+        ``_lost``)."""
+        db = self._backend.db
+        statement, params = db.batch_lock(locks, read=rows is not None)
         try:  # through SQLAlchemy: its driver adapter begins the transaction
-            await aconn.exec_driver_sql(statement, params)
+            result = await aconn.exec_driver_sql(statement, params)
         except BaseException as exc:
             return (*self._lost(aconn, outcomes, items, index, exc, failed_all=True), False)
+        if rows is not None:
+            rows.update(db.locked_rows(result))
         return None
 
     def _lost(
@@ -676,6 +707,28 @@ async def quiet_rollback(trans: Any) -> None:
 
 
 def _in_context(conn: Any, item: Item) -> Any:
+    return item.context.run(item.fn, conn)
+
+
+def _in_batch(conn: Any, item: Item, rows: RowsRead | None, stats: WriterStats) -> Any:
+    """Runs a batched item: on the rows its batch read when it can (``Item.with_rows``),
+    else the usual way, and then its rows are no longer known."""
+    if rows is not None and item.with_rows is not None:
+        try:
+            result = item.context.run(item.with_rows, conn, rows)
+        except NoRows:
+            pass
+        else:
+            stats.with_rows += 1
+            return result
+    if rows is not None:
+        k = item.locks
+        if k is None:
+            rows.clear()
+        else:
+            for key in (("s", k.app_name, k.user_id, k.session_id or ""),
+                        ("u", k.app_name, k.user_id), ("a", k.app_name)):
+                rows.pop(key, None)
     return item.context.run(item.fn, conn)
 
 

@@ -307,10 +307,14 @@ class NotPlannable(Exception):
     delegation's sub-run, a scope row to create): run it the usual way."""
 
 
-def append_event(conn: Connection, backend: Backend, req: AppendRequest) -> AppendResult:
-    """Stores one event with its state delta atomically (see ``scopes.py`` for the checks)."""
+def append_event(conn: Connection, backend: Backend, req: AppendRequest,
+                 locked: RowImages | None = None) -> AppendResult:
+    """Stores one event with its state delta atomically (see ``scopes.py`` for the checks).
+
+    ``locked``: the rows it reads, already locked and read in this transaction (a PostgreSQL
+    batch's lock statement, ``rowcache.batch_images``): not read again."""
     try:
-        return _append_event(conn, backend, req)
+        return _append_event(conn, backend, req, cached=locked)
     except ValueError as exc:
         if type(exc).__name__ != "JSONDecodeError":
             raise

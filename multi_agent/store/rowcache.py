@@ -28,11 +28,15 @@ own ``UPDATE`` while it ran. The session row is locked first, then the user's, t
 (each ``UPDATE`` waits for the one before through its ``count(*)``), the LOCK ORDER of
 ``groupcommit.py``.
 
-Used for a lone append on PostgreSQL (a batch shares its transaction with other appends and
-already costs less each), for a copy the store handed out and that is current, when the store is
+Used for a lone append on PostgreSQL, for a copy the store handed out and that is current, when the store is
 not encrypted (sealed values differ at every write: they could not be compared). Anything else
 the statement does not carry (a delegation's sub-run, a scope row to create, a scope delta that
 changes nothing, which writes no row to compare) goes the usual way too.
+
+A batch (appends that share one transaction, ``groupcommit.py``) needs no cache: the statement
+that locks its rows also reads them (``PostgresDialect.batch_lock(read=True)``), and each append
+runs on those rows as the batch's earlier appends left them (``batch_images``,
+``keep_batch_images``), locked, instead of reading them again.
 """
 
 from __future__ import annotations
@@ -50,12 +54,13 @@ from . import schema as s
 from . import sql
 from .backend import Backend
 from .dialects.base import sqlstate
-from .groupcommit import Declined
+from .groupcommit import Declined, NoRows, RowsRead
 from .ops import AppendRequest, AppendResult, Deferred, RowImages, SessionImage, _append_event
 from .scopes import LockedRow, parse_marker
 from .sealing import Sealed
 
-__all__ = ["CasFailed", "Plan", "RowCache", "cas_statement", "plan_append", "run_plan"]
+__all__ = ["CasFailed", "Plan", "RowCache", "batch_images", "cas_statement", "keep_batch_images",
+           "plan_append", "run_plan"]
 
 SESSIONS_KEPT = 10_000  # images of the sessions appended to last
 SCOPES_KEPT = 10_000  # user rows; app rows share the bound
@@ -133,6 +138,42 @@ def _keep_newer(cache: OrderedDict[Any, LockedRow], key: Any, row: LockedRow,
 
 def _small(*texts: str) -> bool:
     return sum(len(t) for t in texts) <= IMAGE_MAX_CHARS
+
+
+def batch_images(rows: RowsRead, req: AppendRequest) -> RowImages:
+    """The rows this append reads, from what its PostgreSQL batch locked and read
+    (``groupcommit.RowsRead``), as the batch's earlier appends left them.
+
+    Raises:
+        NoRows: one of them was not read (it does not exist yet, or an earlier append of the
+            batch ran the usual way): the append runs the usual way.
+    """
+    session = rows.get(("s", req.app_name, req.user_id, req.session_id))
+    if session is None:
+        raise NoRows
+    if isinstance(session, dict):
+        session = SessionImage(**session)
+    found: dict[str, LockedRow | None] = {"user": None, "app": None}
+    for scope, key in (("user", ("u", req.app_name, req.user_id)), ("app", ("a", req.app_name))):
+        if not getattr(req.delta, scope):
+            continue
+        row = rows.get(key)
+        if row is None:
+            raise NoRows
+        found[scope] = row if isinstance(row, LockedRow) else LockedRow(**row)
+    return RowImages(session, found["user"], found["app"])
+
+
+def keep_batch_images(rows: RowsRead, req: AppendRequest, images: RowImages | None) -> None:
+    """Records in ``rows`` what the append left (None, a duplicate: its rows are dropped)."""
+    keys = {"session": ("s", req.app_name, req.user_id, req.session_id),
+            "user": ("u", req.app_name, req.user_id), "app": ("a", req.app_name)}
+    for name, key in keys.items():
+        image = None if images is None else getattr(images, name)
+        if image is not None:
+            rows[key] = image
+        elif images is None:
+            rows.pop(key, None)
 
 
 @dataclass(slots=True)

@@ -69,7 +69,7 @@ from .codec import (
 )
 from .extras import HistoryMixin
 from .facts import event_facts
-from .groupcommit import Locks
+from .groupcommit import Locks, RowsRead
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .pages import PagesMixin
@@ -450,6 +450,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                     batch=True, locks=Locks(session.app_name, session.user_id, session.id,
                                             bool(delta.user), bool(delta.app)),
                     fast=None if plan is None else lambda conn: rowcache.run_plan(conn, plan, rows),
+                    with_rows=None if rows is None else (
+                        lambda conn, read: self._append_on_rows(conn, req, read)),
                 )
             except BaseException:
                 self._restore_updates(session, raw_delta, taken)
@@ -469,6 +471,13 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             return self._commit_event_to_session(session, event)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _append_on_rows(self, conn: Any, req: ops.AppendRequest,
+                        rows: RowsRead) -> ops.AppendResult:
+        """The append in a PostgreSQL batch, on the rows the batch locked and read."""
+        result = ops.append_event(conn, self._backend, req, locked=rowcache.batch_images(rows, req))
+        rowcache.keep_batch_images(rows, req, result.images)
+        return result
 
     @staticmethod
     def _take_updates(session: Session, raw_delta: dict[str, Any] | None) -> ops.ScopedOps:

@@ -588,3 +588,63 @@ async def test_a_batch_locks_the_app_row_after_its_other_appends_pg(
             texts = [e.content.parts[0].text for e in got.events]
             assert texts == (["makes the app row"] if i == 0 else []) + [f"e{i}"]
             assert got.state["user:n"] == i
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_runs_its_appends_on_the_rows_its_lock_read_pg(
+    db_url: str, app_name: str
+) -> None:
+    """PostgreSQL: a batch's lock statement also reads the rows, and its appends run on them
+    (no locking read of their own); what another process wrote before the batch locked them
+    is what they merge into, and two appends of the batch to one user's row see each other."""
+    from sqlalchemy import event
+
+    async with DatabaseSessionService(db_url) as store, \
+            DatabaseSessionService(db_url) as other:  # another process's service
+        head = await store.create_session(app_name=app_name, user_id="head")
+        users = [f"u{i}" for i in range(6)]
+        mine = [await store.create_session(app_name=app_name, user_id=u) for u in users]
+        # Each session appended to once: the store's own cache holds the rows it wrote...
+        for s in mine:
+            await store.append_event(s, text_event("first", state={"user:mine": -1}))
+        # ...then another process writes the same users' rows and the app row.
+        for i, u in enumerate(users):
+            theirs = await other.create_session(app_name=app_name, user_id=u)
+            await other.append_event(theirs, text_event("theirs", state={
+                f"user:theirs{i}": i, f"app:theirs{i}": i}))
+        second = await store.create_session(app_name=app_name, user_id="u0")  # u0's 2nd
+        sent: list[str] = []
+        engine = store.backend.async_engine
+        assert engine is not None
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda conn, cur, statement, *a: sent.append(statement))
+        blocker, first = await busy_writer(store, head)
+        stats = store.backend.writer_stats()
+        assert stats is not None
+        before = stats.with_rows
+        sent.clear()
+        tasks = [asyncio.create_task(store.append_event(s, text_event(f"e{i}", state={
+                     f"user:mine{i}": i, f"app:mine{i}": i, "n": i})))
+                 for i, s in enumerate(mine)]
+        tasks.append(asyncio.create_task(store.append_event(second, text_event(
+            "u0 again", state={"user:second": 1}))))
+        await until(lambda: store.backend.writes_queued() == 7, "7 appends queued")
+        await blocker.release()
+        await first
+        await asyncio.gather(*tasks)
+        assert stats.with_rows - before == 7
+        assert not [s for s in sent if "ma_user_states" in s and "FOR UPDATE" in s
+                    and "row_to_json" not in s], "an append read its rows again"
+        app_state = await store.get_app_state(app_name=app_name)
+        for i, s in enumerate(mine):
+            got = await load(store, s)
+            assert [e.content.parts[0].text for e in got.events] == ["first", f"e{i}"]
+            assert got.state["n"] == i and got.state[f"user:mine{i}"] == i
+            assert got.state[f"user:theirs{i}"] == i  # the other process's write kept
+            assert app_state[f"mine{i}"] == i and app_state[f"theirs{i}"] == i
+        got = await load(store, second)
+        assert got.state["user:second"] == 1 and got.state["user:mine0"] == 0
+        # Each copy is current afterwards.
+        await store.append_event(mine[0], text_event("next", state={"user:mine0": 10}))
+        await store.append_event(second, text_event("next", state={"user:second": 2}))
+        assert (await load(store, mine[0])).state["user:second"] == 2

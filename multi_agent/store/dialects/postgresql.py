@@ -9,6 +9,7 @@ SQLSTATE (``base.looks_like_connection_error``).
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table, text
@@ -141,20 +142,36 @@ class PostgresDialect(Dialect):
         values = {f"{u.scope}_{name}": v for u in updates for name, v in u.values.items()}
         sql.EVENT_INSERT_WITH_UPDATES[scopes](conn, **key, **event_row, **session_row, **values)
 
-    def batch_lock(self, locks: list[Locks]) -> tuple[str, tuple[Any, ...]]:
+    def batch_lock(self, locks: list[Locks], read: bool = False) -> tuple[str, tuple[Any, ...]]:
         """One statement that locks every row ``locks`` name, in LOCK ORDER
         (``groupcommit.py``): the session rows sorted, then the user rows sorted, then the
         app rows. Each ``MATERIALIZED`` step waits for the one before it (its ``WHERE`` reads
         the previous step's count, an init plan run before its scan), and ``ORDER BY`` under
-        ``FOR UPDATE`` locks rows in that order. Rows that do not exist yet are skipped."""
+        ``FOR UPDATE`` locks rows in that order. Rows that do not exist yet are skipped.
+        ``read``: it also returns the columns an append reads of them (``locked_rows``)."""
         sessions = sorted({(k.app_name, k.user_id, k.session_id) for k in locks
                            if k.session_id is not None})
         users = sorted({(k.app_name, k.user_id) for k in locks if k.user})
         apps = sorted({k.app_name for k in locks if k.app})
-        return _BATCH_LOCK, (
+        return _BATCH_LOCK_READ if read else _BATCH_LOCK, (
             [a for a, _, _ in sessions], [u for _, u, _ in sessions],
             [i for _, _, i in sessions], [a for a, _ in users], [u for _, u in users], apps,
         )
+
+    @staticmethod
+    def locked_rows(result: Any) -> dict[tuple[str, ...], dict[str, Any]]:
+        """What ``batch_lock(read=True)`` returned, by row: ``("s", app, user, session)``,
+        ``("u", app, user)``, ``("a", app)`` -> {column: value}."""
+        rows: dict[tuple[str, ...], dict[str, Any]] = {}
+        for kind, columns in result:
+            row = json.loads(columns)
+            if kind == "s":
+                rows[("s", row.pop("app_name"), row.pop("user_id"), row.pop("id"))] = row
+            elif kind == "u":
+                rows[("u", row.pop("app_name"), row.pop("user_id"))] = row
+            else:
+                rows[("a", row.pop("app_name"))] = row
+        return rows
 
     def advisory_lock_sql(self, key: int) -> str | None:
         return f"SELECT pg_advisory_xact_lock({int(key)})"
@@ -199,6 +216,32 @@ WITH s AS MATERIALIZED (
     ORDER BY t.app_name FOR UPDATE OF t
 )
 SELECT count(*) FROM p
+"""
+
+# The same locks, returning the locked rows' columns that an append reads (as JSON text: one
+# result shape for the three kinds of row).
+_BATCH_LOCK_READ = """
+WITH s AS MATERIALIZED (
+    SELECT t.app_name, t.user_id, t.id, t.state, t.update_time, t.revision, t.last_seq,
+           t.head_run_id, t.last_agent, t.agent_paths, t.awaiting_seq, t.incarnation,
+           t.branch_rev, t.key_revs
+    FROM ma_sessions AS t
+    JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(a, u, i)
+      ON t.app_name = k.a AND t.user_id = k.u AND t.id = k.i
+    ORDER BY t.app_name, t.user_id, t.id FOR UPDATE OF t
+), u AS MATERIALIZED (
+    SELECT t.app_name, t.user_id, t.state, t.revision, t.key_revs FROM ma_user_states AS t
+    JOIN unnest($4::text[], $5::text[]) AS k(a, u) ON t.app_name = k.a AND t.user_id = k.u
+    WHERE (SELECT count(*) FROM s) >= 0
+    ORDER BY t.app_name, t.user_id FOR UPDATE OF t
+), p AS MATERIALIZED (
+    SELECT t.app_name, t.state, t.revision, t.key_revs FROM ma_app_states AS t
+    WHERE t.app_name = ANY($6::text[]) AND (SELECT count(*) FROM u) >= 0
+    ORDER BY t.app_name FOR UPDATE OF t
+)
+SELECT 's', row_to_json(s)::text FROM s
+UNION ALL SELECT 'u', row_to_json(u)::text FROM u
+UNION ALL SELECT 'a', row_to_json(p)::text FROM p
 """
 
 # A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text)) STORED`` with a GIN
