@@ -28,10 +28,11 @@ own ``UPDATE`` while it ran. The session row is locked first, then the user's, t
 (each ``UPDATE`` waits for the one before through its ``count(*)``), the LOCK ORDER of
 ``groupcommit.py``.
 
-Used for a lone append on PostgreSQL, for a copy the store handed out and that is current, when the store is
-not encrypted (sealed values differ at every write: they could not be compared). Anything else
-the statement does not carry (a delegation's sub-run, a scope row to create, a scope delta that
-changes nothing, which writes no row to compare) goes the usual way too.
+Used for a lone append on PostgreSQL, for a copy the store handed out and that is current,
+when the store is not encrypted (sealed values differ at every write: they could not be
+compared). Anything else the statement does not carry (a delegation's sub-run, a scope row
+to create, a scope delta that changes nothing, which writes no row to compare) goes the usual
+way too.
 
 A batch (appends that share one transaction, ``groupcommit.py``) needs no cache: the statement
 that locks its rows also reads them (``PostgresDialect.batch_lock(read=True)``), and each append
