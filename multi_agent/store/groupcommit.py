@@ -58,7 +58,7 @@ __all__ = [
     "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "AsyncWriter", "Held", "Item",
     "Locks", "NoRows", "RowsRead", "ThreadWriter",
     "WriterStats",
-    "app_rows_last", "is_contention", "is_disconnect", "quiet_rollback", "resolve",
+    "app_rows_last", "row_keys", "is_contention", "is_disconnect", "quiet_rollback", "resolve",
     "resolve_all", "reusable",
 ]
 
@@ -132,6 +132,13 @@ RowsRead = dict[tuple[str, ...], Any]
 ``("s", app, user, session)``, ``("u", app, user)``, ``("a", app)`` -> its columns), and kept
 up to date by the items that ran with them (``Item.with_rows``): an item that ran the usual
 way takes its rows out (what it wrote is not known here)."""
+
+
+def row_keys(app_name: str, user_id: str,
+             session_id: str | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """The keys of a session's row, its user's and its app's, in ``RowsRead`` (and in
+    ``app_rows_last``'s ordering)."""
+    return ("s", app_name, user_id, session_id or ""), ("u", app_name, user_id), ("a", app_name)
 
 
 class NoRows(Exception):
@@ -675,8 +682,7 @@ def app_rows_last(items: list[Item]) -> tuple[list[Item], int | None]:
     moved: set[tuple[str, ...]] = set()
     for item in items:
         k = item.locks
-        keys = [] if k is None else [("s", k.app_name, k.user_id, k.session_id or ""),
-                                     ("u", k.app_name, k.user_id)]
+        keys = [] if k is None else list(row_keys(k.app_name, k.user_id, k.session_id)[:2])
         if (k is None and tail) or (k is not None and k.app) or any(x in moved for x in keys):
             tail.append(item)
             moved.update(keys)
@@ -726,8 +732,7 @@ def _in_batch(conn: Any, item: Item, rows: RowsRead | None, stats: WriterStats) 
         if k is None:
             rows.clear()
         else:
-            for key in (("s", k.app_name, k.user_id, k.session_id or ""),
-                        ("u", k.app_name, k.user_id), ("a", k.app_name)):
+            for key in row_keys(k.app_name, k.user_id, k.session_id):
                 rows.pop(key, None)
     return item.context.run(item.fn, conn)
 

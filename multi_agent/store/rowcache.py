@@ -55,7 +55,7 @@ from . import schema as s
 from . import sql
 from .backend import Backend
 from .dialects.base import sqlstate
-from .groupcommit import Declined, NoRows, RowsRead
+from .groupcommit import Declined, NoRows, RowsRead, row_keys
 from .ops import AppendRequest, AppendResult, Deferred, RowImages, SessionImage, _append_event
 from .scopes import LockedRow, parse_marker
 from .sealing import Sealed
@@ -149,13 +149,14 @@ def batch_images(rows: RowsRead, req: AppendRequest) -> RowImages:
         NoRows: one of them was not read (it does not exist yet, or an earlier append of the
             batch ran the usual way): the append runs the usual way.
     """
-    session = rows.get(("s", req.app_name, req.user_id, req.session_id))
+    session_key, user_key, app_key = row_keys(req.app_name, req.user_id, req.session_id)
+    session = rows.get(session_key)
     if session is None:
         raise NoRows
     if isinstance(session, dict):
         session = SessionImage(**session)
     found: dict[str, LockedRow | None] = {"user": None, "app": None}
-    for scope, key in (("user", ("u", req.app_name, req.user_id)), ("app", ("a", req.app_name))):
+    for scope, key in (("user", user_key), ("app", app_key)):
         if not getattr(req.delta, scope):
             continue
         row = rows.get(key)
@@ -167,14 +168,14 @@ def batch_images(rows: RowsRead, req: AppendRequest) -> RowImages:
 
 def keep_batch_images(rows: RowsRead, req: AppendRequest, images: RowImages | None) -> None:
     """Records in ``rows`` what the append left (None, a duplicate: its rows are dropped)."""
-    keys = {"session": ("s", req.app_name, req.user_id, req.session_id),
-            "user": ("u", req.app_name, req.user_id), "app": ("a", req.app_name)}
-    for name, key in keys.items():
-        image = None if images is None else getattr(images, name)
+    keys = row_keys(req.app_name, req.user_id, req.session_id)
+    if images is None:
+        for key in keys:
+            rows.pop(key, None)
+        return
+    for key, image in zip(keys, (images.session, images.user, images.app), strict=True):
         if image is not None:
             rows[key] = image
-        elif images is None:
-            rows.pop(key, None)
 
 
 @dataclass(slots=True)

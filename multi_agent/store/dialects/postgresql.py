@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .. import memory_tables as mt
 from .. import sql
-from ..groupcommit import CONTENTION_RETRIES, is_contention
+from ..groupcommit import CONTENTION_RETRIES, is_contention, row_keys
 from .base import Dialect, EngineOptions, sqlstate
 
 if TYPE_CHECKING:
@@ -165,12 +165,8 @@ class PostgresDialect(Dialect):
         rows: dict[tuple[str, ...], dict[str, Any]] = {}
         for kind, columns in result:
             row = json.loads(columns)
-            if kind == "s":
-                rows[("s", row.pop("app_name"), row.pop("user_id"), row.pop("id"))] = row
-            elif kind == "u":
-                rows[("u", row.pop("app_name"), row.pop("user_id"))] = row
-            else:
-                rows[("a", row.pop("app_name"))] = row
+            keys = row_keys(row.pop("app_name"), row.pop("user_id", ""), row.pop("id", None))
+            rows[keys["sua".index(kind)]] = row
         return rows
 
     def advisory_lock_sql(self, key: int) -> str | None:
@@ -199,50 +195,42 @@ class PostgresDialect(Dialect):
         return list(conn.execute(_SEARCH, params).all())
 
 
-_BATCH_LOCK = """
+def _batch_lock_sql(read: bool) -> str:
+    """The batch lock statement (``PostgresDialect.batch_lock``); ``read``: each step selects
+    the columns an append reads and the statement returns them as JSON text (one result shape
+    for the three kinds of row), else it returns a count."""
+    session, user, app = (
+        ("t.app_name, t.user_id, t.id, t.state, t.update_time, t.revision, t.last_seq, "
+         "t.head_run_id, t.last_agent, t.agent_paths, t.awaiting_seq, t.incarnation, "
+         "t.branch_rev, t.key_revs",
+         "t.app_name, t.user_id, t.state, t.revision, t.key_revs",
+         "t.app_name, t.state, t.revision, t.key_revs") if read else ("1", "1", "1"))
+    result = ("SELECT 's', row_to_json(s)::text FROM s\n"
+              "UNION ALL SELECT 'u', row_to_json(u)::text FROM u\n"
+              "UNION ALL SELECT 'a', row_to_json(p)::text FROM p") if read else \
+        "SELECT count(*) FROM p"
+    return f"""
 WITH s AS MATERIALIZED (
-    SELECT 1 FROM ma_sessions AS t
+    SELECT {session} FROM ma_sessions AS t
     JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(a, u, i)
       ON t.app_name = k.a AND t.user_id = k.u AND t.id = k.i
     ORDER BY t.app_name, t.user_id, t.id FOR UPDATE OF t
 ), u AS MATERIALIZED (
-    SELECT 1 FROM ma_user_states AS t
+    SELECT {user} FROM ma_user_states AS t
     JOIN unnest($4::text[], $5::text[]) AS k(a, u) ON t.app_name = k.a AND t.user_id = k.u
     WHERE (SELECT count(*) FROM s) >= 0
     ORDER BY t.app_name, t.user_id FOR UPDATE OF t
 ), p AS MATERIALIZED (
-    SELECT 1 FROM ma_app_states AS t
+    SELECT {app} FROM ma_app_states AS t
     WHERE t.app_name = ANY($6::text[]) AND (SELECT count(*) FROM u) >= 0
     ORDER BY t.app_name FOR UPDATE OF t
 )
-SELECT count(*) FROM p
+{result}
 """
 
-# The same locks, returning the locked rows' columns that an append reads (as JSON text: one
-# result shape for the three kinds of row).
-_BATCH_LOCK_READ = """
-WITH s AS MATERIALIZED (
-    SELECT t.app_name, t.user_id, t.id, t.state, t.update_time, t.revision, t.last_seq,
-           t.head_run_id, t.last_agent, t.agent_paths, t.awaiting_seq, t.incarnation,
-           t.branch_rev, t.key_revs
-    FROM ma_sessions AS t
-    JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(a, u, i)
-      ON t.app_name = k.a AND t.user_id = k.u AND t.id = k.i
-    ORDER BY t.app_name, t.user_id, t.id FOR UPDATE OF t
-), u AS MATERIALIZED (
-    SELECT t.app_name, t.user_id, t.state, t.revision, t.key_revs FROM ma_user_states AS t
-    JOIN unnest($4::text[], $5::text[]) AS k(a, u) ON t.app_name = k.a AND t.user_id = k.u
-    WHERE (SELECT count(*) FROM s) >= 0
-    ORDER BY t.app_name, t.user_id FOR UPDATE OF t
-), p AS MATERIALIZED (
-    SELECT t.app_name, t.state, t.revision, t.key_revs FROM ma_app_states AS t
-    WHERE t.app_name = ANY($6::text[]) AND (SELECT count(*) FROM u) >= 0
-    ORDER BY t.app_name FOR UPDATE OF t
-)
-SELECT 's', row_to_json(s)::text FROM s
-UNION ALL SELECT 'u', row_to_json(u)::text FROM u
-UNION ALL SELECT 'a', row_to_json(p)::text FROM p
-"""
+
+_BATCH_LOCK = _batch_lock_sql(read=False)
+_BATCH_LOCK_READ = _batch_lock_sql(read=True)
 
 # A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text)) STORED`` with a GIN
 # index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
