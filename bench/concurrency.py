@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import json
 import os
 import resource
@@ -64,9 +65,36 @@ def _event(task: int, n: int):
     return event
 
 
+class _FullCollections:
+    """The cyclic collector's full (generation-2) collections while it is installed: how many,
+    and the longest, in ms. Each walks the whole heap (the imports alone: ~140,000 objects,
+    ~100 ms on the 2-core box; more as the tasks' session copies grow), and every task waits
+    meanwhile: they, not the store, set most of a cell's p99."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(1000 * (time.perf_counter() - self._started))
+
+    def __enter__(self) -> _FullCollections:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
 async def _child(service: str, url: str, tasks: int, first_task: int, seconds: float,
-                 start_at: float) -> dict:
-    """One process: open the service, make its sessions, append until the deadline."""
+                 start_at: float, settle: bool = False) -> dict:
+    """One process: open the service, make its sessions, append until the deadline (with
+    ``settle``: the heap frozen first, ``multi_agent.store.gcpause.settle_heap``)."""
     svc = await _open(service, url)
     ids = list(range(first_task, first_task + tasks))
     sessions = {i: await svc.create_session(app_name=APP, user_id=f"u{i}", session_id=f"s{i}")
@@ -75,6 +103,10 @@ async def _child(service: str, url: str, tasks: int, first_task: int, seconds: f
     acked = {i: 0 for i in ids}
     last: dict[int, int] = {}  # the n of each task's last acknowledged append
     errors: dict[str, int] = {}
+    if settle:
+        from multi_agent.store.gcpause import settle_heap
+
+        settle_heap()
     wait = start_at - time.time()
     if wait > 0:
         await asyncio.sleep(wait)
@@ -103,13 +135,14 @@ async def _child(service: str, url: str, tasks: int, first_task: int, seconds: f
             acked[i] += 1
             last[i] = n - 1
 
-    await asyncio.gather(*(run(i) for i in ids))
+    with _FullCollections() as full:
+        await asyncio.gather(*(run(i) for i in ids))
     elapsed = time.perf_counter() - t0
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
     await svc.close()
     return {"acked": acked, "latencies": latencies, "errors": errors, "elapsed": elapsed,
-            "cpu": cpu, "last": last}
+            "cpu": cpu, "last": last, "full_gc_ms": full.pauses}
 
 
 async def _count(service: str, url: str, tasks: int) -> tuple[dict[int, int], dict[int, object]]:
@@ -141,7 +174,8 @@ def _pg_durability(url: str) -> str:
     return asyncio.run(ask())
 
 
-def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
+def cell(service: str, tasks: int, processes: int, seconds: float, settle: bool = False
+         ) -> dict:
     """Runs one cell in ``processes`` child processes; returns its figures."""
     scratch = None
     tmp = tempfile.mkdtemp(prefix="bench-conc-db-")
@@ -164,7 +198,7 @@ def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
         children.append(subprocess.Popen(
             [sys.executable, "-m", "bench.concurrency", "--child", service, "--url", url,
              "--tasks", str(count), "--first-task", str(first), "--seconds", str(seconds),
-             "--start-at", str(start_at)],
+             "--start-at", str(start_at), *(["--settle-heap"] if settle else [])],
             cwd=ROOT, stdout=subprocess.PIPE, text=True))
         first += count
     outs = []
@@ -181,6 +215,7 @@ def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
     for out in outs:
         acked.update({int(k): v for k, v in out["acked"].items()})
     latencies = sorted(x for out in outs for x in out["latencies"])
+    full_gc = [x for out in outs for x in out["full_gc_ms"]]
     total = sum(acked.values())
     elapsed = max(out["elapsed"] for out in outs)
     errors: dict[str, int] = {}
@@ -202,6 +237,7 @@ def cell(service: str, tasks: int, processes: int, seconds: float) -> dict:
         "cpu_ms": 1000 * sum(out["cpu"] for out in outs) / total if total else None,
         "errors": errors, "lost": lost, "unacknowledged_stored": extra,
         "state_lost": state_lost,
+        "full_gcs": len(full_gc), "full_gc_max_ms": max(full_gc, default=0.0),
         "load": [round(x, 2) for x in (*load_before, *load_after)],
     }
 
@@ -214,15 +250,19 @@ def report(rows: list[dict], meta: dict) -> str:
     lines = [
         "# Concurrent appends (`python -m bench.concurrency`)", "",
         f"{meta['when']}, {meta['cpus']} CPUs, {meta['seconds']} s a cell. PostgreSQL: "
-        f"{meta.get('pg', 'not run')}.",
+        f"{meta.get('pg', 'not run')}."
+        + (" Every process froze its start-up heap before appending (`--settle-heap`)."
+           if meta.get("settled") else ""),
         "Each task appends to its own session (a session key and a `user:` key each time, an "
         "`app:` key every tenth). Lost = acknowledged appends missing when the sessions are "
         "read back; dup = stored events never acknowledged; state lost = tasks whose `user:` "
-        "key does not hold their last acknowledged value (all must be 0).", "",
+        "key does not hold their last acknowledged value (all must be 0). Full GCs: the "
+        "cyclic collector's full collections in the cell's processes, and the longest (every "
+        "task of that process waits meanwhile).", "",
         "| service | tasks × processes | appends/s | ratio to ADK | p50 ms | p99 ms "
-        "| CPU ms/append "
+        "| CPU ms/append | full GCs (longest ms) "
         "| errors | lost | dup | state lost | load 1-min before → after |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     rate = {(r["service"], r["tasks"], r["processes"]): r["per_s"] for r in rows}
     for r in rows:
@@ -232,7 +272,8 @@ def report(rows: list[dict], meta: dict) -> str:
         lines.append(
             f"| {r['service']} | {r['tasks']} × {r['processes']} | {r['per_s']:,.0f} | {ratio} | "
             f"{_fmt(r['p50_ms'], '.1f')} | {_fmt(r['p99_ms'], '.1f')} | "
-            f"{_fmt(r['cpu_ms'], '.2f')} | {errors} | {r['lost']} | "
+            f"{_fmt(r['cpu_ms'], '.2f')} | {r.get('full_gcs', 0)} "
+            f"({r.get('full_gc_max_ms', 0.0):.0f}) | {errors} | {r['lost']} | "
             f"{r['unacknowledged_stored']} | {r.get('state_lost', 0)} | "
             f"{r['load'][0]} → {r['load'][3]} |")
     return "\n".join(lines) + "\n"
@@ -246,6 +287,9 @@ def main() -> int:
     parser.add_argument("--processes", help="comma-separated P on PostgreSQL (default 1,2,4)")
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--md", type=Path)
+    parser.add_argument("--settle-heap", action="store_true",
+                        help="every child freezes its start-up heap before appending "
+                             "(gc.freeze(), as multi-agent serve does), ADK's as well as ours")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--first-task", type=int, default=0, help=argparse.SUPPRESS)
@@ -253,7 +297,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.child:
         out = asyncio.run(_child(args.child, args.url, int(args.tasks), args.first_task,
-                                 args.seconds, args.start_at))
+                                 args.seconds, args.start_at, args.settle_heap))
         print(json.dumps(out))
         return 0
     seconds = args.seconds or (3.0 if args.quick else 8.0)
@@ -261,7 +305,7 @@ def main() -> int:
     ps = [int(p) for p in (args.processes or ("1,4" if args.quick else "1,2,4")).split(",")]
     services = args.only.split(",") if args.only else list(SERVICES)
     meta = {"when": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "cpus": os.cpu_count(), "seconds": seconds}
+            "cpus": os.cpu_count(), "seconds": seconds, "settled": args.settle_heap}
     if not os.environ.get(PG_ENV):
         services = [s for s in services if not s.endswith("-pg")]
     else:
@@ -269,14 +313,14 @@ def main() -> int:
     rows = []
     for k in ks:
         for service in services:
-            rows.append(cell(service, k, 1, seconds))
+            rows.append(cell(service, k, 1, seconds, args.settle_heap))
             print(json.dumps(rows[-1]), flush=True)
     for p in [p for p in ps if p > 1]:
         k = max(ks)
         if k < p:
             continue
         for service in [s for s in services if s.endswith("-pg")]:
-            rows.append(cell(service, min(k, 64), p, seconds))
+            rows.append(cell(service, min(k, 64), p, seconds, args.settle_heap))
             print(json.dumps(rows[-1]), flush=True)
     text = report(rows, meta)
     target = args.md or RESULTS / ("concurrency-quick.md" if args.quick else "concurrency.md")

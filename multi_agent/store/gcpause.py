@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["PROMOTE_AT", "gc_paused"]
+__all__ = ["PROMOTE_AT", "gc_paused", "settle_heap"]
 
 _gc_lock = threading.Lock()
 _gc_pausers = 0
@@ -40,7 +40,9 @@ def gc_paused(*, promote: bool = False) -> Iterator[None]:
         with _gc_lock:
             _gc_pausers -= 1
             was_enabled = _gc_was_enabled
-            if _gc_pausers == 0 and was_enabled and promote:
+            # Not when the heap was frozen (settle_heap): unfreeze() would hand every object
+            # frozen before back to the collector, undoing that for good.
+            if _gc_pausers == 0 and was_enabled and promote and gc.get_freeze_count() == 0:
                 # The objects just built are the caller's long-lived session: file them with
                 # the old generation directly (freeze + unfreeze moves every tracked object
                 # there without a traversal), instead of having the next young collections
@@ -50,3 +52,21 @@ def gc_paused(*, promote: bool = False) -> Iterator[None]:
                 gc.unfreeze()
             if _gc_pausers == 0 and was_enabled:
                 gc.enable()
+
+
+def settle_heap() -> int:
+    """For a long-running server, once its start-up is done: collects what start-up left as
+    garbage, then moves every object still alive (the imported modules, ADK's and the model
+    SDK's types and schemas: ~140,000 objects) out of the collector's sight for the life of the
+    process (``gc.freeze()``). Returns how many objects were frozen.
+
+    Every full collection walks every tracked object. On the 2-core box one of the heap left by
+    importing the team, ADK and SQLAlchemy takes ~100 ms, and a busy server runs one every few
+    seconds. Measured with ``bench.served`` (``multi-agent serve``, 32 users x 10 turns,
+    alternating runs): 22.4-25.0 -> 28.8-30.9 turns/s, server CPU 41-46 -> 33-36 ms a turn,
+    p99 2.2 -> 1.4 s. Objects made later are collected as usual; the frozen ones are never
+    freed (they live as long as the process anyway).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

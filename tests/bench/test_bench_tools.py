@@ -25,9 +25,10 @@ def test_a_short_run_counts_every_acknowledged_append(backend: str, tmp_path: Pa
         env["MULTI_AGENT_BENCH_PG_URL"] = require_pg()
         only = "ours-pg,adk-db-pg"
     md = tmp_path / "conc.md"
+    settle = ["--settle-heap"] if backend == "sqlite" else []  # the flag works; PG: without
     done = subprocess.run(
         [sys.executable, "-m", "bench.concurrency", "--only", only, "--tasks", "4",
-         "--processes", "1,2", "--seconds", "1", "--md", str(md)],
+         "--processes", "1,2", "--seconds", "1", "--md", str(md), *settle],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -36,8 +37,11 @@ def test_a_short_run_counts_every_acknowledged_append(backend: str, tmp_path: Pa
     for row in rows:
         assert row["acked"] > 0 and row["lost"] == 0 and row["unacknowledged_stored"] == 0, row
         assert row["state_lost"] == 0, row
+        assert row["full_gcs"] >= 0 and row["full_gc_max_ms"] >= 0, row
     table = md.read_text()
     assert table.count("\n| ours-") == expected // 2 and "x |" in table
+    assert "full GCs (longest ms)" in table
+    assert ("froze its start-up heap" in table) == bool(settle)
 
 
 def test_served_turns_bench_runs(tmp_path: Path) -> None:

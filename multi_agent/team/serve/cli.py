@@ -212,6 +212,7 @@ async def _serve(args: argparse.Namespace, sock: socket.socket, tokens: Any, url
     import uvicorn
 
     from ...store import DatabaseSessionService
+    from ...store.gcpause import settle_heap
     from ..app import build_runner
     from .app import ServeConfig, create_app
 
@@ -230,6 +231,7 @@ async def _serve(args: argparse.Namespace, sock: socket.socket, tokens: Any, url
             app, log_level="warning", access_log=False, lifespan="off",
             timeout_graceful_shutdown=int(config.shutdown_grace) + 5,
         ))
+        settle_heap()  # start-up's objects out of the collector's way (see settle_heap)
         print(f"Serving the team on {url} (API {url}/api, page {url}/); {access}. "
               "Ctrl-C stops.", flush=True)
         await server.serve(sockets=[sock])
