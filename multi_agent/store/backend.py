@@ -144,6 +144,7 @@ class Backend:
         self, fn: Callable[[Connection], T], *, write: bool, batch: bool = False,
         locks: Locks | None = None, fast: Callable[[Connection], T] | None = None,
         with_rows: Callable[[Connection, RowsRead], T] | None = None,
+        planned: Callable[[RowsRead], Any] | None = None,
     ) -> T:
         """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error.
 
@@ -157,7 +158,8 @@ class Backend:
         first in autocommit, raising ``groupcommit.Declined`` when it stored nothing
         (``rowcache.py``; see :attr:`runs_fast`). ``with_rows``: for a PostgreSQL write in
         a batch, a function to run instead of ``fn`` on the rows the batch locked and read
-        (``groupcommit.Item.with_rows``).
+        (``groupcommit.Item.with_rows``); ``planned``: tried before it, the write planned on
+        those rows, sent later with others of its kind (``groupcommit.Item.planned``).
         """
         try:
             if self._writer is not None and (write or self._executor is None):
@@ -189,7 +191,7 @@ class Backend:
                 return box.pop()
             assert self.async_engine is not None
             if batch and write and self._async_writer is not None:
-                return await self._async_writer.run(fn, locks, fast, with_rows)
+                return await self._async_writer.run(fn, locks, fast, with_rows, planned)
             return await self._run_async(fn, write)
         except StoreError:
             raise

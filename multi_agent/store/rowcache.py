@@ -185,6 +185,11 @@ class Plan:
     shape: tuple[bool, bool, bool, bool]  # user row, app row, run row, backfill
     params: dict[str, Any]
     result: AppendResult
+    keys: tuple[tuple[str, ...], ...] = ()  # the rows it writes (``groupcommit.row_keys``)
+
+    @property
+    def statement(self) -> sql.Prepared:
+        return cas_statement(self.shape)
 
 
 class CasFailed(Declined):
@@ -193,13 +198,42 @@ class CasFailed(Declined):
 
 def plan_append(req: AppendRequest, backend: Backend, cache: RowCache) -> Plan | None:
     """The append planned on the cached rows, or None when it must run the usual way."""
-    copy = parse_marker(req.marker)
-    if copy is None:
+    if parse_marker(req.marker) is None:
         return None
     images = cache.images(req.app_name, req.user_id, req.session_id,
                           user=bool(req.delta.user), app=bool(req.delta.app))
     if images is None:
         return None
+    return _plan(req, backend, images)
+
+
+def plan_on_rows(req: AppendRequest, backend: Backend, rows: RowsRead) -> Plan:
+    """The append planned on the rows its PostgreSQL batch locked and read, as the batch's
+    earlier appends left them (``batch_images``); ``rows`` then holds what it will leave.
+
+    Its compare-and-swap statement cannot fail on rows this transaction holds locked and has
+    just read, so the batch sends the plans of many appends in one exchange
+    (``groupcommit.AsyncWriter``); a statement that fails anyway (a duplicate event id) fails
+    that exchange, and the batch runs again the usual way.
+
+    Raises:
+        NoRows: not plannable here (a row not read, a behind copy, a copy the store did not
+            hand out, a write the statement does not carry): nothing was changed; the append
+            runs the usual way, which decides (and raises what it must).
+    """
+    if parse_marker(req.marker) is None:
+        raise NoRows
+    plan = _plan(req, backend, batch_images(rows, req))
+    if plan is None:
+        raise NoRows
+    keep_batch_images(rows, req, plan.result.images)
+    return plan
+
+
+def _plan(req: AppendRequest, backend: Backend, images: RowImages) -> Plan | None:
+    """The append planned on these rows, or None when it must run the usual way."""
+    copy = parse_marker(req.marker)
+    assert copy is not None
     row = images.session
     if copy.incarnation != row.incarnation or copy.revision != row.revision:
         return None  # a behind copy (or the image is): the usual way decides
@@ -233,7 +267,9 @@ def plan_append(req: AppendRequest, backend: Backend, cache: RowCache) -> Plan |
                       backfill_since=deferred.backfill["since_seq"])
     shape = ("user" in scopes, "app" in scopes, deferred.run is not None,
              deferred.backfill is not None)
-    return Plan(shape, params, result)
+    session_key, user_key, app_key = row_keys(req.app_name, req.user_id, req.session_id)
+    keys = (session_key, *((user_key,) if shape[0] else ()), *((app_key,) if shape[1] else ()))
+    return Plan(shape, params, result, keys)
 
 
 def run_plan(conn: Connection, plan: Plan, cache: RowCache) -> AppendResult:

@@ -452,6 +452,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                     fast=None if plan is None else lambda conn: rowcache.run_plan(conn, plan, rows),
                     with_rows=None if rows is None else (
                         lambda conn, read: self._append_on_rows(conn, req, read)),
+                    planned=None if rows is None else (
+                        lambda read: rowcache.plan_on_rows(req, self._backend, read)),
                 )
             except BaseException:
                 self._restore_updates(session, raw_delta, taken)

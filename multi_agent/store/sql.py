@@ -34,8 +34,9 @@ class Prepared:
         # Per dialect name: the sealed parameters and result columns (``sealing.py``).
         self._sealed: dict[str, tuple[dict[str, str], list[tuple[int, str]]]] = {}
 
-    def __call__(self, conn: Connection, **params: Any) -> CursorResult[Any]:
-        dialect = conn.dialect
+    def _compiled_for(self, dialect: Any) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
+        """The statement's driver SQL for ``dialect``, its parameters' names in order (None:
+        named), and the literal values written into it."""
         compiled = self._compiled.get(dialect.name)
         if compiled is None:
             c = self.stmt.compile(dialect=dialect)
@@ -53,7 +54,11 @@ class Prepared:
             compiled = (str(c), names, literals)
             self._sealed[dialect.name] = (sealed_binds(c), sealed_results(c))
             self._compiled[dialect.name] = compiled
-        sql, names, literals = compiled
+        return compiled
+
+    def __call__(self, conn: Connection, **params: Any) -> CursorResult[Any]:
+        dialect = conn.dialect
+        sql, names, literals = self._compiled_for(dialect)
         if literals:
             params = {**literals, **params}
         keyring = keyring_of(dialect)
@@ -71,6 +76,30 @@ class Prepared:
             return _driver_call(conn, sql, args)
         return conn.exec_driver_sql(sql, args)
 
+
+    def executemany(self, conn: Connection, many: list[dict[str, Any]]) -> None:
+        """Runs the statement once for each parameter set, in order, in one exchange with the
+        server (asyncpg's ``executemany`` sends them all, then waits once); results are not
+        read. PostgreSQL (asyncpg) only, and not for an encrypted store (nothing is sealed
+        here). A failure fails the whole call (the transaction is then aborted).
+        """
+        dialect = conn.dialect
+        if dialect.driver != "asyncpg" or keyring_of(dialect) is not None:
+            raise TypeError("Prepared.executemany: asyncpg, unencrypted only")
+        sql, names, literals = self._compiled_for(dialect)
+        assert names is not None
+        args = [tuple([({**literals, **p} if literals else p)[n] for n in names]) for p in many]
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        if conn._has_events or conn.engine._has_events:  # as _driver_call
+            for fn in conn.dispatch.before_cursor_execute:
+                sql, args = fn(conn, cursor, sql, args, None, True)
+        try:
+            cursor.executemany(sql, args)
+        except BaseException as exc:  # as _driver_call: SQLAlchemy's handling (a dead
+            # connection invalidated)
+            conn._handle_dbapi_exception(exc, sql, args, cursor, None)
 
     def _sealed_call(
         self, conn: Connection, keyring: Any, sql: str, names: tuple[str, ...] | None,

@@ -648,3 +648,105 @@ async def test_a_batch_runs_its_appends_on_the_rows_its_lock_read_pg(
         await store.append_event(mine[0], text_event("next", state={"user:mine0": 10}))
         await store.append_event(second, text_event("next", state={"user:second": 2}))
         assert (await load(store, mine[0])).state["user:second"] == 2
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_batch_sends_its_planned_appends_together_in_order_pg(
+    db_url: str, app_name: str
+) -> None:
+    """PostgreSQL: a batch's appends are planned on the rows its lock read and sent one
+    ``executemany`` per statement shape, not one statement each; an append that writes a row
+    an unsent append of another shape writes waits for it (user u0's three sessions below:
+    shapes X, Y, X; sent X then Y, its third append would find the row not as planned and
+    the batch would run again with savepoints). Every value is read back."""
+    from sqlalchemy import event
+
+    async with DatabaseSessionService(db_url) as store:
+        head = await store.create_session(app_name=app_name, user_id="head")
+        owners = ["u0", "u0", "u0"] + [f"v{i}" for i in range(6)]
+        sessions = [await store.create_session(app_name=app_name, user_id=u) for u in owners]
+        for j, s in enumerate(sessions):  # rows exist (the app's too), copies current;
+            # each session's run is "inv-<id>"
+            await store.append_event(s, text_event("first", invocation_id=f"inv-{s.id}",
+                                                   state={f"user:seen{j}": 0,
+                                                          **({"app:made": 1} if j == 0 else {})}))
+        sent: list[tuple[str, bool]] = []
+        engine = store.backend.async_engine
+        assert engine is not None
+        event.listen(engine.sync_engine, "before_cursor_execute",
+                     lambda conn, cur, statement, params, ctx, many: sent.append(
+                         (statement, many)))
+        blocker, first = await busy_writer(store, head)
+        stats = store.backend.writer_stats()
+        assert stats is not None
+        planned, savepoint_batches = stats.planned, stats.savepoint_batches
+        sent.clear()
+
+        def appended(i: int) -> Any:
+            s = sessions[i]
+            new_run = i % 2 == 0  # X: a new run's first event (a run row too); Y: same run
+            state = {f"user:k{i}": i, "n": i, **({f"app:a{i}": i} if i % 4 == 3 else {})}
+            return store.append_event(s, text_event(
+                f"e{i}", invocation_id=f"new-{s.id}" if new_run else f"inv-{s.id}",
+                state=state))
+
+        tasks = [asyncio.create_task(appended(i)) for i in range(len(sessions))]
+        await until(lambda: store.backend.writes_queued() == len(sessions), "all queued")
+        await blocker.release()
+        await first
+        await asyncio.gather(*tasks)
+        assert stats.planned - planned == len(sessions)
+        assert stats.savepoint_batches == savepoint_batches  # no run again
+        appends = [many for sql, many in sent if "INSERT INTO ma_events" in sql]
+        # the blocker's own append (alone, before the batch), then the batch's exchanges
+        assert appends[0] is False and appends[1:] and all(appends[1:]), appends
+        assert len(appends) - 1 < len(sessions) - 2
+        app_state = await store.get_app_state(app_name=app_name)
+        for i, s in enumerate(sessions):
+            got = await load(store, s)
+            assert [e.content.parts[0].text for e in got.events] == ["first", f"e{i}"]
+            assert got.state["n"] == i and got.state[f"user:k{i}"] == i
+            if i % 4 == 3:
+                assert app_state[f"a{i}"] == i
+        u0 = (await load(store, sessions[0])).state
+        assert [u0[f"user:k{i}"] for i in range(3)] == [0, 1, 2]
+        runs = {r.run_id for r in await store.list_runs(
+            app_name=app_name, user_id="u0", session_id=sessions[0].id)}
+        assert f"new-{sessions[0].id}" in runs
+        # Each copy is current afterwards (its marker moved with the planned append).
+        for i, s in enumerate(sessions[:3]):
+            await store.append_event(s, text_event("next", state={f"user:next{i}": i}))
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_a_duplicate_in_a_batch_of_planned_appends_is_stored_once_pg(
+    db_url: str, app_name: str
+) -> None:
+    """PostgreSQL: an event appended again (a retry after a lost acknowledgement) in a batch
+    of planned appends fails the batch's exchange (its id is stored); the batch runs again
+    with savepoints, where it is recognised as stored, and the others commit."""
+    async with DatabaseSessionService(db_url) as store:
+        head = await store.create_session(app_name=app_name, user_id="head")
+        sessions = [await store.create_session(app_name=app_name, user_id=f"d{i}")
+                    for i in range(4)]
+        again = text_event("once", state={"user:x": 1})
+        await store.append_event(sessions[0], again)
+        for s in sessions[1:]:
+            await store.append_event(s, text_event("first", state={"user:x": 0}))
+        blocker, first = await busy_writer(store, head)
+        stats = store.backend.writer_stats()
+        assert stats is not None
+        savepoint_batches = stats.savepoint_batches
+        tasks = [asyncio.create_task(store.append_event(sessions[0], again))]
+        tasks += [asyncio.create_task(store.append_event(s, text_event(
+            f"e{i}", state={"user:x": i}))) for i, s in enumerate(sessions[1:], 1)]
+        await until(lambda: store.backend.writes_queued() == 4, "4 appends queued")
+        await blocker.release()
+        await first
+        await asyncio.gather(*tasks)
+        assert stats.savepoint_batches == savepoint_batches + 1
+        assert [e.id for e in (await load(store, sessions[0])).events] == [again.id]
+        for i, s in enumerate(sessions[1:], 1):
+            got = await load(store, s)
+            assert [e.content.parts[0].text for e in got.events] == ["first", f"e{i}"]
+            assert got.state["user:x"] == i
