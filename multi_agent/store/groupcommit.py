@@ -638,11 +638,9 @@ class AsyncWriter:
                         return lost
                 if not savepoints:
                     plan = _plan(item, rows, self.stats)
-                    if plan is not None and not pipe.conflicts(plan):
-                        pipe.add(plan)
-                        outcomes.append((item, True, plan.result))
-                        continue
-                    if pipe:  # sent before what comes next, in order
+                    # What was planned is sent before an item run now, or one that writes a row
+                    # an unsent plan of another shape writes (in order).
+                    if pipe and (plan is None or pipe.conflicts(plan)):
                         lost = await self._send(aconn, trans, pipe, outcomes, items, index)
                         if lost is not None:
                             return lost

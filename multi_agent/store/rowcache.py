@@ -57,7 +57,7 @@ from .backend import Backend
 from .dialects.base import sqlstate
 from .groupcommit import Declined, NoRows, RowsRead, row_keys
 from .ops import AppendRequest, AppendResult, Deferred, RowImages, SessionImage, _append_event
-from .scopes import LockedRow, parse_marker
+from .scopes import LockedRow, Marker, parse_marker
 from .sealing import Sealed
 
 __all__ = ["CasFailed", "Plan", "RowCache", "batch_images", "cas_statement", "keep_batch_images",
@@ -185,7 +185,7 @@ class Plan:
     shape: tuple[bool, bool, bool, bool]  # user row, app row, run row, backfill
     params: dict[str, Any]
     result: AppendResult
-    keys: tuple[tuple[str, ...], ...] = ()  # the rows it writes (``groupcommit.row_keys``)
+    keys: tuple[tuple[str, ...], ...]  # the rows it writes (``groupcommit.row_keys``)
 
     @property
     def statement(self) -> sql.Prepared:
@@ -198,13 +198,14 @@ class CasFailed(Declined):
 
 def plan_append(req: AppendRequest, backend: Backend, cache: RowCache) -> Plan | None:
     """The append planned on the cached rows, or None when it must run the usual way."""
-    if parse_marker(req.marker) is None:
+    copy = parse_marker(req.marker)
+    if copy is None:
         return None
     images = cache.images(req.app_name, req.user_id, req.session_id,
                           user=bool(req.delta.user), app=bool(req.delta.app))
     if images is None:
         return None
-    return _plan(req, backend, images)
+    return _plan(req, backend, images, copy)
 
 
 def plan_on_rows(req: AppendRequest, backend: Backend, rows: RowsRead) -> Plan:
@@ -221,19 +222,19 @@ def plan_on_rows(req: AppendRequest, backend: Backend, rows: RowsRead) -> Plan:
             hand out, a write the statement does not carry): nothing was changed; the append
             runs the usual way, which decides (and raises what it must).
     """
-    if parse_marker(req.marker) is None:
+    copy = parse_marker(req.marker)
+    if copy is None:
         raise NoRows
-    plan = _plan(req, backend, batch_images(rows, req))
+    plan = _plan(req, backend, batch_images(rows, req), copy)
     if plan is None:
         raise NoRows
     keep_batch_images(rows, req, plan.result.images)
     return plan
 
 
-def _plan(req: AppendRequest, backend: Backend, images: RowImages) -> Plan | None:
-    """The append planned on these rows, or None when it must run the usual way."""
-    copy = parse_marker(req.marker)
-    assert copy is not None
+def _plan(req: AppendRequest, backend: Backend, images: RowImages, copy: Marker) -> Plan | None:
+    """The append planned on these rows (``copy``: the caller's marker, parsed), or None when
+    it must run the usual way."""
     row = images.session
     if copy.incarnation != row.incarnation or copy.revision != row.revision:
         return None  # a behind copy (or the image is): the usual way decides
