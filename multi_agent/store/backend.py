@@ -393,7 +393,7 @@ class Backend:
         resolve_all(outcome)
 
     def _writer_batch(self, items: list[Item]) -> list[Item]:
-        """Runs ``items`` in one transaction, a savepoint each, and resolves them.
+        """Runs ``items`` in one transaction (savepoints only once one raises) and resolves them.
 
         Returns the items to run again (the transaction was lost under one of them, which is
         resolved with its error); empty otherwise.
@@ -410,12 +410,39 @@ class Backend:
             self._leave()
 
     def _writer_batch_on(self, conn: Connection, raw: Any, items: list[Item]) -> list[Item]:
+        """Savepoints only when needed, as on PostgreSQL (``groupcommit.AsyncWriter``): the
+        items first run one after another with none (``SAVEPOINT`` and ``RELEASE`` are two
+        more statements an item, each a release and re-take of the GIL by this thread). If an
+        item raises there, its writes so far cannot be undone alone: the whole transaction is
+        rolled back (nothing of it was stored or acknowledged) and the batch runs again with a
+        savepoint an item, where the one that raises fails alone."""
+        if not self._begin_batch(conn, raw, items):
+            return []
+        outcomes: list[tuple[Item, bool, Any]] = []
+        for item in items:
+            try:
+                outcomes.append((item, True, item.context.run(item.fn, conn)))
+            except BaseException:
+                outcomes.clear()
+                self._rollback(conn, raw)
+                if self._writer is not None:
+                    self._writer.stats.savepoint_batches += 1
+                return self._writer_batch_savepoints(conn, raw, items)
+        return self._commit_batch(conn, raw, outcomes)
+
+    def _begin_batch(self, conn: Connection, raw: Any, items: list[Item]) -> bool:
         try:
             raw.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
             self._rollback(conn, raw)
             for item in items:
                 resolve(item, False, exc)
+            return False
+        return True
+
+    def _writer_batch_savepoints(self, conn: Connection, raw: Any,
+                                 items: list[Item]) -> list[Item]:
+        if not self._begin_batch(conn, raw, items):
             return []
         outcomes: list[tuple[Item, bool, Any]] = []
         for index, item in enumerate(items):
@@ -446,6 +473,10 @@ class Backend:
                 resolve(item, False, exc)
                 return [o[0] for o in outcomes] + items[index + 1:]
             outcomes.append((item, True, result))
+        return self._commit_batch(conn, raw, outcomes)
+
+    def _commit_batch(self, conn: Connection, raw: Any,
+                      outcomes: list[tuple[Item, bool, Any]]) -> list[Item]:
         try:
             if conn.in_transaction():
                 conn.commit()

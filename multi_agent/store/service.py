@@ -76,7 +76,7 @@ from .pages import PagesMixin
 from .scopes import read_scopes
 from .state import SCOPES, merge_scopes, scope_of, scoped_key, split_delta
 from .tracing import append_attributes, count, traced
-from .updates import restore_pending, take_pending
+from .updates import restore_pending, take_all_pending
 
 if TYPE_CHECKING:
     from .forget import ForgetReport
@@ -485,9 +485,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     def _take_updates(session: Session, raw_delta: dict[str, Any] | None) -> ops.ScopedOps:
         """The atomic updates (``updates.py``) behind the delta's values, by scope."""
         out = ops.ScopedOps()
-        for key, value in (raw_delta or {}).items():
-            found = take_pending(session, key, value)
-            if found is not None:
+        if raw_delta:
+            for key, found in take_all_pending(session, raw_delta).items():
                 scope, bare = scope_of(key)
                 getattr(out, scope)[bare] = found
         return out

@@ -51,7 +51,7 @@ from typing import Any
 
 from ..errors import InvalidValueError
 
-__all__ = ["Op", "StateUpdates", "apply_ops", "take_pending"]
+__all__ = ["Op", "StateUpdates", "apply_ops", "take_all_pending", "take_pending"]
 
 _KINDS = ("set", "increment", "add_unique", "remove", "append")
 
@@ -166,6 +166,26 @@ def _pending_for(session: Any, create: bool) -> _Pending | None:
         found = _Pending()
         _pending[key] = (weakref.ref(session, lambda ref, key=key: _forget(ref, key)), found)
         return found
+
+
+def take_all_pending(session: Any, delta: dict[str, Any]) -> dict[str, list[Op]]:
+    """:func:`take_pending` for every key of ``delta`` at once: the operations behind each
+    value they produced exactly (one look-up of the session's record, none when it has none;
+    an append's usual case)."""
+    if not _pending and not _dead:
+        return {}
+    pending = _pending_for(session, create=False)
+    if pending is None:
+        return {}
+    out: dict[str, list[Op]] = {}
+    with pending.lock:
+        if not pending.keys:
+            return out
+        for key, value in delta.items():
+            entry = pending.keys.pop(key, None)
+            if entry is not None and entry[1] == value:
+                out[key] = entry[0]
+    return out
 
 
 def take_pending(session: Any, key: str, value: Any) -> list[Op] | None:
