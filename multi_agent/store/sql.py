@@ -58,7 +58,7 @@ class Prepared:
 
     def __call__(self, conn: Connection, **params: Any) -> CursorResult[Any]:
         dialect = conn.dialect
-        sql, names, literals = self._compiled_for(dialect)
+        sql, names, literals = self._compiled.get(dialect.name) or self._compiled_for(dialect)
         if literals:
             params = {**literals, **params}
         keyring = keyring_of(dialect)
@@ -68,7 +68,7 @@ class Prepared:
             # The standard sqlite3 driver needs no help from SQLAlchemy's result machinery;
             # going straight to its cursor halves the cost of a statement.
             raw = conn.connection.dbapi_connection
-            return _SqliteResult(raw.execute(sql, tuple([params[n] for n in names or ()])))
+            return _SqliteResult(raw.execute(sql, [params[n] for n in names] if names else ()), sql)
         if names is None:
             return conn.exec_driver_sql(sql, params)
         args = tuple([params[n] for n in names])
@@ -135,7 +135,7 @@ def _driver_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -
     except BaseException as exc:  # as SQLAlchemy's own execute does: every failure (a
         # statement timeout too) goes through its handling, which resets the connection
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)
-    return _SqliteResult(cursor)
+    return _SqliteResult(cursor, sql)
 
 
 class _SqliteRow(tuple):
@@ -152,6 +152,8 @@ class _SqliteRow(tuple):
 
 
 _ROW_CLASSES: dict[tuple[str, ...], type[_SqliteRow]] = {}
+# A statement's text always gives rows of the same columns (~2 µs a row to name them again).
+_ROW_CLASSES_BY_SQL: dict[str, type[_SqliteRow]] = {}
 
 
 def _row_class(fields: tuple[str, ...]) -> type[_SqliteRow]:
@@ -167,10 +169,11 @@ def _row_class(fields: tuple[str, ...]) -> type[_SqliteRow]:
 class _SqliteResult:
     """The slice of SQLAlchemy's ``CursorResult`` API the store uses, over a sqlite3 cursor."""
 
-    __slots__ = ("_cursor",)
+    __slots__ = ("_cursor", "_sql")
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, sql: str | None = None) -> None:
         self._cursor = cursor
+        self._sql = sql  # the statement's text: its rows' class, once known, is kept under it
 
     @property
     def rowcount(self) -> int:
@@ -181,10 +184,14 @@ class _SqliteResult:
         self._cursor.close()
         if row is None:
             return None
-        fields = tuple(d[0] for d in self._cursor.description)
-        cls = _ROW_CLASSES.get(fields)
+        cls = _ROW_CLASSES_BY_SQL.get(self._sql) if self._sql is not None else None
         if cls is None:
-            cls = _ROW_CLASSES[fields] = _row_class(fields)
+            fields = tuple(d[0] for d in self._cursor.description)
+            cls = _ROW_CLASSES.get(fields)
+            if cls is None:
+                cls = _ROW_CLASSES[fields] = _row_class(fields)
+            if self._sql is not None:
+                _ROW_CLASSES_BY_SQL[self._sql] = cls
         return cls(row)
 
     def scalar(self) -> Any:

@@ -53,3 +53,42 @@ def test_unknown_keys_and_odd_shapes_go_through_pydantic() -> None:
     a.actions.state_delta["k"] = 1
     a.content.parts.append(a.content.parts[0])
     assert b.actions.state_delta == {} and len(b.content.parts) == 1
+
+
+# What the store's own ``loads`` and ``dumps`` (a scanner and an encoder made once) must give:
+# exactly what the standard library's calls give, errors included.
+_TEXTS = [
+    '{"a":1}', ' {"a":1} ', '{"a":1}\n', '[1,2]x', "", "NaN", '"\\ud800"', '{"a":1e400}',
+    "123456789012345678901234567890", b'{"b":2}', '{"a":', '{"a":1,"a":2}', "[]", '"é"',
+]
+
+
+def _outcome(fn, value):  # noqa: ANN001, ANN202 - a test helper
+    try:
+        return ("ok", repr(fn(value)))
+    except Exception as exc:  # noqa: BLE001 - compared below
+        return (type(exc).__name__, str(exc))
+
+
+def test_loads_is_json_loads() -> None:
+    from multi_agent.store.codec import loads
+
+    for text in _TEXTS:
+        assert _outcome(loads, text) == _outcome(json.loads, text), text
+
+
+def test_dumps_is_compact_json_dumps() -> None:
+    from multi_agent.store.codec import dumps
+
+    circular: list[object] = []
+    circular.append(circular)
+    values = [{"a": [1, 2.5, None, True, "é"]}, "x", 2**70, {"k": float("nan")}, {1: 2},
+              {"s": {1, 2}}, circular, {"inf": float("inf")}, "\ud800"]
+
+    def std(v: object) -> str:
+        return json.dumps(v, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    for value in values:
+        assert _outcome(dumps, value) == _outcome(std, value), value
+    assert _outcome(dumps, circular)[0] == "ValueError"  # and the encoder is still usable
+    assert dumps({"a": 1}) == '{"a":1}'
