@@ -50,7 +50,7 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -119,8 +119,10 @@ class Item:
     locks: Locks | None = None  # what it locks (PostgreSQL batches lock these first)
     tries: int = 0  # times it was a deadlock's victim and put back
     # Run alone, try this first outside a transaction (``rowcache.py``'s one-statement
-    # append); ``Declined`` from it: nothing was stored, ``fn`` runs as usual.
-    fast: Callable[[Any], Any] | None = None
+    # append): ``await fast(conn, driver)``, on the driver's own connection
+    # (``Backend._run_on_driver``); ``Declined`` from it: nothing was stored, ``fn`` runs as
+    # usual.
+    fast: Callable[[Any, Any], Awaitable[Any]] | None = None
     # In a PostgreSQL batch, run this instead of ``fn``: ``with_rows(conn, rows)`` with the
     # rows the batch locked, as read then and as its earlier items left them (``RowsRead``);
     # ``NoRows`` from it (before it wrote anything): ``fn`` runs as usual.
@@ -451,7 +453,7 @@ class AsyncWriter:
         return sum(len(q.items) for q in self._queues.values())
 
     async def run(self, fn: Callable[[Any], Any], locks: Locks | None = None,
-                  fast: Callable[[Any], Any] | None = None,
+                  fast: Callable[[Any, Any], Awaitable[Any]] | None = None,
                   with_rows: Callable[[Any, RowsRead], Any] | None = None,
                   planned: Callable[[RowsRead], Planned] | None = None) -> Any:
         loop = asyncio.get_running_loop()
@@ -563,24 +565,21 @@ class AsyncWriter:
             todo = again
 
     async def _fast(self, item: Item, held: Held | None) -> bool:
-        """Runs a lone item's fast path (``Item.fast``) in autocommit; True when it stored the
-        item (its outcome is settled). False when it declined, or its connection was found
-        dead (nothing stored, or stored and not acknowledged: the item itself, idempotent by
-        event id, then runs and tells which): the item runs as usual. A timeout or any other
-        failure is the item's outcome (the usual way would wait as long again)."""
+        """Runs a lone item's fast path (``Item.fast``) outside a transaction; True when it
+        stored the item (its outcome is settled). False when it declined, or failed in any
+        way but a timeout (its connection found dead: nothing stored, or stored and not
+        acknowledged; a deadlock's victim; anything the driver refused): the item then runs
+        the usual way, which is idempotent by event id and raises what it must. A timeout is
+        the item's outcome (the usual way would wait as long again)."""
         fast = item.fast
         assert fast is not None
         try:
-            value = await self._backend._run_autocommit(
-                lambda conn: item.context.run(fast, conn), held)
-        except Declined:
+            value = await self._backend._run_on_driver(fast, held, item.context)
+        except TimeoutError:
+            raise
+        except Exception:  # Declined, or see above
             self.stats.declined += 1
             return False
-        except Exception as exc:
-            if is_disconnect(exc) or is_contention(exc):
-                self.stats.declined += 1
-                return False
-            raise
         self.stats.fast += 1
         _settle_all([(item, True, value)])
         return True

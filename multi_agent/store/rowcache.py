@@ -7,7 +7,7 @@ on PostgreSQL, most of an append's cost there. But the process that made the las
 session knows what that row holds afterwards: it wrote it. This module keeps those images
 (``RowCache``, per service, bounded) and plans the next append on them with the very same steps
 as a locked one (``ops._append_event`` with ``cached=``, no database access), then sends its
-writes as one statement in autocommit (``cas_statement``)::
+writes as one statement outside any transaction (``cas_statement``, ``send_plan``)::
 
     WITH cas_session AS (UPDATE ma_sessions SET ... WHERE <key> AND <every column the append
                          read> = <its cached value> RETURNING 1),
@@ -61,7 +61,7 @@ from .scopes import LockedRow, Marker, parse_marker
 from .sealing import Sealed
 
 __all__ = ["CasFailed", "Plan", "RowCache", "batch_images", "cas_statement", "keep_batch_images",
-           "plan_append", "run_plan"]
+           "plan_append", "send_plan"]
 
 SESSIONS_KEPT = 10_000  # images of the sessions appended to last
 SCOPES_KEPT = 10_000  # user rows; app rows share the bound
@@ -273,15 +273,16 @@ def _plan(req: AppendRequest, backend: Backend, images: RowImages, copy: Marker)
     return Plan(shape, params, result, keys)
 
 
-def run_plan(conn: Connection, plan: Plan, cache: RowCache) -> AppendResult:
-    """Sends the plan's statement (the connection in autocommit: it is its own transaction).
+async def send_plan(conn: Connection, driver: Any, plan: Plan, cache: RowCache) -> AppendResult:
+    """Sends the plan's statement on the driver's connection, outside any transaction: it is
+    its own (``sql.Prepared.send``; ``Backend._run_on_driver``).
 
     Raises:
         CasFailed: the rows were not as cached, or the event id is stored; nothing written.
             The images are dropped (the append, run the usual way, keeps fresh ones).
     """
     try:
-        cas_statement(plan.shape)(conn, **plan.params)
+        await cas_statement(plan.shape).send(conn, driver, plan.params)
     except Exception as exc:
         if sqlstate(exc) in _NOT_AS_CACHED:
             p = plan.params

@@ -449,7 +449,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                     lambda conn: ops.append_event(conn, self._backend, req), write=True,
                     batch=True, locks=Locks(session.app_name, session.user_id, session.id,
                                             bool(delta.user), bool(delta.app)),
-                    fast=None if plan is None else lambda conn: rowcache.run_plan(conn, plan, rows),
+                    fast=None if plan is None else (
+                        lambda conn, driver: rowcache.send_plan(conn, driver, plan, rows)),
                     with_rows=None if rows is None else (
                         lambda conn, read: self._append_on_rows(conn, req, read)),
                     planned=None if rows is None else (

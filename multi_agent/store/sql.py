@@ -91,6 +91,25 @@ class Prepared:
         args = [tuple([({**literals, **p} if literals else p)[n] for n in names]) for p in many]
         _driver_call(conn, sql, args, many=True)
 
+    async def send(self, conn: Connection, driver: Any, params: dict[str, Any]) -> None:
+        """Runs the statement on asyncpg's own connection ``driver`` (``conn``'s, outside any
+        transaction: the statement is its own) without SQLAlchemy's greenlet, adapted cursor
+        and transaction bookkeeping: measured ~0.13 ms of CPU less for a lone append (of
+        ~0.5) on this box. Results are not read. ``before_cursor_execute`` listeners are
+        called, as ``_driver_call`` does (with no cursor). Errors are asyncpg's own
+        (``Backend._run_on_driver`` deals with them). asyncpg, unencrypted only."""
+        dialect = conn.dialect
+        if dialect.driver != "asyncpg" or keyring_of(dialect) is not None:
+            raise TypeError("Prepared.send: asyncpg, unencrypted only")
+        sql, names, literals = self._compiled.get(dialect.name) or self._compiled_for(dialect)
+        if literals:
+            params = {**literals, **params}
+        args: Any = [params[n] for n in names or ()]
+        if conn._has_events or conn.engine._has_events:  # e.g. a statement counter
+            for fn in conn.dispatch.before_cursor_execute:
+                sql, args = fn(conn, None, sql, args, None, False)
+        await driver.execute(sql, *args)
+
     def _sealed_call(
         self, conn: Connection, keyring: Any, sql: str, names: tuple[str, ...] | None,
         params: dict[str, Any],

@@ -167,3 +167,61 @@ async def test_an_encrypted_store_appends_the_usual_way(db_url: str, app_name: s
         assert _stats(store).fast == 0 and _stats(store).declined == 0
         got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
         assert got is not None and got.state == {"turn": 2} and len(got.events) == 3
+
+
+async def test_a_killed_connection_under_the_one_statement_append_goes_the_usual_way(
+    db_url: str, app_name: str
+) -> None:
+    """The one-statement append runs on the driver's own connection (no SQLAlchemy around
+    it): when the server has ended that connection (a restart, ``pg_terminate_backend``), the
+    append stores nothing there, the connection is thrown away, and the append runs the usual
+    way on a new one; nothing is lost or stored twice, and the next append is one statement
+    again."""
+    async with DatabaseSessionService(db_url) as store:
+        s = await store.create_session(app_name=app_name, user_id="u")
+        await store.append_event(s, text_event("one", state={"user:n": 1}))
+        await store.append_event(s, text_event("two", state={"user:n": 2}))
+        assert (_stats(store).fast, _stats(store).declined) == (1, 0)
+        killed = await _raw(store, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        assert killed, "no connection of the store's to end"
+        await store.append_event(s, text_event("three", state={"user:n": 3}))
+        assert _stats(store).declined == 1
+        await store.append_event(s, text_event("four", state={"user:n": 4}))
+        assert _stats(store).fast == 2
+        got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+        assert got is not None
+        assert [e.content.parts[0].text for e in got.events] == ["one", "two", "three", "four"]
+        assert got.state["user:n"] == 4
+
+
+async def test_any_other_driver_error_on_the_one_statement_append_goes_the_usual_way(
+    db_url: str, app_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error from the driver other than a row not as cached or a timeout (injected here:
+    the server refusing the statement) is never raised as asyncpg's own: the append runs the
+    usual way, which stores it (or raises what it must in the store's terms), once."""
+    import asyncpg
+
+    from multi_agent.store import sql
+
+    async with DatabaseSessionService(db_url) as store:
+        s = await store.create_session(app_name=app_name, user_id="u")
+        await store.append_event(s, text_event("one"))
+        real_send = sql.Prepared.send
+        refused: list[str] = []
+
+        async def refuse_once(self: Any, conn: Any, driver: Any, params: Any) -> None:
+            if not refused:
+                refused.append(self.name)
+                raise asyncpg.exceptions.InternalServerError("injected")
+            await real_send(self, conn, driver, params)
+
+        monkeypatch.setattr(sql.Prepared, "send", refuse_once)
+        await store.append_event(s, text_event("two"))
+        assert refused and _stats(store).declined == 1 and _stats(store).fast == 0
+        await store.append_event(s, text_event("three"))
+        assert _stats(store).fast == 1
+        got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+        assert got is not None
+        assert [e.content.parts[0].text for e in got.events] == ["one", "two", "three"]

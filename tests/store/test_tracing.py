@@ -153,20 +153,21 @@ def record_worker_spans(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]
     """(current span id, thread name) seen by ``ops.append_event`` where it runs: in the SQLite
     worker thread, or on the event loop's thread for PostgreSQL."""
     seen: list[tuple[int, str]] = []
-    original, original_plan = ops.append_event, rowcache.run_plan
+    original, original_plan = ops.append_event, rowcache.send_plan
 
     def spy(conn: Any, backend: Any, req: Any) -> Any:
         seen.append((trace.get_current_span().get_span_context().span_id,
                      threading.current_thread().name))
         return original(conn, backend, req)
 
-    def spy_plan(conn: Any, plan: Any, cache: Any) -> Any:  # PostgreSQL's one-statement append
+    async def spy_plan(conn: Any, driver: Any, plan: Any, cache: Any) -> Any:
+        # PostgreSQL's one-statement append, sent on the driver's connection
         seen.append((trace.get_current_span().get_span_context().span_id,
                      threading.current_thread().name))
-        return original_plan(conn, plan, cache)
+        return await original_plan(conn, driver, plan, cache)
 
     monkeypatch.setattr(ops, "append_event", spy)
-    monkeypatch.setattr(rowcache, "run_plan", spy_plan)
+    monkeypatch.setattr(rowcache, "send_plan", spy_plan)
     return seen
 
 
