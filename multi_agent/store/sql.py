@@ -58,7 +58,7 @@ class Prepared:
 
     def __call__(self, conn: Connection, **params: Any) -> CursorResult[Any]:
         dialect = conn.dialect
-        sql, names, literals = self._compiled.get(dialect.name) or self._compiled_for(dialect)
+        sql, names, literals = self._compiled_for(dialect)
         if literals:
             params = {**literals, **params}
         keyring = keyring_of(dialect)
@@ -103,13 +103,10 @@ class Prepared:
         dialect = conn.dialect
         if dialect.driver != "asyncpg" or keyring_of(dialect) is not None:
             raise TypeError("Prepared.send: asyncpg, unencrypted only")
-        sql, names, literals = self._compiled.get(dialect.name) or self._compiled_for(dialect)
+        sql, names, literals = self._compiled_for(dialect)
         if literals:
             params = {**literals, **params}
-        args: Any = [params[n] for n in names or ()]
-        if conn._has_events or conn.engine._has_events:  # e.g. a statement counter
-            for fn in conn.dispatch.before_cursor_execute:
-                sql, args = fn(conn, None, sql, args, None, False)
+        sql, args = _listened(conn, None, sql, [params[n] for n in names or ()], False)
         await driver.execute(sql, *args)
 
     def _sealed_call(
@@ -125,12 +122,22 @@ class Prepared:
         if dialect.driver == "pysqlite":
             raw = conn.connection.dbapi_connection
             assert raw is not None
-            result: Any = _SqliteResult(raw.execute(sql, tuple([params[n] for n in names or ()])))
+            result: Any = _SqliteResult(
+                raw.execute(sql, tuple([params[n] for n in names or ()])), sql)
         elif names is None:
             result = conn.exec_driver_sql(sql, params)
         else:
             result = conn.exec_driver_sql(sql, tuple([params[n] for n in names]))
         return OpenedResult(result, results, keyring) if results else result
+
+
+def _listened(conn: Connection, cursor: Any, sql: str, args: Any, many: bool) -> tuple[str, Any]:
+    """The statement and arguments after SQLAlchemy's ``before_cursor_execute`` listeners
+    (e.g. a statement counter: tests, bench), for a statement sent past its execute."""
+    if conn._has_events or conn.engine._has_events:
+        for fn in conn.dispatch.before_cursor_execute:
+            sql, args = fn(conn, cursor, sql, args, None, many)
+    return sql, args
 
 
 def _driver_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -> Any:
@@ -145,9 +152,9 @@ def _driver_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -
     raw = conn.connection.dbapi_connection
     assert raw is not None
     cursor = raw.cursor()
-    if conn._has_events or conn.engine._has_events:  # e.g. a statement counter (tests, bench)
-        for fn in conn.dispatch.before_cursor_execute:
-            sql, args = fn(conn, cursor, sql, args, None, many)
+    compiled = sql  # the rows' class is kept under the statement's own text (a listener may
+    # add to what is sent: a trace comment, different every time)
+    sql, args = _listened(conn, cursor, sql, args, many)
     try:
         if many:
             cursor.executemany(sql, args)
@@ -156,7 +163,7 @@ def _driver_call(conn: Connection, sql: str, args: Any, *, many: bool = False) -
     except BaseException as exc:  # as SQLAlchemy's own execute does: every failure (a
         # statement timeout too) goes through its handling, which resets the connection
         conn._handle_dbapi_exception(exc, sql, args, cursor, None)
-    return _SqliteResult(cursor, sql)
+    return _SqliteResult(cursor, compiled)
 
 
 class _SqliteRow(tuple):
@@ -172,9 +179,9 @@ class _SqliteRow(tuple):
             raise AttributeError(name) from None
 
 
-_ROW_CLASSES: dict[tuple[str, ...], type[_SqliteRow]] = {}
-# A statement's text always gives rows of the same columns (~2 µs a row to name them again).
-_ROW_CLASSES_BY_SQL: dict[str, type[_SqliteRow]] = {}
+# By statement text: a statement always gives rows of the same columns (~2 µs a row to name
+# them again from the cursor's description).
+_ROW_CLASSES: dict[str, type[_SqliteRow]] = {}
 
 
 def _row_class(fields: tuple[str, ...]) -> type[_SqliteRow]:
@@ -192,9 +199,9 @@ class _SqliteResult:
 
     __slots__ = ("_cursor", "_sql")
 
-    def __init__(self, cursor: Any, sql: str | None = None) -> None:
+    def __init__(self, cursor: Any, sql: str) -> None:
         self._cursor = cursor
-        self._sql = sql  # the statement's text: its rows' class, once known, is kept under it
+        self._sql = sql  # the statement's text: its rows' class is kept under it
 
     @property
     def rowcount(self) -> int:
@@ -205,14 +212,10 @@ class _SqliteResult:
         self._cursor.close()
         if row is None:
             return None
-        cls = _ROW_CLASSES_BY_SQL.get(self._sql) if self._sql is not None else None
+        cls = _ROW_CLASSES.get(self._sql)
         if cls is None:
             fields = tuple(d[0] for d in self._cursor.description)
-            cls = _ROW_CLASSES.get(fields)
-            if cls is None:
-                cls = _ROW_CLASSES[fields] = _row_class(fields)
-            if self._sql is not None:
-                _ROW_CLASSES_BY_SQL[self._sql] = cls
+            cls = _ROW_CLASSES[self._sql] = _row_class(fields)
         return cls(row)
 
     def scalar(self) -> Any:
