@@ -481,6 +481,7 @@ class AsyncWriter:
         elif q.busy < self.writers:
             q.busy += 1
             task = loop.create_task(self._drain(q))
+            task._log_destroy_pending = False  # an idle one thrown away with its loop: _abandon
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -521,9 +522,14 @@ class AsyncWriter:
                 woken: asyncio.Future[bool] = loop.create_future()
                 q.waiting.append(woken)
                 timer = loop.call_later(LINGER_SECONDS, _signal, woken, False)
+                _IDLE.add(held.conn)  # (see _abandon)
                 try:
                     more = await woken
+                except GeneratorExit:  # thrown away with its loop, closed under it (_abandon)
+                    _abandon(held.take())
+                    raise
                 finally:
+                    _IDLE.discard(held.conn)
                     timer.cancel()
                     if woken in q.waiting:
                         q.waiting.remove(woken)
@@ -798,6 +804,43 @@ def reusable(aconn: Any) -> bool:
     """Whether a connection may run the next transaction as it is (not invalidated, none
     open)."""
     return not aconn.invalidated and not aconn.in_transaction()
+
+
+_IDLE: set[Any] = set()
+"""The connections idle writers keep while they wait for work (see _abandon)."""
+
+
+def _abandon(aconn: Any) -> None:
+    """Lets go of an idle writer's connection without an event loop, quietly.
+
+    A program that runs its own loop (``loop.run_until_complete``) and closes it within
+    ``LINGER_SECONDS`` of its last write, without closing the service, leaves the idle writer
+    waiting for ever; its coroutine is thrown away when the collector or the interpreter's exit
+    finds it (``GeneratorExit`` at its wait; asyncio's "Task was destroyed but it is pending!"
+    is not logged for writer tasks). Its connection cannot be closed on a closed loop:
+    SQLAlchemy would log "Exception terminating connection" with a traceback and warn of a
+    "non-checked-in connection" when it found the connection gone. So, first, the connection
+    is kept alive by ``_IDLE`` while the writer waits (SQLAlchemy's clean-up, which runs
+    before finalizers, never sees it gone). Then here the driver's connection is terminated
+    (asyncpg marks it aborted, then fails to schedule the transport's clean-up on the closed
+    loop: that error is ignored; the socket closes when it is freed) and the connection is
+    detached from the pool (its place there is free again, and SQLAlchemy no longer cleans it
+    up: at the interpreter's exit that clean-up fails too)."""
+    if aconn is None:
+        return
+    _IDLE.discard(aconn)
+    try:
+        sync = aconn.sync_connection
+        if sync is None:
+            return
+        driver = sync.connection.driver_connection
+        try:
+            driver.terminate()
+        except RuntimeError:  # "Event loop is closed": it is marked aborted all the same
+            pass
+        sync.connection.detach()
+    except Exception:  # (at the interpreter's exit, anything may be half gone)
+        pass
 
 
 async def _quiet_close(aconn: Any) -> None:

@@ -15,6 +15,7 @@ import contextvars
 import resource
 import signal
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -760,3 +761,59 @@ async def test_a_duplicate_in_a_batch_of_planned_appends_is_stored_once_pg(
             got = await load(store, s)
             assert [e.content.parts[0].text for e in got.events] == ["first", f"e{i}"]
             assert got.state["user:x"] == i
+
+
+_CLOSED_UNDER_IT = r'''
+import asyncio, gc, sys
+from multi_agent import DatabaseSessionService
+from tests.helpers import text_event
+
+async def main():
+    store = DatabaseSessionService(sys.argv[1])  # never closed
+    s = await store.create_session(app_name="a", user_id="u")
+    for i in range(3):
+        await store.append_event(s, text_event(f"e{i}"))
+    assert store.backend.async_engine.sync_engine.pool.checkedout() == 1  # the idle writer's
+
+loop = asyncio.new_event_loop()
+loop.run_until_complete(main())
+loop.close()  # with the writer idle on its connection: nothing will ever run it again
+if sys.argv[2] == "collect":
+    gc.collect()
+print("finished", flush=True)
+'''
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+@pytest.mark.parametrize("collect", ["collect", "exit"])
+async def test_a_loop_closed_under_an_idle_writer_prints_nothing_and_drops_its_connection_pg(
+    db_url: str, collect: str, tmp_path: Path
+) -> None:
+    """A program that runs its own event loop and closes it within LINGER_SECONDS of its last
+    append, without closing the service, gets no 'Task was destroyed' message and no
+    traceback from the idle writer's connection (SQLAlchemy's 'Exception terminating
+    connection', its 'non-checked-in connection' warning), whether the collector or the
+    interpreter's exit finds it, and the server sees that connection go."""
+    import asyncpg
+
+    script = tmp_path / "closed_under_it.py"
+    script.write_text(_CLOSED_UNDER_IT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(script), db_url, collect, cwd=str(Path(__file__).parents[2]),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().strip() == "finished"
+    assert err.decode() == "", err.decode()
+    admin = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        for _ in range(200):  # the server notices a closed socket at once, an instant later
+            left = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")
+            if left == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert left == 0
+    finally:
+        await admin.close()
