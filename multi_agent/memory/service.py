@@ -187,7 +187,17 @@ class DatabaseMemoryService(BaseMemoryService):
         self._ready = False
         self._model_loaded = False
         self._has_events_table = False
-        self._setup_lock = asyncio.Lock()
+        # One per event loop: an asyncio.Lock belongs to the loop it is first used on.
+        self._setup_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+
+    def _setup_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._setup_locks.get(loop)
+        if lock is None:
+            for closed in [lp for lp in self._setup_locks if lp.is_closed()]:
+                del self._setup_locks[closed]
+            lock = self._setup_locks[loop] = asyncio.Lock()
+        return lock
 
     @property
     def backend(self) -> Backend:
@@ -213,7 +223,7 @@ class DatabaseMemoryService(BaseMemoryService):
                 not installed.
         """
         if not self._ready:
-            async with self._setup_lock:
+            async with self._setup_lock():
                 if not self._ready:
                     await self._setup()
                     if self.embedder is not None and hasattr(self.embedder, "check"):

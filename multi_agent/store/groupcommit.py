@@ -54,6 +54,8 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .looppool import drop_driver_connection
+
 __all__ = [
     "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "AsyncWriter", "Held", "Item",
     "Locks", "NoRows", "RowsRead", "ThreadWriter",
@@ -376,12 +378,13 @@ def is_disconnect(exc: BaseException) -> bool:
 
 
 class _LoopQueue:
-    __slots__ = ("busy", "closing", "items", "waiting")
+    __slots__ = ("busy", "closing", "idle", "items", "waiting")
 
     def __init__(self) -> None:
         self.items: list[Item] = []
         self.busy = 0  # writer tasks (running batches, or waiting for the next one)
         self.waiting: list[asyncio.Future[bool]] = []  # idle writers' wake-ups
+        self.idle: set[Held] = set()  # idle writers' connections
         self.closing = False
 
 
@@ -461,7 +464,12 @@ class AsyncWriter:
         if q is None:
             q = self._queues[loop] = _LoopQueue()
             for other in [lp for lp in self._queues if lp.is_closed()]:
-                del self._queues[other]
+                # Writers left waiting on a loop closed under them (see _abandon): their
+                # connections are ended now, not when the collector finds the writers.
+                for idle in list(self._queues.pop(other).idle):
+                    _abandon(idle.take())
+            self._tasks.difference_update(
+                [t for t in self._tasks if t.get_loop().is_closed()])
         item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future(),
                     locks=locks, fast=fast, with_rows=with_rows, planned=planned)
         q.items.append(item)
@@ -523,12 +531,14 @@ class AsyncWriter:
                 q.waiting.append(woken)
                 timer = loop.call_later(LINGER_SECONDS, _signal, woken, False)
                 _IDLE.add(held.conn)  # (see _abandon)
+                q.idle.add(held)
                 try:
                     more = await woken
                 except GeneratorExit:  # thrown away with its loop, closed under it (_abandon)
                     _abandon(held.take())
                     raise
                 finally:
+                    q.idle.discard(held)
                     _IDLE.discard(held.conn)
                     timer.cancel()
                     if woken in q.waiting:
@@ -821,11 +831,11 @@ def _abandon(aconn: Any) -> None:
     SQLAlchemy would log "Exception terminating connection" with a traceback and warn of a
     "non-checked-in connection" when it found the connection gone. So, first, the connection
     is kept alive by ``_IDLE`` while the writer waits (SQLAlchemy's clean-up, which runs
-    before finalizers, never sees it gone). Then here the driver's connection is terminated
-    (asyncpg marks it aborted, then fails to schedule the transport's clean-up on the closed
-    loop: that error is ignored; the socket closes when it is freed) and the connection is
-    detached from the pool (its place there is free again, and SQLAlchemy no longer cleans it
-    up: at the interpreter's exit that clean-up fails too)."""
+    before finalizers, never sees it gone). Then here the driver's connection is ended without
+    the loop (``looppool.drop_driver_connection``) and detached from the pool (its place there
+    is free again, and SQLAlchemy no longer cleans it up: at the interpreter's exit that
+    clean-up fails too). The same is done at once for the idle writers of every closed loop
+    when the service is next used on another loop (``AsyncWriter.run``)."""
     if aconn is None:
         return
     _IDLE.discard(aconn)
@@ -833,11 +843,7 @@ def _abandon(aconn: Any) -> None:
         sync = aconn.sync_connection
         if sync is None:
             return
-        driver = sync.connection.driver_connection
-        try:
-            driver.terminate()
-        except RuntimeError:  # "Event loop is closed": it is marked aborted all the same
-            pass
+        drop_driver_connection(sync.connection.driver_connection)
         sync.connection.detach()
     except Exception:  # (at the interpreter's exit, anything may be half gone)
         pass

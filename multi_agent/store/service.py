@@ -152,7 +152,9 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         self._decoder = EventDecoder()
         self._ready = False
         self._closed = False
-        self._locks: dict[tuple[str, str, str], tuple[asyncio.Lock, int]] = {}
+        # Per event loop too: an asyncio.Lock belongs to the loop it is first used on, and the
+        # service may be used from several (ADK's sync Runner.run: a new loop each turn).
+        self._locks: dict[tuple[Any, str, str, str], tuple[asyncio.Lock, int]] = {}
         # PostgreSQL: what the last appends left, for one-statement appends (rowcache.py).
         self._rows: rowcache.RowCache | None = (
             rowcache.RowCache() if self._backend.runs_fast and keyring is None else None)
@@ -522,7 +524,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     @asynccontextmanager
     async def _session_lock(self, session: Session) -> AsyncIterator[None]:
         """Serialises appends to one session within this process (the database does across)."""
-        key = (session.app_name, session.user_id, session.id)
+        key = (asyncio.get_running_loop(), session.app_name, session.user_id, session.id)
         lock, users = self._locks.get(key, (None, 0))
         if lock is None:
             lock = asyncio.Lock()

@@ -22,6 +22,7 @@ from ...errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .. import memory_tables as mt
 from .. import sql
 from ..groupcommit import CONTENTION_RETRIES, is_contention, row_keys
+from ..looppool import LoopPool
 from .base import Dialect, EngineOptions, sqlstate
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class PostgresDialect(Dialect):
         for name, default in (("timeout", connect_default), ("command_timeout", COMMAND_TIMEOUT)):
             if name not in url.query:
                 connect_args.setdefault(name, default)
+        if "pool" not in kwargs:  # a pool per event loop (looppool.py), unless one is given
+            kwargs.setdefault("poolclass", LoopPool)
         engine = create_async_engine(url, connect_args=connect_args, **kwargs)
         return Backend(async_engine=engine, owns_engine=True)
 
