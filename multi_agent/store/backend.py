@@ -35,6 +35,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
 
 from ..errors import DatabaseUnavailableError, InvalidValueError, StoreError
 from .dialects import Dialect, dialect_for, known
@@ -58,6 +59,7 @@ from .groupcommit import (
     resolve_all,
     reusable,
 )
+from .looppool import LoopPool
 
 T = TypeVar("T")
 
@@ -124,6 +126,14 @@ class Backend:
             if async_engine is not None and group_commit and self.dialect == "postgresql"
             else None
         )
+        # An injected PostgreSQL engine whose pool hands connections to any loop: it may only
+        # be used from one event loop (see _check_loop; the store's own engines have a pool
+        # per loop, looppool.py).
+        self._one_loop: asyncio.AbstractEventLoop | None = None
+        self._loop_bound = (
+            async_engine is not None and self.dialect == "postgresql"
+            and not isinstance(async_engine.sync_engine.pool, (LoopPool, NullPool))
+        )
         self._local = threading.local()
         self._conns: list[Connection] = []
         self._conns_lock = threading.Lock()  # guards _conns, _active, _identity*, _lost
@@ -163,6 +173,8 @@ class Backend:
         (``groupcommit.Item.with_rows``); ``planned``: tried before it, the write planned on
         those rows, sent later with others of its kind (``groupcommit.Item.planned``).
         """
+        if self._loop_bound:
+            self._check_loop()
         try:
             if self._writer is not None and (write or self._executor is None):
                 loop = asyncio.get_running_loop()
@@ -204,6 +216,21 @@ class Backend:
             if translated is None:
                 raise
             raise translated from exc
+
+    def _check_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._one_loop is None:
+            self._one_loop = loop
+        elif loop is not self._one_loop:
+            where = "was used on an event loop that is now closed" if (
+                self._one_loop.is_closed()) else "is in use on another event loop"
+            raise StoreError(
+                f"This service's database engine was given to it (db_engine) and {where}; its "
+                "pooled asyncpg connections belong to that loop and cannot serve this one. Give "
+                "the service a URL instead (its own engine keeps a pool per event loop), or "
+                "create the engine with poolclass=multi_agent.store.looppool.LoopPool (or "
+                "NullPool). Nothing was written by this call."
+            )
 
     def limit_batches(self, writers: int) -> None:
         """How many PostgreSQL batches may run at once in an event loop (default

@@ -172,3 +172,36 @@ def test_threads_with_their_own_loops_append_at_once(kind: str, tmp_path: Path) 
 
     assert sorted(acked.values()) == [25] * 32
     asyncio.run(check())
+
+
+def test_an_injected_engine_on_a_second_loop_is_refused_clearly(tmp_path: Path) -> None:
+    """An engine given to the service with SQLAlchemy's default pool cannot serve a second
+    loop: the call says so and what to do, writing nothing; with ``LoopPool`` it works."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from multi_agent.errors import StoreError
+    from multi_agent.store.looppool import LoopPool
+
+    url = _url("postgres", tmp_path)
+    engine = create_async_engine(url)
+    store = DatabaseSessionService(db_engine=engine)
+    session = asyncio.run(store.create_session(app_name="loops", user_id="u"))
+    with pytest.raises(StoreError, match="now closed.*poolclass=multi_agent.store.looppool"):
+        asyncio.run(store.append_event(session, text_event("refused")))
+
+    looped = create_async_engine(url, poolclass=LoopPool)
+    other = DatabaseSessionService(db_engine=looped)
+
+    async def append_one(text: str) -> int:
+        got = await other.get_session(app_name="loops", user_id="u", session_id=session.id)
+        assert got is not None
+        await other.append_event(got, text_event(text))
+        return len(got.events)
+
+    assert [asyncio.run(append_one(f"t{i}")) for i in range(3)] == [1, 2, 3]  # none "refused"
+
+    async def dispose() -> None:
+        await other.close()
+        await looped.dispose()
+
+    asyncio.run(dispose())
