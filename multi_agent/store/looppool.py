@@ -122,21 +122,22 @@ class LoopPool(AsyncAdaptedQueuePool):
                 _drop(pool)
         super().dispose()
 
-    def status(self) -> str:
+    def _here(self, name: str) -> Any:
+        """``name()`` of the calling loop's pool (this one's own, empty, when it has none)."""
         pool = self._loop_pool(create=False)
-        return super().status() if pool is None else pool.status()
+        return getattr(AsyncAdaptedQueuePool, name)(self if pool is None else pool)
+
+    def status(self) -> str:
+        return str(self._here("status"))
 
     def checkedin(self) -> int:
-        pool = self._loop_pool(create=False)
-        return super().checkedin() if pool is None else pool.checkedin()
+        return int(self._here("checkedin"))
 
     def overflow(self) -> int:
-        pool = self._loop_pool(create=False)
-        return super().overflow() if pool is None else pool.overflow()
+        return int(self._here("overflow"))
 
     def checkedout(self) -> int:
-        pool = self._loop_pool(create=False)
-        return super().checkedout() if pool is None else pool.checkedout()
+        return int(self._here("checkedout"))
 
 
 def _drop(pool: AsyncAdaptedQueuePool) -> None:
