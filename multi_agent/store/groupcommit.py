@@ -208,7 +208,8 @@ class WriterStats:
     savepoint_batches: int = 0  # batches run again with savepoints, an item having raised
     fast: int = 0  # lone items stored by their fast path (``Item.fast``)
     declined: int = 0  # fast paths that stored nothing (the item then ran as usual)
-    with_rows: int = 0  # batched items run on the rows their batch's lock read
+    with_rows: int = 0  # batched items run (or planned) on the rows their batch's lock read;
+    # like ``batches``, per attempt: a batch run again after its exchange failed counts again
     planned: int = 0  # of those, items planned on them and sent with others (``Item.planned``)
     exchanges: int = 0  # the ``executemany`` calls that sent them
 

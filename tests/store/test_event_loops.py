@@ -205,3 +205,36 @@ def test_an_injected_engine_on_a_second_loop_is_refused_clearly(tmp_path: Path) 
         await looped.dispose()
 
     asyncio.run(dispose())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_memory_service_from_one_loop_after_another(kind: str, tmp_path: Path) -> None:
+    """The memory service beside the store, each call on its own loop (its set-up lock is
+    per loop, its SQL on the store's pool per loop): what one loop adds, the next finds."""
+    from multi_agent.memory import DatabaseMemoryService
+
+    url = _url(kind, tmp_path)
+    store = DatabaseSessionService(url)
+    memory = DatabaseMemoryService(store)
+
+    async def add(text: str) -> None:
+        s = await store.create_session(app_name="loops", user_id="ann")
+        await store.append_event(s, text_event(text, author="user"))
+        got = await store.get_session(app_name="loops", user_id="ann", session_id=s.id)
+        assert got is not None
+        await memory.add_session_to_memory(got)
+
+    async def search(query: str) -> list[str]:
+        found = await memory.search_memory(app_name="loops", user_id="ann", query=query)
+        return [m.content.parts[0].text for m in found.memories]
+
+    asyncio.run(add("I bought Nvidia shares today."))
+    assert asyncio.run(search("Nvidia shares")) == ["I bought Nvidia shares today."]
+    asyncio.run(add("Pasta carbonara needs no cream."))
+    assert asyncio.run(search("carbonara cream")) == ["Pasta carbonara needs no cream."]
+
+    async def close() -> None:
+        await memory.close()
+        await store.close()
+
+    asyncio.run(close())
