@@ -379,13 +379,12 @@ def is_disconnect(exc: BaseException) -> bool:
 
 
 class _LoopQueue:
-    __slots__ = ("busy", "closing", "idle", "items", "waiting")
+    __slots__ = ("busy", "closing", "items", "waiting")
 
     def __init__(self) -> None:
         self.items: list[Item] = []
         self.busy = 0  # writer tasks (running batches, or waiting for the next one)
         self.waiting: list[asyncio.Future[bool]] = []  # idle writers' wake-ups
-        self.idle: set[Held] = set()  # idle writers' connections
         self.closing = False
 
 
@@ -465,10 +464,8 @@ class AsyncWriter:
         if q is None:
             q = self._queues[loop] = _LoopQueue()
             for other in [lp for lp in self._queues if lp.is_closed()]:
-                # Writers left waiting on a loop closed under them (see _abandon): their
-                # connections are ended now, not when the collector finds the writers.
-                for idle in list(self._queues.pop(other).idle):
-                    _abandon(idle.take())
+                del self._queues[other]
+            _abandon_closed()
             self._tasks.difference_update(
                 [t for t in self._tasks if t.get_loop().is_closed()])
         item = Item(fn, True, True, contextvars.copy_context(), None, loop.create_future(),
@@ -531,16 +528,14 @@ class AsyncWriter:
                 woken: asyncio.Future[bool] = loop.create_future()
                 q.waiting.append(woken)
                 timer = loop.call_later(LINGER_SECONDS, _signal, woken, False)
-                _IDLE.add(held.conn)  # (see _abandon)
-                q.idle.add(held)
+                _IDLE[held] = loop  # (see _abandon)
                 try:
                     more = await woken
                 except GeneratorExit:  # thrown away with its loop, closed under it (_abandon)
                     _abandon(held.take())
                     raise
                 finally:
-                    q.idle.discard(held)
-                    _IDLE.discard(held.conn)
+                    _IDLE.pop(held, None)
                     timer.cancel()
                     if woken in q.waiting:
                         q.waiting.remove(woken)
@@ -817,8 +812,9 @@ def reusable(aconn: Any) -> bool:
     return not aconn.invalidated and not aconn.in_transaction()
 
 
-_IDLE: set[Any] = set()
-"""The connections idle writers keep while they wait for work (see _abandon)."""
+_IDLE: dict[Held, asyncio.AbstractEventLoop] = {}
+"""Idle writers' connections (each in its writer's ``Held``), with the writer's loop, while
+they wait for work (see _abandon)."""
 
 
 def _abandon(aconn: Any) -> None:
@@ -831,15 +827,14 @@ def _abandon(aconn: Any) -> None:
     is not logged for writer tasks). Its connection cannot be closed on a closed loop:
     SQLAlchemy would log "Exception terminating connection" with a traceback and warn of a
     "non-checked-in connection" when it found the connection gone. So, first, the connection
-    is kept alive by ``_IDLE`` while the writer waits (SQLAlchemy's clean-up, which runs
+    is kept alive through ``_IDLE`` while the writer waits (SQLAlchemy's clean-up, which runs
     before finalizers, never sees it gone). Then here the driver's connection is ended without
     the loop (``looppool.drop_driver_connection``) and detached from the pool (its place there
     is free again, and SQLAlchemy no longer cleans it up: at the interpreter's exit that
     clean-up fails too). The same is done at once for the idle writers of every closed loop
-    when the service is next used on another loop (``AsyncWriter.run``)."""
+    when a service is next used on another loop (``_abandon_closed``)."""
     if aconn is None:
         return
-    _IDLE.discard(aconn)
     try:
         sync = aconn.sync_connection
         if sync is None:
@@ -848,6 +843,15 @@ def _abandon(aconn: Any) -> None:
         sync.connection.detach()
     except Exception:  # (at the interpreter's exit, anything may be half gone)
         pass
+
+
+def _abandon_closed() -> None:
+    """Ends the connections of idle writers whose loop was closed under them (_abandon) now,
+    not when the collector finds the writers."""
+    for held, loop in list(_IDLE.items()):
+        if loop.is_closed():
+            _IDLE.pop(held, None)
+            _abandon(held.take())
 
 
 async def _quiet_close(aconn: Any) -> None:

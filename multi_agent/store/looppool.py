@@ -90,11 +90,6 @@ class LoopPool(AsyncAdaptedQueuePool):
                     pool._invalidate_time = self._invalidate_time
         return pool
 
-    def loops(self) -> int:
-        """Event loops that have a pool here (closed ones are dropped on a new loop's first
-        checkout)."""
-        return len(self._loops)
-
     def _do_get(self) -> Any:
         pool = self._loop_pool()
         assert pool is not None
