@@ -35,6 +35,7 @@ __all__ = [
     "fold_bookkeeping_runs",
     "is_bookkeeping",
     "list_runs",
+    "rewind_state_delta",
 ]
 
 SUB_RUN_KINDS = ("delegation", "agent_tool")
@@ -328,7 +329,67 @@ def _check_not_pruned(rows: Any, path: list[str], session_id: str) -> int:
         raise HistoryPrunedError(
             f"Run {target!r} of session {session_id!r} cannot be branched to: it forked off "
             f"before its history was pruned (its earlier runs' state is gone).{hint}")
+    return _kept_from(rows)
+
+
+def _kept_from(rows: Any) -> int:
+    """The first seq whose events count for the session state: 0 in a session never trimmed
+    (its ``initial_state`` is the creation's), else the first kept run's."""
+    if not any(run.status == PRUNED for run in rows):
+        return 0
     return min((run.first_seq for run in rows if run.status != PRUNED), default=0)
+
+
+def rewind_state_delta(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, invocation_id: str
+) -> dict[str, Any] | None:
+    """The session-scope ``state_delta`` of a rewind before ``invocation_id``, from what is
+    stored: the state the session had before that invocation's first event on the head path
+    (the initial state, then every earlier event's delta) against the stored state now.
+
+    ADK's ``Runner.rewind_async`` computes this delta on the caller's copy, from its events'
+    deltas alone, and sets every other key to ``None``: the state the session was created
+    with (google/adk-python #4839, #4933), and the state written by events the copy does not
+    hold (a ``GetSessionConfig`` window, ``?window=N``), was wiped by every rewind. Same rule
+    otherwise: a key whose value differs goes back to it, a key the session did not have then
+    becomes ``None``; ``user:``/``app:`` keys are not rewound. None when the head path has no
+    event of ``invocation_id`` (the caller's delta then stands).
+    """
+    from .codec import loads
+    from .state import split_delta
+
+    r, e, ss = s.runs.c, s.events.c, s.sessions.c
+    row = conn.execute(
+        select(ss.initial_state, ss.state)
+        .where(ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id)
+    ).first()
+    if row is None:
+        return None
+    runs = conn.execute(
+        select(r.status, r.first_seq)
+        .where(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
+    ).all()
+    state = loads(row.initial_state)
+    for data, invocation in conn.execute(
+        select(e.event_data, e.invocation_id)
+        .where(e.app_name == app_name, e.user_id == user_id, e.session_id == session_id,
+               e.on_path.is_(True), e.seq >= _kept_from(runs))
+        .order_by(e.seq)
+    ):
+        if invocation == invocation_id:
+            break
+        for key, value in split_delta(
+                (loads(data).get("actions") or {}).get("state_delta") or {}).session.items():
+            if value is None:
+                state.pop(key, None)
+            else:
+                state[key] = value
+    else:
+        return None
+    now = loads(row.state)
+    delta = {key: value for key, value in state.items() if key not in now or now[key] != value}
+    delta.update({key: None for key in now if key not in state})
+    return delta
 
 
 def _runs_hint(parents: dict[str, tuple[str | None, str]]) -> str:

@@ -51,6 +51,7 @@ from google.adk.sessions.base_session_service import (
     ListSessionsResponse,
 )
 from google.adk.sessions.session import Session
+from google.adk.sessions.state import State
 from pydantic_core import PydanticSerializationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
@@ -73,6 +74,7 @@ from .groupcommit import Locks, RowsRead
 from .ids import check_id, check_ids
 from .migrations import ensure_schema
 from .pages import PagesMixin
+from .runs import rewind_state_delta
 from .scopes import read_scopes
 from .state import SCOPES, merge_scopes, scope_of, scoped_key, split_delta
 from .tracing import append_attributes, count, traced
@@ -404,6 +406,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         if event.partial:
             return event
         check_id("session_id", session.id)
+        if event.actions and event.actions.rewind_before_invocation_id:
+            await self._rewind_from_storage(session, event)
         # Apply temp: state to the in-memory session, then keep it out of storage (ADK rule).
         self._apply_temp_state(session, event)
         event = self._trim_temp_delta_state(event)
@@ -476,6 +480,26 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             return self._commit_event_to_session(session, event)
 
     # -- helpers --------------------------------------------------------------------------
+
+    async def _rewind_from_storage(self, session: Session, event: Event) -> None:
+        """Replaces a rewind event's session-scope ``state_delta`` (computed by ADK's
+        ``rewind_async`` on the caller's copy) by the one computed from storage, which knows
+        the state the session was created with and every event of its history
+        (``runs.rewind_state_delta``); its ``user:``/``app:``/``temp:`` keys are kept."""
+        actions = event.actions
+        invocation_id = actions.rewind_before_invocation_id
+        assert invocation_id is not None
+        await self.prepare()
+        delta = await self._transact(
+            lambda conn: rewind_state_delta(
+                conn, app_name=session.app_name, user_id=session.user_id,
+                session_id=session.id, invocation_id=invocation_id),
+            write=False, app_name=session.app_name, user_id=session.user_id,
+            session_id=session.id)
+        if delta is not None:
+            kept = {key: value for key, value in (actions.state_delta or {}).items()
+                    if key.startswith((State.APP_PREFIX, State.USER_PREFIX, State.TEMP_PREFIX))}
+            actions.state_delta = {**delta, **kept}
 
     def _append_on_rows(self, conn: Any, req: ops.AppendRequest,
                         rows: RowsRead) -> ops.AppendResult:
