@@ -233,34 +233,30 @@ def _accepted(service: str, dialect: str) -> str:
     )
 
 
-def parse_uri(uri: str, service: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
-    """The SQLAlchemy URL behind one of our :data:`SCHEMES` and the constructor's keyword
-    arguments from its query (see :data:`OPTIONS`).
-
-    Args:
-        uri: the ``--session_service_uri`` / ``--memory_service_uri``.
-        service: ``session`` or ``memory``.
-        **kwargs: ADK's (``agents_dir``: where ``multi-agent://`` puts its database).
+def _read_query(
+    pairs: list[tuple[str, str]], service: str, dialect: str, where: str, *, strict: bool,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[tuple[str, str]]]:
+    """A URI query's options checked and parsed (see :data:`OPTIONS`), by where they go: the
+    constructor's, the engine's, the driver's connect arguments, and the URL's own query.
+    ``strict``: a name that is not an option is refused (else it stays in the URL's query).
 
     Raises:
-        ValueError: not one of our schemes; an unknown option, one for another service or
-            database, a bad value, or an option given twice.
+        ValueError: an unknown option (``strict``), one for another service or database, a
+            bad value, or an option given twice.
     """
-    scheme, sep, rest = uri.partition("://")
-    if not sep or scheme not in SCHEMES:
-        raise ValueError(f"{uri!r} does not use one of the schemes {', '.join(SCHEMES)}.")
-    rest, _, query = rest.partition("?")
-    dialect = POSTGRESQL if scheme == "multi-agent+postgresql" else SQLITE
-    where = f"the {service} service URI {scheme}://..."
     constructor: dict[str, Any] = {}
     engine: dict[str, Any] = {}
     connect: dict[str, Any] = {}
     url_query: list[tuple[str, str]] = []
     seen: set[str] = set()
-    for name, raw in parse_qsl(query, keep_blank_values=True):
+    for name, raw in pairs:
         option = _BY_NAME.get(name)
         if option is None:
-            close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+            if not strict:
+                url_query.append((name, raw))
+                continue
+            close = difflib.get_close_matches(
+                name, [o.name for o in _takes(service, dialect)], n=1)
             hint = f" Did you mean {close[0]}?" if close else ""
             raise ValueError(
                 f"Unknown option {name!r} in {where}.{hint} {_accepted(service, dialect)}"
@@ -272,6 +268,10 @@ def parse_uri(uri: str, service: str, **kwargs: Any) -> tuple[str, dict[str, Any
                 f"(in {where}). {_accepted(service, dialect)}"
             )
         if dialect not in option.dialects:
+            if not strict and option.target in ("connect", "url"):
+                # another driver's parameter (e.g. timeout, SQLite's too): the driver's
+                url_query.append((name, raw))
+                continue
             only = " and ".join(_DIALECT_NAMES[d] for d in sorted(option.dialects))
             raise ValueError(
                 f"{name} applies to {only} only, and {where} is "
@@ -294,6 +294,69 @@ def parse_uri(uri: str, service: str, **kwargs: Any) -> tuple[str, dict[str, Any
             connect[name] = value
         else:
             url_query.append((name, value))
+    return constructor, engine, connect, url_query
+
+
+def url_options(db_url: str, service: str = SESSION) -> tuple[str, dict[str, Any]]:
+    """A plain SQLAlchemy URL given to a service (``sqlite+aiosqlite:///...``,
+    ``postgresql+asyncpg://...``): the options of :data:`OPTIONS` in its query checked, parsed
+    and taken out, as keyword arguments for the service's constructor (engine options and the
+    driver's connect arguments included), so that ``?encryption_key_file=PATH`` or
+    ``?command_timeout=2`` mean the same there as in our URIs. On PostgreSQL a name that is
+    not an option is refused (asyncpg's ``connect`` takes no other); on SQLite it stays in
+    the URL for the driver, as before.
+
+    Raises:
+        ValueError: an option that does not apply, a bad value, or (PostgreSQL) an unknown
+            name.
+    """
+    base, sep, query = db_url.partition("?")
+    if not sep:
+        return db_url, {}
+    scheme = base.partition("://")[0].lower()
+    if scheme.startswith("postgres"):
+        dialect = POSTGRESQL
+    elif scheme.startswith("sqlite"):
+        dialect = SQLITE
+    else:
+        return db_url, {}
+    where = f"the database URL {scheme}://..."
+    constructor, engine, connect, url_query = _read_query(
+        parse_qsl(query, keep_blank_values=True), service, dialect, where,
+        strict=dialect == POSTGRESQL)
+    if "window" in constructor:
+        raise ValueError(
+            f"window is an option of our URIs (multi-agent://, multi-agent+sqlite://, "
+            f"multi-agent+postgresql://), which make a BoundedSessionService; {where} makes a "
+            "DatabaseSessionService. Use such a URI, or multi_agent.memory.bounded_service."
+            "BoundedSessionService(url, window=N).")
+    if connect:
+        engine["connect_args"] = connect
+    constructor.update(engine)
+    return base + ("?" + urlencode(url_query) if url_query else ""), constructor
+
+
+def parse_uri(uri: str, service: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """The SQLAlchemy URL behind one of our :data:`SCHEMES` and the constructor's keyword
+    arguments from its query (see :data:`OPTIONS`).
+
+    Args:
+        uri: the ``--session_service_uri`` / ``--memory_service_uri``.
+        service: ``session`` or ``memory``.
+        **kwargs: ADK's (``agents_dir``: where ``multi-agent://`` puts its database).
+
+    Raises:
+        ValueError: not one of our schemes; an unknown option, one for another service or
+            database, a bad value, or an option given twice.
+    """
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ValueError(f"{uri!r} does not use one of the schemes {', '.join(SCHEMES)}.")
+    rest, _, query = rest.partition("?")
+    dialect = POSTGRESQL if scheme == "multi-agent+postgresql" else SQLITE
+    where = f"the {service} service URI {scheme}://..."
+    constructor, engine, connect, url_query = _read_query(
+        parse_qsl(query, keep_blank_values=True), service, dialect, where, strict=True)
     if connect:
         engine["connect_args"] = connect
     if engine:

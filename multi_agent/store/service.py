@@ -88,6 +88,21 @@ __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
 
 
+_DEFAULTS: dict[str, Any] = {"on_stale": "raise", "sqlite_synchronous": "FULL",
+                             "sqlite_busy_timeout": 30.0}
+"""The constructor's defaults of the options a URL's query may also give (the others: None)."""
+
+
+def _url_options(db_url: str) -> tuple[str, dict[str, Any]]:
+    """``services.url_options``: the options of our URIs in a plain URL's query, taken out."""
+    from ..services import url_options
+
+    try:
+        return url_options(db_url)
+    except ValueError as exc:
+        raise InvalidValueError(f"{exc} Nothing was opened.") from None
+
+
 class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     """Sessions, events and app/user/session state in SQLite (default) or PostgreSQL.
 
@@ -99,7 +114,10 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         db_url: a SQLAlchemy URL: ``sqlite+aiosqlite:///path.db`` (``sqlite:///`` also works;
             four slashes for an absolute path), ``sqlite+aiosqlite://`` for in-memory, or
             ``postgresql+asyncpg://user:pw@host/db`` (needs the ``postgres`` extra).
-            Defaults to ``./multi_agent_data.db`` when no engine is given.
+            Defaults to ``./multi_agent_data.db`` when no engine is given. Its query may hold
+            the options of our URIs (``multi_agent.services.OPTIONS``, checked as there), e.g.
+            ``?encryption_key_file=PATH``, ``?on_stale=merge``, ``?command_timeout=2``; other
+            names go to the SQLite driver (PostgreSQL: refused, asyncpg takes no others).
         db_engine: an existing ``AsyncEngine`` to use instead of a URL (left open by close()).
         on_stale: ``"raise"`` (default): appending from a copy of a session that another
             writer appended to since raises ``StaleSession`` and writes nothing. ``"merge"``:
@@ -134,6 +152,26 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         encryption_key_file: str | os.PathLike[str] | None = None,
         **engine_kwargs: Any,
     ) -> None:
+        if db_url is not None and "?" in db_url:  # our options in a plain URL's query
+            db_url, from_url = _url_options(db_url)
+            explicit = {"on_stale": on_stale, "sqlite_synchronous": sqlite_synchronous,
+                        "sqlite_busy_timeout": sqlite_busy_timeout,
+                        "sqlite_wal_limit_bytes": sqlite_wal_limit_bytes,
+                        "encryption_key_file": encryption_key_file}
+            for name, value in from_url.items():
+                if name in engine_kwargs or (
+                        name in explicit and explicit[name] != _DEFAULTS.get(name)):
+                    raise InvalidValueError(
+                        f"{name} is given both in the database URL and as an argument; give "
+                        "it once.")
+                if name not in explicit:
+                    engine_kwargs[name] = value
+            on_stale = from_url.get("on_stale", on_stale)
+            sqlite_synchronous = from_url.get("sqlite_synchronous", sqlite_synchronous)
+            sqlite_busy_timeout = from_url.get("sqlite_busy_timeout", sqlite_busy_timeout)
+            sqlite_wal_limit_bytes = from_url.get("sqlite_wal_limit_bytes",
+                                                  sqlite_wal_limit_bytes)
+            encryption_key_file = from_url.get("encryption_key_file", encryption_key_file)
         if on_stale not in ("raise", "merge"):
             raise ValueError("on_stale must be 'raise' or 'merge'.")
         keyring = sealing.load_keyring(key=encryption_key, key_file=encryption_key_file)

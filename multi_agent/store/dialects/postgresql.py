@@ -54,7 +54,7 @@ class PostgresDialect(Dialect):
     # -- engine set-up ----------------------------------------------------------------------
 
     def open(self, url: URL, db_url: str, options: EngineOptions) -> Backend:
-        from ..backend import Backend
+        from ..backend import Backend, redact
 
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+asyncpg")
@@ -63,6 +63,14 @@ class PostgresDialect(Dialect):
                 f"Use the asyncpg driver for PostgreSQL: postgresql+asyncpg://... "
                 f"(got {url.drivername})."
             )
+        try:
+            port = url.port
+        except ValueError:  # (SQLAlchemy: not a number)
+            port = -1
+        if port is not None and not 0 < port < 65536:
+            raise InvalidValueError(
+                f"The port in {redact(db_url)} is not a TCP port (1 to 65535); PostgreSQL's "
+                "default is 5432.")
         try:
             import asyncpg  # noqa: F401
         except ImportError as exc:
