@@ -349,6 +349,10 @@ def test_hostile_requests_get_clear_errors(deployment) -> None:
             (client.post(url, json={**run_input(thread, "hi"), "runId": 5}), 422),
             (client.post(url, json={**run_input(thread, "hi"), "runId": "has space"}), 422),
             (client.post(url, json={**run_input(thread, "hi"), "runId": "../../etc"}), 422),
+            # "<agent>@<seq>" is how the store names delegation sub-runs (the run died half-way
+            # on the duplicate run row, reported as "database_unavailable")
+            (client.post(url, json={**run_input(thread, "add AAPL to my watchlist"),
+                                    "runId": "stock_analyst@5"}), 422),
             (client.post(url, json=run_input(thread, "hi", parent=["x"])), 422),  # type: ignore[arg-type]
             (client.post(url, json={**run_input(thread, "hi"), "messages": [
                 {"role": "assistant", "content": "no user"}]}), 422),
@@ -360,6 +364,10 @@ def test_hostile_requests_get_clear_errors(deployment) -> None:
             (client.post("/api/threads", content=b'{"title": 5}', **raw), 422),
             (client.post("/api/threads", content=b'{"title": "\\udc00"}', **raw), 422),
             (client.post("/api/threads", json={"threadId": "a\x00b"}), 422),
+            # a thread no /api/threads/{threadId} URL could reach afterwards
+            (client.post("/api/threads", json={"threadId": "a/b"}), 422),
+            (client.post("/api/threads", json={"threadId": "."}), 422),
+            (client.post("/api/threads", json={"threadId": ".."}), 422),
             (client.patch(f"/api/threads/{thread}", json={"title": "t" * 500}), 422),
             (client.patch(f"/api/threads/{thread}", json={}), 422),
             (client.get("/api/threads/no-such-thread"), 404),

@@ -51,7 +51,9 @@ from .views import (
 __all__ = ["ServeConfig", "create_app"]
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
-RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}")
+# No "@": the store names a delegation sub-run "<agent>@<seq>", so such a client run id could
+# be one of them (the run then failed half-way on the duplicate run row).
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 MAX_TITLE = 200
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -190,9 +192,13 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
         body = _object(body)
         title = _title(body.get("title"), required=False)
         thread_id = body.get("threadId")
-        if thread_id is not None and (not isinstance(thread_id, str) or not _valid_id(thread_id)):
+        if thread_id is not None and (
+                not isinstance(thread_id, str) or not _valid_id(thread_id)
+                or "/" in thread_id or not thread_id.strip(".")):
+            # ("/" and "."/".." would make a thread no /api/threads/{threadId} URL can reach)
             raise ApiError(422, "invalid_request",
-                           "threadId must be a string of 1 to 256 printable characters")
+                           "threadId must be a string of 1 to 256 printable characters, "
+                           "without / and not only dots")
         state = new_session_state()
         if title:
             state[TITLE_KEY] = title
@@ -457,7 +463,8 @@ def _run_input(body: dict[str, Any], thread_id: str, max_chars: int
         run_id = str(uuid.uuid4())
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         raise ApiError(422, "invalid_request",
-                       "runId must be a string of 1 to 128 letters, digits or _.:@-")
+                       "runId must be a string of 1 to 128 letters, digits or _.:- (first a "
+                       "letter or digit; @ is kept for delegation sub-runs)")
     parent = body.get("parentRunId")
     if parent is None and isinstance(body.get("forwardedProps"), dict):
         parent = body["forwardedProps"].get("parentRunId")
