@@ -398,6 +398,30 @@ def test_hostile_requests_get_clear_errors(deployment) -> None:
     assert "Traceback" not in server.stderr()
 
 
+def test_many_renames_at_once_all_land(deployment) -> None:
+    """A rename is a blind write: 30 PATCHes of one title at once, each acknowledged (before,
+    most got 409 "the thread changed meanwhile"); the title is the last one stored."""
+    with deployment.server.client(deployment.ann) as client:
+        thread = new_thread(client, "first")
+        statuses: list[int] = []
+
+        def patch(i: int) -> None:
+            with deployment.server.client(deployment.ann) as c:
+                response = c.patch(f"/api/threads/{thread}", json={"title": f"name {i}"})
+                statuses.append(response.status_code)
+
+        workers = [threading.Thread(target=patch, args=(i,)) for i in range(30)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        assert statuses == [200] * 30, statuses
+        title = client.get(f"/api/threads/{thread}").json()["title"]
+        assert title in {f"name {i}" for i in range(30)}
+        run(client, thread, "add IBM to my watchlist")
+        assert client.get(f"/api/threads/{thread}").json()["title"] == title
+
+
 def test_two_runs_at_once_on_one_thread_one_wins(deployment) -> None:
     """Many simultaneous POSTs on one thread: one runs, the others get 409, never a 500."""
     with deployment.server.client(deployment.ann) as client:

@@ -201,7 +201,12 @@ def run_events(rows: list[dict[str, Any]], runs: list[Any], run_ids: list[str] |
 
 async def set_title(store: Any, user_id: str, thread_id: str, title: str) -> None:
     """Stores the title in the session key ``thread_title`` (a content-less ``user`` event:
-    no run, the head does not move). Retried on a concurrent append."""
+    no run, the head does not move). A rename is a blind write: an atomic ``set``
+    (``StateUpdates``), which the store (``on_stale="merge"``) applies on top of whatever
+    was stored meanwhile (50 renames at once: 42 were refused as plain writes). Retried on
+    any other concurrent change."""
+    from ...store.updates import StateUpdates
+
     for attempt in range(5):
         session = await store.get_session(
             app_name=APP_NAME, user_id=user_id, session_id=thread_id,
@@ -210,7 +215,8 @@ async def set_title(store: Any, user_id: str, thread_id: str, title: str) -> Non
         if session is None:
             raise ApiError(404, "thread_not_found", f"no thread {thread_id!r}")
         event = Event(invocation_id=f"title-{uuid.uuid4()}", author="user",
-                      actions=EventActions(state_delta={TITLE_KEY: title}))
+                      actions=EventActions())
+        StateUpdates.for_event(session, event).set(TITLE_KEY, (), title)
         try:
             await store.append_event(session, event)
             return
