@@ -96,10 +96,7 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
 
     def authenticate(request: Request) -> str:
         if config.user_header:
-            user = request.headers.get(config.user_header, "")
-            if not user or not _valid_id(user):
-                raise ApiError(401, "unauthorized", f"no {config.user_header} header")
-            return user
+            return _header_user(request, config.user_header)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": "Bearer"}
@@ -420,6 +417,23 @@ def _object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(422, "invalid_request", "the body must be a JSON object")
     return body
+
+
+def _header_user(request: Request, name: str) -> str:
+    """The user id in the trusted proxy's header, read as UTF-8 (Starlette decodes headers
+    as Latin-1: ``X-User: é`` would be the user "Ã©", not the ``chat --user é`` one)."""
+    wanted = name.lower().encode("latin-1")
+    raw = next((value for key, value in request.headers.raw if key.lower() == wanted), None)
+    if not raw:
+        raise ApiError(401, "unauthorized", f"no {name} header")
+    try:
+        user = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(401, "unauthorized", f"the {name} header is not UTF-8 text") from None
+    if not _valid_id(user):
+        raise ApiError(401, "unauthorized",
+                       f"the {name} header is not a user id (1 to 256 printable characters)")
+    return user
 
 
 def _valid_id(value: str) -> bool:
