@@ -13,17 +13,27 @@ nothing to guess a dictionary for) and costs microseconds per request.
 The file is written atomically (a temporary file renamed over it) with mode 0600. The server
 re-reads it whenever its modification time or size changes, so ``token add`` and ``token
 revoke`` take effect on the next request, without a restart.
+
+Every change (``add``, ``revoke``, and so ``forget_user``, which revokes through them) reads,
+edits and renames the file while holding an exclusive ``flock`` on ``<token file>.lock`` (made
+beside it, mode 0600, and left there: removing it would let two writers lock different files).
+Without it two ``token add`` run at once could each write its own token over the other's, and
+an ``add`` racing a ``revoke`` could write the revoked token back. Readers (the server) take no
+lock: the rename means they always see a whole file, the one before a change or the one after.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,7 +133,14 @@ class TokenFile:
         except ValueError:
             raise TokenError(f"the token file {self.path} is not valid JSON; remove it and "
                              "make new tokens with: multi-agent serve token add USER") from None
-        rows = doc.get("tokens") if isinstance(doc, dict) else None
+        if not isinstance(doc, dict):
+            held = {list: "a JSON list", str: "a JSON string", bool: "a JSON boolean",
+                    type(None): "JSON null"}.get(type(doc), "a JSON number")
+            raise TokenError(f"{self.path} is not a multi-agent token file (it holds {held}, "
+                             "not an object with a \"tokens\" list); check --tokens or "
+                             f"${TOKENS_ENV}, or remove it and make new tokens with: "
+                             "multi-agent serve token add USER")
+        rows = doc.get("tokens")
         if doc.get("format") != FORMAT or not isinstance(rows, list):
             raise TokenError(f"{self.path} is not a multi-agent token file")
         out = []
@@ -158,16 +175,16 @@ class TokenFile:
 
     def add(self, user: str) -> tuple[str, TokenRecord]:
         """Makes a token for ``user``; returns it (shown once) and its record."""
-        records = self.records()
-        taken = {r.id for r in records}
-        ident = secrets.token_hex(4)
-        while ident in taken:
+        with self._locked() as records:
+            taken = {r.id for r in records}
             ident = secrets.token_hex(4)
-        secret = secrets.token_urlsafe(32)
-        salt = secrets.token_hex(16)
-        created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        record = TokenRecord(ident, user, created, salt, _digest(salt, secret))
-        self._write([*records, record])
+            while ident in taken:
+                ident = secrets.token_hex(4)
+            secret = secrets.token_urlsafe(32)
+            salt = secrets.token_hex(16)
+            created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            record = TokenRecord(ident, user, created, salt, _digest(salt, secret))
+            self._write([*records, record])
         return f"{PREFIX}{ident}_{secret}", record
 
     def revoke(self, what: str) -> list[TokenRecord]:
@@ -177,16 +194,56 @@ class TokenFile:
         Raises:
             TokenError: nothing matched (nothing written).
         """
-        records = self.records()
-        gone = [r for r in records if r.user == what]
-        if not gone:
-            prefix = what[len(PREFIX):] if what.startswith(PREFIX) else what
-            gone = [r for r in records if prefix and r.id.startswith(prefix.split("_", 1)[0])]
-        if not gone:
-            raise TokenError(f"no token of a user {what!r} and none whose id starts with "
-                             f"{what!r} in {self.path} (multi-agent serve token list)")
-        self._write([r for r in records if r not in gone])
+        with self._locked() as records:
+            gone = [r for r in records if r.user == what]
+            if not gone:
+                prefix = what[len(PREFIX):] if what.startswith(PREFIX) else what
+                gone = [r for r in records
+                        if prefix and r.id.startswith(prefix.split("_", 1)[0])]
+            if not gone:
+                raise TokenError(f"no token of a user {what!r} and none whose id starts with "
+                                 f"{what!r} in {self.path} (multi-agent serve token list)")
+            self._write([r for r in records if r not in gone])
         return gone
+
+    def revoke_user(self, user: str) -> list[TokenRecord]:
+        """Removes every token of ``user`` (whole-user matches only, never an id prefix: for a
+        user id like ``3f`` that would be another user's token); returns them, empty when the
+        user has none (nothing written then)."""
+        with self._locked() as records:
+            gone = [r for r in records if r.user == user]
+            if gone:
+                self._write([r for r in records if r not in gone])
+        return gone
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[list[TokenRecord]]:
+        """Holds the exclusive lock of the token file (across processes and threads) and gives
+        its tokens as they are now on disk, oldest first; a change is written inside.
+
+        Raises:
+            TokenError: the lock file cannot be made or locked (nothing written), or the
+                token file cannot be read.
+        """
+        lock = self.path.with_name(self.path.name + ".lock")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise TokenError(f"cannot write the token file {self.path}: cannot create its lock "
+                             f"file {lock}: {exc.strerror}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                raise TokenError(f"cannot write the token file {self.path}: cannot lock "
+                                 f"{lock}: {exc.strerror}") from None
+            # Read afresh under the lock: the cached copy (keyed on mtime and size) may be
+            # from before another writer's change.
+            self._seen = None
+            yield self.records()
+        finally:
+            os.close(fd)  # releases the lock
 
     def _write(self, records: list[TokenRecord]) -> None:
         doc: dict[str, Any] = {"format": FORMAT, "version": 1,

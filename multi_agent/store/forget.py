@@ -196,16 +196,16 @@ def _token_file(path: str | os.PathLike[str]) -> Any:
 def _forget_tokens(tokens: Any, user_id: str, *, dry_run: bool) -> int:
     """Removes (or counts) every token of ``user_id``; 0 when it has none.
 
-    Only whole-user matches: ``TokenFile.revoke`` also matches an id *prefix* when no user
+    Only whole-user matches (``TokenFile.revoke_user``, under the file's lock: what it
+    counts is what it removed): ``TokenFile.revoke`` also matches an id *prefix* when no user
     matches, which would revoke another user's token for a user id like ``3f``.
     """
     try:
-        mine = [r for r in tokens.records() if r.user == user_id]
-        if mine and not dry_run:
-            tokens.revoke(user_id)
+        if dry_run:
+            return sum(1 for r in tokens.records() if r.user == user_id)
+        return len(tokens.revoke_user(user_id))
     except TokenError as exc:
         raise StoreError(f"Nothing was removed: {exc}") from exc
-    return len(mine)
 
 
 async def forget_user(
