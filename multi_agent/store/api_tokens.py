@@ -174,7 +174,15 @@ class TokenFile:
     # -- the CLI ----------------------------------------------------------------------------
 
     def add(self, user: str) -> tuple[str, TokenRecord]:
-        """Makes a token for ``user``; returns it (shown once) and its record."""
+        """Makes a token for ``user``; returns it (shown once) and its record.
+
+        Raises:
+            TokenError: ``user`` is not a user id (1 to 256 printable characters: the server
+                refuses others in its URLs and headers), or the file cannot be changed.
+        """
+        if not 1 <= len(user) <= 256 or any(ord(c) < 32 or ord(c) == 127 for c in user):
+            raise TokenError(f"{user!r} is not a user id: 1 to 256 printable characters, no "
+                             "control characters (nothing written)")
         with self._locked() as records:
             taken = {r.id for r in records}
             ident = secrets.token_hex(4)

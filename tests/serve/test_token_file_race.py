@@ -217,3 +217,12 @@ def test_a_non_object_token_file_is_a_token_error_for_every_use(tmp_path: Path, 
 def test_the_module_reads_from_the_repository() -> None:
     # The child processes load api_tokens.py by path: the one under test, not an installed copy.
     assert Path(api_tokens.__file__).resolve() == ROOT / "multi_agent" / "store" / "api_tokens.py"
+
+
+def test_a_user_id_with_control_characters_is_refused(tmp_path: Path) -> None:
+    """``token add "$(printf 'a\\nb')"`` was accepted and broke ``token list``'s table."""
+    tokens = tmp_path / "ctl.json"
+    for user in ("a\nb", "tab\there", "", "x" * 300):
+        with pytest.raises(TokenError, match="not a user id"):
+            TokenFile(tokens).add(user)
+    assert not tokens.exists()
