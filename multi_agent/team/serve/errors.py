@@ -52,6 +52,14 @@ def error_response(status: int, code: str, message: str,
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
+def public_database_error(exc: Exception) -> str:
+    """What a client is told of a ``DatabaseUnavailableError``: its cause, not the database's
+    path or host (the server's log has the whole message)."""
+    cause = getattr(exc, "cause", None)
+    return (f"the database is unavailable ({cause or 'error'}); try again later (the server's "
+            "log has the details)")
+
+
 def store_error(exc: MultiAgentError) -> ApiError:
     """A store error as an API error (ids and values the store refuses: 422)."""
     if isinstance(exc, SessionNotFound):
@@ -65,7 +73,9 @@ def store_error(exc: MultiAgentError) -> ApiError:
     if isinstance(exc, InvalidValueError):
         return ApiError(422, "invalid_value", str(exc))
     if isinstance(exc, DatabaseUnavailableError):
-        return ApiError(503, "database_unavailable", "the database is unavailable: " + str(exc))
+        # The whole message names the server's database (its path or host): the log only.
+        log.error("database unavailable: %s", exc)
+        return ApiError(503, "database_unavailable", public_database_error(exc))
     return ApiError(500, "store_error", str(exc))
 
 

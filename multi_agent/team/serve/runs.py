@@ -38,7 +38,7 @@ from ag_ui.encoder import EventEncoder
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
 
-from .errors import ApiError
+from .errors import ApiError, public_database_error
 from .translate import RunTranslator, visible_state
 from .views import APP_NAME
 
@@ -194,7 +194,8 @@ class RunManager:
             log.error("run %s failed: %s", run.run_id, reason)
             status = ("failed", reason)
             terminal = [*translator.close(), RunErrorEvent(
-                message=reason, code=_code(exc), timestamp=_ms())]
+                message=public_database_error(exc) if _code(exc) == "database_unavailable"
+                else reason, code=_code(exc), timestamp=_ms())]
         finally:
             timer.cancel()
             if status is not None:
