@@ -383,11 +383,16 @@ def test_hostile_requests_get_clear_errors(deployment) -> None:
             (client.get("/api/threads", params={"cursor": "WzFd"}), 400),
             (client.get(f"/api/threads/{thread}/runs", params={"cursor": "bm9wZQ"}), 400),
             (client.get("/api/no/such/route"), 404),
-            (client.put(f"/api/threads/{thread}", json={}), 404),
+            (client.put(f"/api/threads/{thread}", json={}), 405),
+            (client.delete("/api/info"), 405),
             (client.get("/api/me/memory/search"), 422),
         ]
         for response, status in cases:
             error_code(response, status)
+        head = client.head("/api/info")  # (no body)
+        assert head.status_code == 405 and head.headers["allow"] == "GET"
+        assert client.put(f"/api/threads/{thread}", json={}).headers["allow"] == (
+            "DELETE, GET, PATCH")
         with httpx.Client(base_url=server.url) as anon:
             for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/..%2f..%2fetc"):
                 response = anon.get(path)

@@ -364,9 +364,20 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
 
     # -- the page ---------------------------------------------------------------------------
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    @app.api_route("/api/{rest:path}",
+                   methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                    include_in_schema=False)
-    async def unknown(rest: str) -> None:
+    async def unknown(request: Request, rest: str) -> None:
+        path = request.url.path
+        allowed = sorted({method for route in app.routes
+                          if getattr(route, "endpoint", None) is not unknown
+                          and getattr(route, "path_regex", None) is not None
+                          and route.path_regex.match(path)  # type: ignore[attr-defined]
+                          for method in (getattr(route, "methods", None) or ())})
+        if allowed:  # the route is there, not for this method
+            raise ApiError(405, "method_not_allowed",
+                           f"{request.method} is not a method of /api/{rest} (it takes "
+                           f"{', '.join(allowed)})", {"Allow": ", ".join(allowed)})
         raise ApiError(404, "not_found", f"no API route /api/{rest}")
 
     if web_dir is not None and web_dir.is_dir():
