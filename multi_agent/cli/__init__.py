@@ -13,6 +13,10 @@ Exit codes, as argparse and most command-line tools use them:
 * ``130`` Ctrl-C; ``141`` the reader of the output went away (``multi-agent ... | head -1``):
   the command stops quietly, like a program killed by SIGPIPE.
 
+Closed standard streams (``<&-``, ``>&-``, ``2>&-``: Python sets ``sys.stdin`` ... to None):
+stdin closed is no terminal and no input (:func:`is_terminal`); stdout closed leaves nowhere to
+write, so no command runs (one line on stderr, exit 1); stderr closed drops what would go there.
+
 Output: while a command runs with stdout not a terminal, rich renders wide (``$COLUMNS``, when
 set, wins), so piped tables and trees keep each row on one line and ids are never wrapped.
 Long work reports progress with :func:`multi_agent.cli.render.progress` (on stderr, only on a
@@ -27,10 +31,11 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..defaults import DEFAULT_DB_URL
 
-__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "confirm", "fail", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_USAGE", "confirm", "fail", "is_terminal", "main"]
 
 # Command modules, in the order their commands appear in --help.
 TEAM_CHAT = "multi_agent.team.chat"
@@ -60,6 +65,18 @@ def fail(message: str) -> int:
     """Prints ``multi-agent: message`` on stderr; returns the failure exit code (1)."""
     print(f"multi-agent: {message}", file=sys.stderr)
     return EXIT_FAILURE
+
+
+def is_terminal(stream: Any) -> bool:
+    """True if ``stream`` (``sys.stdin``, ``sys.stdout``, ``sys.stderr``) is an open terminal.
+
+    A stream the program was started without (``<&-``: Python sets it to None) or one that is
+    closed is not: a command that would ask on a terminal behaves as with stdin piped.
+    """
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
 
 
 def version() -> str:
@@ -184,11 +201,14 @@ def _wrap_help(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``multi-agent`` console script."""
+    if sys.stderr is None:  # started with stderr closed (2>&-): print() would use stdout
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (until exit)
     try:
         try:
             return _main(argv)
         finally:  # also after --help: a reader that left shows up here, not at exit
-            sys.stdout.flush()
+            if sys.stdout is not None:
+                sys.stdout.flush()
     except KeyboardInterrupt:  # also during the 1-2 s it takes to import ADK
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -202,7 +222,7 @@ def _discard_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):  # no real stdout (e.g. captured in a test)
+    except (OSError, ValueError, AttributeError):  # no real stdout (e.g. captured in a test)
         pass
 
 
@@ -214,6 +234,9 @@ def _main(argv: Sequence[str] | None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    if sys.stdout is None:  # started with stdout closed (>&-); --help went to stderr
+        return fail("stdout is closed, so there is nowhere to write the output; nothing was "
+                    "done: run it with stdout open (>/dev/null to discard the output).")
     if hasattr(args, "db"):
         args.db = normalise_db(args.db)
     piped = _wide_when_piped()

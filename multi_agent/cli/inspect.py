@@ -12,7 +12,7 @@ from typing import Any
 
 from ..defaults import APP_NAME
 from ..store.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal
 
 
 def _page_size(value: str) -> int:
@@ -298,7 +298,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
     if missing_database(args.db):
         return EXIT_FAILURE
-    if not args.yes and not sys.stdin.isatty():
+    if not args.yes and not is_terminal(sys.stdin):
         print("multi-agent delete: stdin is not a terminal, so it cannot ask: pass --yes to "
               "delete without asking.", file=sys.stderr)
         return EXIT_USAGE
@@ -360,7 +360,7 @@ def cmd_memory_reindex(args: argparse.Namespace) -> int:
             embedded = 0
             if embed:
                 semantic = DatabaseMemoryService(store, search="hybrid")
-                if sys.stderr.isatty():
+                if is_terminal(sys.stderr):
                     print("Loading the semantic search model…", file=sys.stderr)
                 await semantic.prepare()
                 for name in users:

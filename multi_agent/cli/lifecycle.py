@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.api_tokens import default_tokens_path
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal
 from .inspect import APP_NAME, missing_database
 
 
@@ -113,7 +113,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
     if missing_database(args.db):
         return EXIT_FAILURE
-    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
+    if not (args.yes or args.dry_run) and not is_terminal(sys.stdin):
         print("multi-agent forget: stdin is not a terminal, so it cannot ask: pass --yes to "
               "remove without asking (or --dry-run to see what would go).", file=sys.stderr)
         return EXIT_USAGE
@@ -298,7 +298,7 @@ def _plan_then_delete(args: argparse.Namespace, job: Deletion) -> int:
 
     if missing_database(args.db):
         return EXIT_FAILURE
-    if not (args.yes or args.dry_run) and not sys.stdin.isatty():
+    if not (args.yes or args.dry_run) and not is_terminal(sys.stdin):
         print("multi-agent prune: stdin is not a terminal, so it cannot ask: pass --yes to "
               "delete without asking (or --dry-run to see what would go).", file=sys.stderr)
         return EXIT_USAGE

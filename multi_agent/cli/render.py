@@ -26,6 +26,7 @@ from rich.tree import Tree
 
 from ..defaults import TRANSFER_TOOL
 from ..store.facts import content_texts
+from . import is_terminal
 
 __all__ = [
     "PIPE_WIDTH",
@@ -68,7 +69,7 @@ class CliConsole(Console):
 def console(*, stderr: bool = False, **options: Any) -> Console:
     """A Console for the CLI: no syntax highlighting; wide (never wrapping) when piped."""
     stream = sys.stderr if stderr else sys.stdout
-    if not stream.isatty() and not os.environ.get("COLUMNS", "").isdigit():
+    if not is_terminal(stream) and not os.environ.get("COLUMNS", "").isdigit():
         options.setdefault("width", PIPE_WIDTH)
     return CliConsole(file=stream, **{"highlight": False, **options})
 
@@ -373,7 +374,7 @@ def progress(description: str, *, total: float | None = None, unit: str = "",
         ...         bar.advance()
     """
     if show is None:
-        show = sys.stderr.isatty()
+        show = is_terminal(sys.stderr)
     if not show:
         bar = ProgressBar()
         bar.update(0, total)

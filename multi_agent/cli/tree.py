@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -65,9 +66,16 @@ def _when(ts: float | None) -> str:
 def _parse_time(value: str) -> float:
     """Epoch seconds or an ISO 8601 date/time (local time when it has no offset)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):  # nan, inf, 1e400: float() takes them, no time is
+            raise argparse.ArgumentTypeError(
+                f"{value!r} is not a time: give epoch seconds or an ISO date/time "
+                "(2026-05-01T14:30)"
+            )
+        return number
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -501,7 +509,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     from ..errors import SessionAlreadyExists
 
-    if args.file == "-":
+    from_stdin = args.file == "-"
+    if from_stdin:
+        if sys.stdin is None:  # started with stdin closed (<&-)
+            return fail("stdin is closed, so there is nothing to import: name the FILE, or "
+                        "pipe the document in (multi-agent import - < FILE).")
         source: Any = sys.stdin.buffer
     else:
         try:
@@ -513,7 +525,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .render import progress
 
     try:
-        size = os.fstat(source.fileno()).st_size if source is not sys.stdin.buffer else None
+        size = None if from_stdin else os.fstat(source.fileno()).st_size
     except (OSError, AttributeError, ValueError):
         size = None
     try:
@@ -529,7 +541,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return fail(f"{str(exc).split('. ')[0]}. Nothing was imported; choose another id with "
                     "--session NEW (or --user), or delete the existing session first.")
     finally:
-        if source is not sys.stdin.buffer:
+        if not from_stdin:
             source.close()
     print(f"Imported session {result.session_id} of user {result.user_id} in app "
           f"{result.app_name}: {result.runs} runs, {result.events} events.")

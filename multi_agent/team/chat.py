@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import sys
 
-from ..cli import add_common
+from ..cli import add_common, is_terminal
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,9 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_chat(args: argparse.Namespace) -> int:
     from .chat_session import ChatSession
 
+    interactive = is_terminal(sys.stdin) and is_terminal(sys.stdout)
+    if sys.stdin is None:  # started with stdin closed (<&-): no messages, as from /dev/null
+        sys.stdin = io.StringIO()
     chat = ChatSession(
         db_url=args.db, user_id=args.user, model=args.model, quiet=args.quiet,
-        verbose=args.verbose, memory_search=args.memory_search,
-        interactive=sys.stdin.isatty() and sys.stdout.isatty(),
+        verbose=args.verbose, memory_search=args.memory_search, interactive=interactive,
     )
     return asyncio.run(chat.main(session_id=args.session, new=args.new))
