@@ -62,12 +62,42 @@ class StorageLost(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C stopped a run; what it appended is stored and the run is marked cancelled
-    (``answered``: Ctrl-C came after the answer was complete, and the run is not)."""
+    """Ctrl-C stopped a run; what it appended is stored.
 
-    def __init__(self, *, answered: bool = False) -> None:
+    ``answered``: Ctrl-C came after the answer was complete (the run is not cancelled).
+    Otherwise ``outcome`` says what became of the run: ``cancelled`` (marked so),
+    ``not_sent`` (stopped before the message reached the run: nothing of it is stored),
+    ``unknown`` (stopped, by a second Ctrl-C, while the message was being stored: it may or
+    may not be) or ``unmarked`` (stored, but marking it cancelled failed, which was reported).
+    """
+
+    def __init__(self, *, answered: bool = False, outcome: str = "cancelled") -> None:
         super().__init__("interrupted")
         self.answered = answered
+        self.outcome = "answered" if answered else outcome
+
+
+# What the chat says after Ctrl-C stopped a run, by Interrupted.outcome: on a terminal (the
+# chat goes on) and piped (it leaves).
+_LEAVE_HINT = " (Ctrl-C at the prompt, Ctrl-D or /quit leaves.)"
+_INTERRUPTED = {
+    "answered": "Stopped waiting; the answer is stored.",
+    "cancelled": "Interrupted. The run is marked cancelled and everything said so far is saved.",
+    "not_sent": "Interrupted before your message was sent: nothing of it was stored.",
+    "unknown": "Interrupted while your message was being stored: it may not have been saved "
+               "(/runs shows what was).",
+    "unmarked": "Interrupted. Everything said so far is saved, but the run could not be marked "
+                "cancelled (see above).",
+}
+_INTERRUPTED_PIPED = {
+    "answered": "Interrupted. Everything so far is saved. Bye.",
+    "cancelled": "Interrupted. Everything so far is saved. Bye.",
+    "not_sent": "Interrupted before your message was sent: nothing of it was stored. Bye.",
+    "unknown": "Interrupted while your message was being stored: it may not have been saved. "
+               "Bye.",
+    "unmarked": "Interrupted. Everything so far is saved, but the run could not be marked "
+                "cancelled. Bye.",
+}
 
 
 class RunFailed(Exception):
@@ -131,6 +161,11 @@ def _is_answer(event: Event) -> bool:
     if event.partial or event.author == "user" or not event.is_final_response():
         return False
     return bool(event_text(event))
+
+
+def _same_message(stored: str, text: str) -> bool:
+    """Whether a run's stored message (cut to 200 characters, "…" last) is ``text``."""
+    return stored == text or (stored.endswith("…") and text.startswith(stored[:-1]))
 
 
 def _short(value: Any) -> str:
@@ -352,49 +387,61 @@ class ChatSession:
                                "again, or /quit.")
         except Interrupted as exc:
             if not self.interactive:
-                self.say("system", "Interrupted. Everything so far is saved. Bye.")
+                self.say("system", _INTERRUPTED_PIPED[exc.outcome])
                 raise
-            if exc.answered:
-                self.say("system", "Stopped waiting; the answer is stored. (Ctrl-C at the "
-                                   "prompt, Ctrl-D or /quit leaves.)")
-            else:
-                self.say("system", "Interrupted. The run is marked cancelled and everything "
-                                   "said so far is saved. (Ctrl-C at the prompt, Ctrl-D or "
-                                   "/quit leaves.)")
+            self.say("system", _INTERRUPTED[exc.outcome] + _LEAVE_HINT)
         return True
 
     async def send(self, text: str) -> None:
         """Runs one message through the team, printing as it goes.
 
-        Ctrl-C before the answer is complete cancels the run (marked ``cancelled``). Once the
-        answer has been shown the run only has its saving left to do (state, memory): a
-        Ctrl-C then lets it finish, so the run stays ``completed``; a second Ctrl-C stops
-        waiting (the answer is stored either way).
+        Ctrl-C before the answer is complete cancels the run (marked ``cancelled``). While the
+        message itself is being stored (the run's first write) a first Ctrl-C waits for that
+        write: stopped in the middle of it, the chat could not know whether the message was
+        stored, nor which run to mark (the write finishes on the store's writer even when its
+        caller is cancelled). A second Ctrl-C stops at once. Once the answer has been shown
+        the run only has its saving left to do (state, memory): a Ctrl-C then lets it finish,
+        so the run stays ``completed``; a second Ctrl-C stops waiting (the answer is stored
+        either way).
 
         Raises:
-            Interrupted: Ctrl-C during the run (the run is marked cancelled), or in piped mode
-                after the answer (the run completed).
+            Interrupted: Ctrl-C during the run (``outcome`` says whether the run is marked
+                cancelled), or in piped mode after the answer (the run completed).
             RunFailed: the run raised anything else (the run is marked failed).
         """
         message = types.Content(role="user", parts=[types.Part(text=text)])
         seen: dict[str, Any] = {}
+        sent_at = time.time()
 
         async def consume() -> None:
             await self.wait_for_model()
+            seen["sending"] = True
             # aclosing: when printing fails (the reader of a pipe left), the run is closed
             # now, while the loop still runs, not whenever the generator is collected.
+            # yield_user_message: the stored message comes back first, so the run's id is
+            # known from the moment the run exists.
             async with aclosing(self.runner.run_async(
-                user_id=self.user_id, session_id=self.session_id, new_message=message
+                user_id=self.user_id, session_id=self.session_id, new_message=message,
+                yield_user_message=True,
             )) as events:
                 async for event in events:
                     seen["invocation_id"] = self.last_run_id = event.invocation_id
                     self.render(event)
                     if _is_answer(event):
                         seen["answered"] = True
+                    if seen.get("stop"):
+                        # Ctrl-C came while the message was being stored; it is now (this
+                        # event came after it), and no other write of the run is under way.
+                        raise asyncio.CancelledError
 
         task = asyncio.ensure_future(consume())
         loop = asyncio.get_running_loop()
         presses = 0
+
+        def stopping_hint() -> None:
+            if seen.get("stop") and "invocation_id" not in seen and not task.done():
+                self.say("system", "Stopping once your message is stored (Ctrl-C again stops "
+                                   "now; it may then not be saved).")
 
         def on_sigint(_signum: int, _frame: Any) -> None:
             nonlocal presses
@@ -405,6 +452,11 @@ class ChatSession:
                     self.say, "system",
                     "The answer is complete; saving it (Ctrl-C again stops waiting).",
                 )
+                return
+            if presses == 1 and seen.get("sending") and "invocation_id" not in seen:
+                # The message is being stored: stop as soon as it is (see the docstring).
+                seen["stop"] = True
+                loop.call_soon_threadsafe(loop.call_later, 0.5, stopping_hint)
                 return
             loop.call_soon_threadsafe(task.cancel)
 
@@ -419,24 +471,32 @@ class ChatSession:
             if not presses:
                 raise
             self.console.print()
-            if not seen.get("answered"):
-                await self.mark_run(seen.get("invocation_id"), "cancelled",
-                                    "interrupted by the user")
-            raise Interrupted(answered=bool(seen.get("answered"))) from None
+            if seen.get("answered"):
+                raise Interrupted(answered=True) from None
+            if not seen.get("sending"):
+                raise Interrupted(outcome="not_sent") from None
+            marked = await self.mark_run(seen.get("invocation_id"), "cancelled",
+                                         "interrupted by the user", text=text, since=sent_at)
+            outcome = "cancelled" if marked else "unmarked"
+            if marked is None:  # no run found: the message was not stored (yet)
+                outcome = "unknown"
+            raise Interrupted(outcome=outcome) from None
         except BrokenPipeError:  # the reader of our output left: stop, say nothing more
             if not seen.get("answered"):
                 await self.mark_run(seen.get("invocation_id"), "cancelled",
-                                    "the output was closed")
+                                    "the output was closed", text=text, since=sent_at)
             raise
         except MultiAgentError as exc:
-            await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500])
+            await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500],
+                                text=text, since=sent_at)
             raise
         except Exception as exc:
             if os.environ.get("MULTI_AGENT_DEBUG"):
                 self.console.print_exception()
             reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
             reason = " ".join(reason.split())
-            await self.mark_run(seen.get("invocation_id"), "failed", reason[:500])
+            await self.mark_run(seen.get("invocation_id"), "failed", reason[:500],
+                                text=text, since=sent_at)
             raise RunFailed(reason if len(reason) <= 300 else reason[:299] + "…") from exc
         if presses and not self.interactive:
             raise Interrupted(answered=True)  # piped: Ctrl-C means leave, once it is saved
@@ -454,24 +514,40 @@ class ChatSession:
             seconds = await asyncio.shield(task)
         self.note(f"model loaded ({seconds:.1f} s)")
 
-    async def mark_run(self, run_id: str | None, status: str, error: str) -> None:
-        """Records how a run ended early (best effort: the events themselves are stored)."""
+    async def mark_run(self, run_id: str | None, status: str, error: str, *,
+                       text: str | None = None, since: float | None = None) -> bool | None:
+        """Records how a run ended early: True when recorded, None when there is no such run
+        (``run_id`` None: no running head run started at ``since`` or later with the message
+        ``text``), False when recording failed (said in one line on stderr; the events
+        themselves are stored either way, and the run shows as running until a later run
+        starts)."""
         store = self.store
         try:
-            if run_id is None:  # stopped before the first event came back: the head run
+            if run_id is None:  # no event came back: is the message stored as the head run?
                 runs = await store.list_runs(
                     app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
                 )
-                heads = [r for r in runs if r.is_head and r.status == "running"]
+                heads = [
+                    r for r in runs
+                    if r.is_head and r.status == "running" and r.kind == "invocation"
+                    and (since is None or r.started_at >= since)
+                    # (an encrypted store may not give the message back: then any)
+                    and (text is None or r.message is None or _same_message(r.message, text))
+                ]
                 if not heads:
-                    return
+                    return None
                 run_id = heads[-1].run_id
             await store.set_run_status(
                 app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
                 run_id=run_id, status=status, error=error,
             )
-        except Exception:  # the run's status is a nicety; never fail the chat over it
-            pass
+        except Exception as exc:  # never fail the chat over it, but say so
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+            which = f"run {run_id}" if run_id else "the run"
+            print(f"multi-agent: could not mark {which} {status}: {reason[:300]}",
+                  file=sys.stderr, flush=True)
+            return False
+        return True
 
     # -- output -----------------------------------------------------------------------------
 
