@@ -88,19 +88,36 @@ __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
 
 
-_DEFAULTS: dict[str, Any] = {"on_stale": "raise", "sqlite_synchronous": "FULL",
-                             "sqlite_busy_timeout": 30.0}
-"""The constructor's defaults of the options a URL's query may also give (the others: None)."""
+_URL_SETTINGS: dict[str, Any] = {
+    "on_stale": "raise", "sqlite_synchronous": "FULL", "sqlite_busy_timeout": 30.0,
+    "sqlite_wal_limit_bytes": None, "encryption_key_file": None,
+}
+"""The constructor's arguments a URL's query may also give, with their defaults (the
+query's other options are engine arguments)."""
 
 
-def _url_options(db_url: str) -> tuple[str, dict[str, Any]]:
-    """``services.url_options``: the options of our URIs in a plain URL's query, taken out."""
+def _with_url_options(db_url: str, settings: dict[str, Any],
+                      engine_kwargs: dict[str, Any]) -> str:
+    """``services.url_options``: the options of our URIs in a plain URL's query, taken out
+    into ``settings`` (the arguments of :data:`_URL_SETTINGS`, as given) and
+    ``engine_kwargs``; returns the URL without them.
+
+    Raises:
+        InvalidValueError: a bad option, or one also given as an argument.
+    """
     from ..services import url_options
 
     try:
-        return url_options(db_url)
+        db_url, from_url = url_options(db_url)
     except ValueError as exc:
         raise InvalidValueError(f"{exc} Nothing was opened.") from None
+    for name, value in from_url.items():
+        if name in engine_kwargs or settings.get(name, _URL_SETTINGS.get(name)) != (
+                _URL_SETTINGS.get(name)):
+            raise InvalidValueError(
+                f"{name} is given both in the database URL and as an argument; give it once.")
+        (settings if name in _URL_SETTINGS else engine_kwargs)[name] = value
+    return db_url
 
 
 class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
@@ -153,25 +170,13 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         **engine_kwargs: Any,
     ) -> None:
         if db_url is not None and "?" in db_url:  # our options in a plain URL's query
-            db_url, from_url = _url_options(db_url)
-            explicit = {"on_stale": on_stale, "sqlite_synchronous": sqlite_synchronous,
+            settings = {"on_stale": on_stale, "sqlite_synchronous": sqlite_synchronous,
                         "sqlite_busy_timeout": sqlite_busy_timeout,
                         "sqlite_wal_limit_bytes": sqlite_wal_limit_bytes,
                         "encryption_key_file": encryption_key_file}
-            for name, value in from_url.items():
-                if name in engine_kwargs or (
-                        name in explicit and explicit[name] != _DEFAULTS.get(name)):
-                    raise InvalidValueError(
-                        f"{name} is given both in the database URL and as an argument; give "
-                        "it once.")
-                if name not in explicit:
-                    engine_kwargs[name] = value
-            on_stale = from_url.get("on_stale", on_stale)
-            sqlite_synchronous = from_url.get("sqlite_synchronous", sqlite_synchronous)
-            sqlite_busy_timeout = from_url.get("sqlite_busy_timeout", sqlite_busy_timeout)
-            sqlite_wal_limit_bytes = from_url.get("sqlite_wal_limit_bytes",
-                                                  sqlite_wal_limit_bytes)
-            encryption_key_file = from_url.get("encryption_key_file", encryption_key_file)
+            db_url = _with_url_options(db_url, settings, engine_kwargs)
+            on_stale, sqlite_synchronous, sqlite_busy_timeout, sqlite_wal_limit_bytes, \
+                encryption_key_file = (settings[name] for name in _URL_SETTINGS)
         if on_stale not in ("raise", "merge"):
             raise ValueError("on_stale must be 'raise' or 'merge'.")
         keyring = sealing.load_keyring(key=encryption_key, key_file=encryption_key_file)
@@ -527,7 +532,6 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         actions = event.actions
         invocation_id = actions.rewind_before_invocation_id
         assert invocation_id is not None
-        await self.prepare()
         delta = await self._transact(
             lambda conn: rewind_state_delta(
                 conn, app_name=session.app_name, user_id=session.user_id,
