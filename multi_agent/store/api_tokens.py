@@ -180,6 +180,8 @@ class TokenFile:
             TokenError: ``user`` is not a user id (1 to 256 printable characters: the server
                 refuses others in its URLs and headers), or the file cannot be changed.
         """
+        # (ids.is_printable_id's rule, written out: this module imports nothing of the
+        # package, so that a process can load it alone)
         if not 1 <= len(user) <= 256 or any(ord(c) < 32 or ord(c) == 127 for c in user):
             raise TokenError(f"{user!r} is not a user id: 1 to 256 printable characters, no "
                              "control characters (nothing written)")

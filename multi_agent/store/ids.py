@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import InvalidIdError
 from .schema import ID_LENGTH
 
-__all__ = ["check_id", "check_ids"]
+__all__ = ["check_id", "check_ids", "is_printable_id"]
 
 
 def check_id(kind: str, value: Any) -> str:
@@ -43,3 +43,15 @@ def check_ids(**ids: Any) -> None:
     """``check_id`` for each keyword: ``check_ids(app_name=a, user_id=u, session_id=s)``."""
     for kind, value in ids.items():
         check_id(kind, value)
+
+
+def is_printable_id(value: str) -> bool:
+    """Whether ``value`` is an id the HTTP service takes in its URLs and headers (a user, a
+    thread): what :func:`check_id` stores, without control characters."""
+    if not 1 <= len(value) <= ID_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

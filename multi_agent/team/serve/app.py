@@ -29,6 +29,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig
 from ... import __version__
 from ...store.api_tokens import TokenError, TokenFile
 from ...store.facts import content_texts
+from ...store.ids import is_printable_id
 from .errors import ApiError, install_handlers
 from .limits import BodyLimit
 from .runs import ENCODER, RunManager
@@ -116,7 +117,7 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
     auth = Depends(authenticate)
 
     async def session_of(user: str, thread_id: str) -> Any:
-        if not _valid_id(thread_id):
+        if not is_printable_id(thread_id):
             raise ApiError(404, "thread_not_found", "no such thread")
         session = await store.get_session(app_name=APP_NAME, user_id=user, session_id=thread_id,
                                           config=GetSessionConfig(num_recent_events=0))
@@ -190,7 +191,7 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
         title = _title(body.get("title"), required=False)
         thread_id = body.get("threadId")
         if thread_id is not None and (
-                not isinstance(thread_id, str) or not _valid_id(thread_id)
+                not isinstance(thread_id, str) or not is_printable_id(thread_id)
                 or "/" in thread_id or not thread_id.strip(".")):
             # ("/" and "."/".." would make a thread no /api/threads/{threadId} URL can reach)
             raise ApiError(422, "invalid_request",
@@ -441,20 +442,10 @@ def _header_user(request: Request, name: str) -> str:
         user = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(401, "unauthorized", f"the {name} header is not UTF-8 text") from None
-    if not _valid_id(user):
+    if not is_printable_id(user):
         raise ApiError(401, "unauthorized",
                        f"the {name} header is not a user id (1 to 256 printable characters)")
     return user
-
-
-def _valid_id(value: str) -> bool:
-    if not 1 <= len(value) <= 256 or any(ord(c) < 32 or ord(c) == 127 for c in value):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _text_ok(value: str) -> bool:
@@ -493,7 +484,7 @@ def _run_input(body: dict[str, Any], thread_id: str, max_chars: int
     parent = body.get("parentRunId")
     if parent is None and isinstance(body.get("forwardedProps"), dict):
         parent = body["forwardedProps"].get("parentRunId")
-    if parent is not None and (not isinstance(parent, str) or not _valid_id(parent)):
+    if parent is not None and (not isinstance(parent, str) or not is_printable_id(parent)):
         raise ApiError(422, "invalid_request", "parentRunId must be a run id (a string)")
     messages = body.get("messages")
     if not isinstance(messages, list):

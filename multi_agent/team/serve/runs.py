@@ -193,9 +193,10 @@ class RunManager:
             reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
             log.error("run %s failed: %s", run.run_id, reason)
             status = ("failed", reason)
+            code = _code(exc)
             terminal = [*translator.close(), RunErrorEvent(
-                message=public_database_error(exc) if _code(exc) == "database_unavailable"
-                else reason, code=_code(exc), timestamp=_ms())]
+                message=public_database_error(exc) if code == "database_unavailable" else reason,
+                code=code, timestamp=_ms())]
         finally:
             timer.cancel()
             if status is not None:
