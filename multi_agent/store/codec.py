@@ -17,6 +17,7 @@ import copy
 import enum
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -53,6 +54,8 @@ MAX_INT_BITS = 13_000
 of more than 4,300 digits into text, so a larger one could be accepted but never read back."""
 
 _JSON_SCALARS = (str, int, float, bool, type(None))
+
+logger = logging.getLogger("multi_agent.store")
 
 
 def check_json_value(key: str, value: Any) -> None:
@@ -198,16 +201,29 @@ def event_digest(event_json: str) -> str:
     return hashlib.blake2b(event_json.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def check_event_numbers(event: Event, event_json: str) -> None:
-    """Refuses an event holding NaN or an infinity anywhere, before anything is written.
+STRICT_EVENT_FIELDS = ("actions", "custom_metadata", "output")
+"""An event's fields that are the developer's own data (its state changes, metadata, output):
+a non-finite number there is refused, since it could not come back as it was."""
+
+
+def check_event_numbers(event: Event, event_json: str, *, strict: bool = False) -> None:
+    """Refuses an event whose timestamp, state changes, ``custom_metadata`` or ``output`` hold
+    NaN or an infinity, before anything is written; elsewhere (unless ``strict``) logs them.
 
     Pydantic writes such numbers as ``null``: the timestamp would come back unreadable (the
-    whole session then fails to load) and other fields would silently change. So an encoding
-    without ``null`` (``exclude_none`` leaves out absent fields) holds none, and only the
-    others are walked.
+    whole session then fails to load) and the developer's own values would silently change.
+    In what tools and models produce (a tool's result or call arguments in ``content``, a
+    model's log-probabilities) they are stored as that ``null``, which is what the model was
+    sent (genai's SDK serialises a request the same way) and what ADK's own store keeps: a
+    refusal there stopped every turn that used such a tool, for a value no model could see.
+    The WARNING names the place. An encoding without ``null`` (``exclude_none`` leaves out
+    absent fields) holds none, and only the others are walked.
+
+    Args:
+        strict: refuse them everywhere (an import file must come back exactly as it is).
 
     Raises:
-        InvalidValueError: naming the field, e.g. ``timestamp`` or ``content.parts[0]...``.
+        InvalidValueError: naming the field, e.g. ``timestamp`` or ``actions.state_delta.x``.
     """
     from ..errors import InvalidValueError
 
@@ -216,12 +232,25 @@ def check_event_numbers(event: Event, event_json: str) -> None:
             f"Event {event.id} has timestamp {event.timestamp!r}; a timestamp must be a "
             "finite number of seconds since the epoch. Nothing was written."
         )
-    path = _non_finite_path(event, "", 0) if "null" in event_json else None
-    if path is not None:
-        raise InvalidValueError(
-            f"Event {event.id} holds a non-finite number (NaN or infinity) at {path}, which "
-            "JSON cannot represent. Nothing was written."
-        )
+    if "null" not in event_json:
+        return
+    stored_as_null = None
+    for name, item in event.__dict__.items():
+        if item is None or isinstance(item, str | bool | int):
+            continue
+        path = _non_finite_path(item, name, 1)
+        if path is None:
+            continue
+        if strict or name in STRICT_EVENT_FIELDS:
+            raise InvalidValueError(
+                f"Event {event.id} holds a non-finite number (NaN or infinity) at {path}, "
+                "which JSON cannot represent. Nothing was written."
+            )
+        stored_as_null = stored_as_null or path
+    if stored_as_null is not None:
+        logger.warning(
+            "Event %s holds a non-finite number (NaN or infinity) at %s; it is stored as null, "
+            "as it was sent to the model (JSON cannot represent it).", event.id, stored_as_null)
 
 
 def _non_finite_path(value: Any, path: str, depth: int) -> str | None:

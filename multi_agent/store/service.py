@@ -25,9 +25,11 @@ A drop-in ``google.adk.sessions.BaseSessionService`` for ``Runner``, ``App``, ``
 * **Idempotent appends**: appending an event whose id is already stored is a no-op, so a retry
   after a lost acknowledgement cannot duplicate it; a *different* event under a stored id is
   refused (:class:`~multi_agent.errors.EventIdConflict`).
-* **Strict values**: a state value that is not plain JSON, and a NaN or infinity anywhere in an
-  event (its timestamp included), raise before anything is written (ADK stringifies the
-  first with a warning and stores the second as an unreadable row).
+* **Strict values**: a state value that is not plain JSON, and a NaN or infinity in an event's
+  timestamp, state changes, ``custom_metadata`` or ``output``, raise before anything is
+  written (ADK stringifies the first with a warning and stores the second as an unreadable
+  row or a silent ``null``). One in what a tool or model produced (a tool's result) is stored
+  as the ``null`` the model was sent, with a WARNING, so the turn goes on.
 * **Speed**: one thread hop per operation on SQLite and a fast event decoder (see ``codec.py``).
 * **Who said what to whom**: each event row records its run, source, target, agent path,
   message type, sequence number and token usage (see ``schema.py``).

@@ -87,3 +87,53 @@ async def test_reload_through_a_new_service(db_url: str, app_name: str) -> None:
         runner = Runner(app_name=app_name, agent=build_agents(), session_service=again)
         await run_turn(runner, "u", s.id, "note")
         assert (await again.get_user_state(app_name=app_name, user_id="u")) == {"note_count": 2}
+
+
+async def test_a_tool_returning_nan_does_not_stop_the_turn(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    """A tool whose result holds NaN (a mean of nothing, a pandas gap): the turn goes on, the
+    model gets the result (as genai sends it: null), and later turns work; it was refused,
+    every such turn stopped with InvalidValueError and left a call with no result."""
+    import math
+    from collections.abc import AsyncGenerator
+
+    from google.adk.agents.llm_agent import LlmAgent
+    from google.adk.models.base_llm import BaseLlm
+    from google.adk.models.llm_request import LlmRequest
+    from google.adk.models.llm_response import LlmResponse
+
+    seen: list = []
+
+    class CallsMean(BaseLlm):
+        model: str = "calls-mean"
+
+        async def generate_content_async(
+            self, llm_request: LlmRequest, stream: bool = False
+        ) -> AsyncGenerator[LlmResponse, None]:
+            part = llm_request.contents[-1].parts[0]
+            if part.function_response is not None:
+                seen.append(types.Content.model_validate(
+                    llm_request.contents[-1]).model_dump(mode="json", exclude_none=True))
+                reply = types.Part(text="The mean is not defined.")
+            else:
+                reply = types.Part(function_call=types.FunctionCall(name="mean_of", args={}))
+            yield LlmResponse(content=types.Content(role="model", parts=[reply]))
+
+    def mean_of() -> dict:
+        """The mean of no values."""
+        return {"mean": math.nan, "count": 0}
+
+    agent = LlmAgent(name="analyst", model=CallsMean(), tools=[mean_of])
+    runner = Runner(app_name=app_name, agent=agent, session_service=store)
+    s = await store.create_session(app_name=app_name, user_id="u")
+    for text in ("mean?", "and now?"):
+        yielded = await run_turn(runner, "u", s.id, text)
+        assert yielded[-1].content.parts[0].text == "The mean is not defined."
+    assert len(seen) == 2
+    assert seen[0]["parts"][0]["function_response"]["response"] == {"mean": None, "count": 0}
+    stored = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    responses = [e.content.parts[0].function_response for e in stored.events
+                 if e.content.parts[0].function_response is not None]
+    assert [r.response for r in responses] == [{"mean": None, "count": 0}] * 2
+    assert len(stored.events) == 8  # per turn: user, call, result, answer

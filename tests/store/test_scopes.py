@@ -184,27 +184,57 @@ async def test_non_finite_timestamp_is_refused_and_session_stays_readable(
     await store.append_event(got, text_event("after"))
 
 
-@pytest.mark.parametrize("where", ["custom_metadata", "state", "call_args", "logprobs"])
-async def test_non_finite_numbers_anywhere_in_an_event_are_refused(
+@pytest.mark.parametrize("where", ["custom_metadata", "state", "output"])
+async def test_non_finite_numbers_in_the_developers_values_are_refused(
     store: DatabaseSessionService, app_name: str, where: str
 ) -> None:
-    from google.genai import types
-
     s = await store.create_session(app_name=app_name, user_id="u")
     if where == "custom_metadata":
         event = text_event("x", custom_metadata={"score": math.inf})
     elif where == "state":
         event = text_event("x", state={"user:score": math.nan})
-    elif where == "call_args":
-        event = Event(author="agent", content=types.Content(role="model", parts=[
-            types.Part(function_call=types.FunctionCall(name="f", args={"x": [1, math.inf]}))
-        ]))
     else:
-        event = text_event("x", avg_logprobs=-math.inf)
-    with pytest.raises(InvalidValueError):
+        event = text_event("x")
+        event.output = {"total": [1.0, -math.inf]}
+    with pytest.raises(InvalidValueError, match=r"(custom_metadata\.score|"
+                       r"user:score|output\.total\[1\]).*Nothing"):
         await store.append_event(s, event)
     got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
     assert got.events == [] and "user:score" not in got.state
+
+
+@pytest.mark.parametrize("where", ["call_args", "tool_result", "logprobs"])
+async def test_non_finite_numbers_from_tools_and_models_are_stored_as_null(
+    store: DatabaseSessionService, app_name: str, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What the model was sent (genai serialises NaN as null) and what ADK's store keeps; a
+    refusal here stopped every turn of a tool that can return NaN."""
+    from google.genai import types
+
+    s = await store.create_session(app_name=app_name, user_id="u")
+    if where == "call_args":
+        part = types.Part(function_call=types.FunctionCall(name="f", args={"x": [1, math.inf]}))
+    else:
+        part = types.Part(function_response=types.FunctionResponse(
+            name="f", response={"mean": math.nan, "ok": 1.5}))
+    event = Event(author="agent", content=types.Content(role="model", parts=[part]))
+    if where == "logprobs":
+        event = text_event("x", avg_logprobs=-math.inf)
+    with caplog.at_level("WARNING", logger="multi_agent.store"):
+        await store.append_event(s, event)
+    assert any("stored as null" in r.getMessage() and event.id in r.getMessage()
+               for r in caplog.records)
+    got = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    stored = got.events[0]
+    if where == "call_args":
+        assert stored.content.parts[0].function_call.args == {"x": [1, None]}
+    elif where == "tool_result":
+        assert stored.content.parts[0].function_response.response == {"mean": None, "ok": 1.5}
+    else:
+        assert stored.avg_logprobs is None and stored.content.parts[0].text == "x"
+    await store.append_event(s, event)  # a retry is the same event: a no-op
+    again = await store.get_session(app_name=app_name, user_id="u", session_id=s.id)
+    assert len(again.events) == 1
 
 
 async def test_integer_too_long_to_print_is_refused(

@@ -300,7 +300,7 @@ class _Import:
             raise _bad(f"{where}.event{path if path != '(root)' else ''} does not survive ADK's "
                        "validation unchanged; an export holds each event as ADK encodes it.")
         try:
-            check_event_numbers(event, stored)
+            check_event_numbers(event, stored, strict=True)
             if event.custom_metadata:
                 check_json_value("custom_metadata", event.custom_metadata)
             if event.output is not None:
