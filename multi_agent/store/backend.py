@@ -54,6 +54,7 @@ from .groupcommit import (
     WriterStats,
     is_contention,
     is_disconnect,
+    outcome_of,
     quiet_rollback,
     resolve,
     resolve_all,
@@ -156,6 +157,7 @@ class Backend:
         fast: Callable[[Connection, Any], Awaitable[T]] | None = None,
         with_rows: Callable[[Connection, RowsRead], T] | None = None,
         planned: Callable[[RowsRead], Any] | None = None,
+        stored: Callable[[T], None] | None = None,
     ) -> T:
         """Runs ``fn(conn)`` in one transaction, committing on return, rolling back on error.
 
@@ -172,6 +174,11 @@ class Backend:
         a batch, a function to run instead of ``fn`` on the rows the batch locked and read
         (``groupcommit.Item.with_rows``); ``planned``: tried before it, the write planned on
         those rows, sent later with others of its kind (``groupcommit.Item.planned``).
+
+        Cancelled, a write that goes through a writer (every SQLite write; a PostgreSQL
+        ``batch`` write) is dropped if the writer has not taken it, and otherwise waited for:
+        ``stored(result)`` is called if it was stored, then ``CancelledError`` is raised
+        (``groupcommit.outcome_of``).
         """
         if self._loop_bound:
             self._check_loop()
@@ -181,13 +188,7 @@ class Backend:
                 item = Item(fn, write, batch and write, contextvars.copy_context(), loop,
                             loop.create_future())
                 self._writer.submit(item)
-                assert item.future is not None
-                await item.future
-                ok, value = item.outcome
-                item.outcome.clear()
-                if ok:
-                    return value  # type: ignore[no-any-return]
-                raise value
+                return await outcome_of(item, stored)  # type: ignore[no-any-return]
             if self._executor is not None:
                 # The result comes back in ``box``, not as the executor future's result: the
                 # event loop keeps that future (in the handle that resumes us) until our
@@ -205,7 +206,7 @@ class Backend:
                 return box.pop()
             assert self.async_engine is not None
             if batch and write and self._async_writer is not None:
-                return await self._async_writer.run(fn, locks, fast, with_rows, planned)
+                return await self._async_writer.run(fn, locks, fast, with_rows, planned, stored)
             return await self._run_async(fn, write)
         except StoreError:
             raise

@@ -60,8 +60,8 @@ __all__ = [
     "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "AsyncWriter", "Held", "Item",
     "Locks", "NoRows", "RowsRead", "ThreadWriter",
     "WriterStats",
-    "app_rows_last", "row_keys", "is_contention", "is_disconnect", "quiet_rollback", "resolve",
-    "resolve_all", "reusable",
+    "app_rows_last", "claim", "row_keys", "is_contention", "is_disconnect", "outcome_of",
+    "quiet_rollback", "resolve", "resolve_all", "reusable",
 ]
 
 CONTENTION_RETRIES = 5
@@ -134,6 +134,58 @@ class Item:
     # (``Planned``), and moves ``rows`` on as they will leave them; ``NoRows``: not plannable,
     # nothing changed (``with_rows`` or ``fn`` then runs).
     planned: Callable[[RowsRead], Planned] | None = None
+    # Taken (``claim``) by whoever comes first: the writer about to run the item, or its
+    # caller giving up on it (cancelled before the writer took it: it never runs).
+    ticket: list[None] = field(default_factory=lambda: [None])
+
+
+def claim(item: Item) -> bool:
+    """True for the first to ask, the writer or the item's cancelled caller (``list.pop`` is
+    atomic: no lock, from any thread)."""
+    try:
+        item.ticket.pop()
+    except IndexError:
+        return False
+    return True
+
+
+async def outcome_of(item: Item, stored: Callable[[Any], None] | None = None) -> Any:
+    """Waits for ``item``'s outcome (set by a writer, which wakes ``item.future``), then
+    returns its result or raises its exception.
+
+    Cancelled before a writer took the item, the item is dropped (it never runs) and the
+    cancellation goes on at once. Cancelled after, the write cannot be called back: this waits
+    for its outcome (further cancellations too), calls ``stored(result)`` if it was stored,
+    and then raises the ``CancelledError``. So when a cancelled write's caller sees the
+    cancellation, the write is stored or never will be: a read made next sees which (before,
+    the writer could commit it after the caller had gone on, as if it were never made).
+    """
+    try:
+        await item.future  # type: ignore[misc]
+    except asyncio.CancelledError:
+        if claim(item):
+            raise
+        loop = asyncio.get_running_loop()
+        while not item.outcome:
+            # The writer sets the outcome first and then wakes whichever future is the item's
+            # then: a new one set before the outcome is looked at cannot be missed.
+            item.future = loop.create_future()
+            if item.outcome:
+                break
+            try:
+                await item.future
+            except asyncio.CancelledError:
+                continue
+        ok, value = item.outcome
+        item.outcome.clear()
+        if ok and stored is not None:
+            stored(value)
+        raise
+    ok, value = item.outcome
+    item.outcome.clear()
+    if ok:
+        return value
+    raise value
 
 
 class Planned(Protocol):
@@ -337,16 +389,20 @@ class ThreadWriter:
                 got = self._queue.get()
                 if got is None:
                     break
-                first, more = got, []
-            while True:  # everything that queued meanwhile, no waiting
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                more.append(nxt)
+                fresh = [got]
+                while True:  # everything that queued meanwhile, no waiting
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                        break
+                    fresh.append(nxt)
+                fresh = [item for item in fresh if claim(item)]  # not the ones given up
+                if not fresh:
+                    continue
+                first, more = fresh[0], fresh[1:]
             runs = take_batches(first, more)
             for i, run in enumerate(runs):
                 if run[0].batch:
@@ -458,7 +514,8 @@ class AsyncWriter:
     async def run(self, fn: Callable[[Any], Any], locks: Locks | None = None,
                   fast: Callable[[Any, Any], Awaitable[Any]] | None = None,
                   with_rows: Callable[[Any, RowsRead], Any] | None = None,
-                  planned: Callable[[RowsRead], Planned] | None = None) -> Any:
+                  planned: Callable[[RowsRead], Planned] | None = None,
+                  stored: Callable[[Any], None] | None = None) -> Any:
         loop = asyncio.get_running_loop()
         q = self._queues.get(loop)
         if q is None:
@@ -472,13 +529,7 @@ class AsyncWriter:
                     locks=locks, fast=fast, with_rows=with_rows, planned=planned)
         q.items.append(item)
         self._wake(q, loop)
-        assert item.future is not None
-        await item.future
-        ok, value = item.outcome
-        item.outcome.clear()
-        if ok:
-            return value
-        raise value
+        return await outcome_of(item, stored)
 
     def _wake(self, q: _LoopQueue, loop: asyncio.AbstractEventLoop) -> None:
         """Has a writer take what is queued: one waiting for work, or a new one."""
@@ -515,7 +566,10 @@ class AsyncWriter:
         try:
             while True:
                 while q.items:
-                    items, q.items = q.items, []
+                    items = [item for item in q.items if claim(item)]  # not the given up
+                    q.items = []
+                    if not items:
+                        continue
                     try:
                         await self._batch(items, held)
                     except BaseException as exc:  # e.g. cancelled with the loop

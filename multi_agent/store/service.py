@@ -495,6 +495,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             plan = None
             if rows is not None and not self._backend.writes_queued():
                 plan = rowcache.plan_append(req, self._backend, rows)  # alone: try one statement
+            stored: list[ops.AppendResult] = []  # cancelled once the writer had it, and stored
             try:
                 result = await self._backend.run(
                     lambda conn: ops.append_event(conn, self._backend, req), write=True,
@@ -506,23 +507,33 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                         lambda conn, read: self._append_on_rows(conn, req, read)),
                     planned=None if rows is None else (
                         lambda read: rowcache.plan_on_rows(req, self._backend, read)),
+                    stored=stored.append,
                 )
             except BaseException:
+                if stored:  # the caller was cancelled, too late: its copy shows the event
+                    self._stored(session, event, raw_delta, stored.pop())
+                    raise
                 self._restore_updates(session, raw_delta, taken)
                 if rows is not None:
                     rows.drop(session.app_name, session.user_id, session.id)
                 raise
-            if rows is not None and result.images is not None:
-                rows.put(session.app_name, session.user_id, session.id, result.images)
-            if result.resolved and raw_delta is not None:
-                # The event now says what was stored (the copy's value may have been behind).
-                raw_delta.update(result.resolved)
-            self._apply_result(session, result)
-            session._storage_update_marker = result.marker
-            session.last_update_time = result.update_time
-            if result.duplicate:
-                return event  # stored before; a behind copy got it back through _apply_result
-            return self._commit_event_to_session(session, event)
+            return self._stored(session, event, raw_delta, result)
+
+    def _stored(self, session: Session, event: Event, raw_delta: dict[str, Any] | None,
+                result: ops.AppendResult) -> Event:
+        """Brings the caller's copy to what the append stored (``event`` included)."""
+        rows = self._rows
+        if rows is not None and result.images is not None:
+            rows.put(session.app_name, session.user_id, session.id, result.images)
+        if result.resolved and raw_delta is not None:
+            # The event now says what was stored (the copy's value may have been behind).
+            raw_delta.update(result.resolved)
+        self._apply_result(session, result)
+        session._storage_update_marker = result.marker
+        session.last_update_time = result.update_time
+        if result.duplicate:
+            return event  # stored before; a behind copy got it back through _apply_result
+        return self._commit_event_to_session(session, event)
 
     # -- helpers --------------------------------------------------------------------------
 

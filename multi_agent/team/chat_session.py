@@ -397,9 +397,9 @@ class ChatSession:
 
         Ctrl-C before the answer is complete cancels the run (marked ``cancelled``). While the
         message itself is being stored (the run's first write) a first Ctrl-C waits for that
-        write: stopped in the middle of it, the chat could not know whether the message was
-        stored, nor which run to mark (the write finishes on the store's writer even when its
-        caller is cancelled). A second Ctrl-C stops at once. Once the answer has been shown
+        write: stopped in the middle of it, the chat could not tell the user whether the
+        message was stored (the store settles a cancelled write, stored or dropped, before the
+        cancellation goes on, but does not say which). A second Ctrl-C stops at once. Once the answer has been shown
         the run only has its saving left to do (state, memory): a Ctrl-C then lets it finish,
         so the run stays ``completed``; a second Ctrl-C stops waiting (the answer is stored
         either way).
