@@ -399,10 +399,10 @@ class ChatSession:
         message itself is being stored (the run's first write) a first Ctrl-C waits for that
         write: stopped in the middle of it, the chat could not tell the user whether the
         message was stored (the store settles a cancelled write, stored or dropped, before the
-        cancellation goes on, but does not say which). A second Ctrl-C stops at once. Once the answer has been shown
-        the run only has its saving left to do (state, memory): a Ctrl-C then lets it finish,
-        so the run stays ``completed``; a second Ctrl-C stops waiting (the answer is stored
-        either way).
+        cancellation goes on, but does not say which). A second Ctrl-C stops at once. Once
+        the answer has been shown the run only has its saving left to do (state, memory): a
+        Ctrl-C then lets it finish, so the run stays ``completed``; a second Ctrl-C stops
+        waiting (the answer is stored either way).
 
         Raises:
             Interrupted: Ctrl-C during the run (``outcome`` says whether the run is marked
