@@ -760,9 +760,12 @@ def open_backend(
     try:
         url = make_url(db_url)
     except ArgumentError as exc:
+        scheme = db_url.split(":", 1)[0][:40] if ":" in db_url else ""
         raise InvalidValueError(
-            f"{db_url!r} is not a database URL. Use e.g. sqlite+aiosqlite:///./multi_agent_data.db "
-            "or postgresql+asyncpg://user:password@host:5432/dbname."
+            "The database URL given" + (f" (starting {scheme + ':'!r})" if scheme else "")
+            + " is not a database URL; it is not shown, since it may hold a password. Use "
+            "e.g. sqlite+aiosqlite:///./multi_agent_data.db or "
+            "postgresql+asyncpg://user:password@host:5432/dbname."
         ) from exc
     backend_name = url.get_backend_name()
     if known(backend_name):

@@ -246,6 +246,11 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         )
         self._ready = True
 
+    async def prepare_tables(self) -> None:
+        """ADK 2.13's name for :meth:`prepare` (its ``DatabaseSessionService.prepare_tables``:
+        create the tables at start-up instead of on first use)."""
+        await self.prepare()
+
     async def close(self) -> None:
         """Closes the connection pool (an injected engine stays open)."""
         if not self._closed:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from multi_agent import DatabaseSessionService
-from multi_agent.errors import EncryptionKeyError, InvalidValueError
+from multi_agent.errors import DatabaseUnavailableError, EncryptionKeyError, InvalidValueError
 from multi_agent.store import sealing
 from tests.conftest import fresh_pg_database
 from tests.helpers import text_event
@@ -133,3 +133,60 @@ async def test_postgresql_options_in_the_url() -> None:
         got = await service.backend.run(
             lambda conn: conn.exec_driver_sql("SHOW statement_timeout").scalar(), write=False)
         assert got is not None
+
+
+# -- SQLite's own URI parameters (?mode=ro ...) -------------------------------------------------
+
+
+@pytest.mark.parametrize("query", ["?mode=ro", "?mode=ro&uri=true"])
+async def test_mode_ro_opens_the_file_read_only(tmp_path: Path, query: str) -> None:
+    """Before: ``?mode=ro`` was dropped with a warning and the file written to; with
+    ``uri=true`` a new file named ``x.db?mode=ro`` was created and written instead."""
+    folder = tmp_path / "a dir #1"  # a space and a '#': quoted in the URI filename
+    folder.mkdir()
+    db = folder / "x.db"
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{db}") as store:
+        s = await store.create_session(app_name="a", user_id="u", state={"k": 1})
+        await store.append_event(s, text_event("hello"))
+    before = sorted(p.name for p in folder.iterdir())
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{db}{query}") as ro:
+        got = await ro.get_session(app_name="a", user_id="u", session_id=s.id)
+        assert got.state == {"k": 1} and got.events[0].content.parts[0].text == "hello"
+        assert len((await ro.list_sessions(app_name="a", user_id="u")).sessions) == 1
+        with pytest.raises(DatabaseUnavailableError, match="opened read-only .mode=ro") as info:
+            await ro.append_event(got, text_event("refused"))
+        assert info.value.cause == "read_only" and "Nothing was written" in str(info.value)
+        with pytest.raises(DatabaseUnavailableError, match="read-only"):
+            await ro.create_session(app_name="a", user_id="u")
+    assert sorted(p.name for p in folder.iterdir() if not p.name.endswith(("-wal", "-shm"))
+                  ) == [n for n in before if not n.endswith(("-wal", "-shm"))]
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{db}") as store:
+        got = await store.get_session(app_name="a", user_id="u", session_id=s.id)
+        assert [e.content.parts[0].text for e in got.events] == ["hello"]
+        assert len((await store.list_sessions(app_name="a", user_id="u")).sessions) == 1
+
+
+async def test_mode_ro_on_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    store = DatabaseSessionService(f"sqlite+aiosqlite:///{tmp_path}/missing.db?mode=ro")
+    with pytest.raises(DatabaseUnavailableError, match="Cannot open"):
+        await store.list_sessions(app_name="a", user_id="u")
+    await store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unparseable_url_is_not_echoed() -> None:
+    """It may hold a password (ADK's own test of this, tests/store/test_adk_suite.py)."""
+    with pytest.raises(InvalidValueError) as info:
+        DatabaseSessionService("postgresql+asyncpg:/user:sup3r-s3cret@host/db ?")
+    assert "sup3r-s3cret" not in str(info.value)
+    assert "'postgresql+asyncpg:'" in str(info.value) and "not shown" in str(info.value)
+
+
+async def test_prepare_tables_is_adks_name_for_prepare(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    async with DatabaseSessionService(f"sqlite+aiosqlite:///{db}") as store:
+        await store.prepare_tables()
+        await store.prepare_tables()  # idempotent, as ADK's
+        tables = sqlite3.connect(db).execute(
+            "SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        assert ("ma_sessions",) in tables and ("ma_events",) in tables

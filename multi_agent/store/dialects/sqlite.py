@@ -14,10 +14,12 @@ extended code; its low byte is the primary code), not by their message text.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.engine import Connection, Engine
@@ -136,6 +138,29 @@ def _file_on_connect(options: EngineOptions) -> Callable[..., None]:
     )
 
 
+_READ_ONLY_URL = re.compile(r"[?&]mode=ro(&|$)")
+
+URI_PARAMETERS = ("mode", "cache", "vfs", "immutable", "nolock")
+"""SQLite's URI filename parameters (https://www.sqlite.org/uri.html) a URL's query may give,
+e.g. ``?mode=ro``: they reach SQLite only in a ``file:`` URI opened with ``uri=true``."""
+
+
+def _as_sqlite_uri(url: URL) -> URL:
+    """``sqlite:///path?mode=ro`` as the URI filename ``file:/abs/path?mode=ro`` with
+    ``uri=true``, which is how SQLAlchemy's driver hands SQLite its parameters (given a plain
+    path it warns and drops them, or with ``uri=true`` alone opens a file named
+    ``path?mode=ro``: a read-only URL wrote to a new file). A URL that is a URI already, or
+    gives none of :data:`URI_PARAMETERS`, keeps its filename."""
+    database = url.database or ""
+    if database.startswith("file:"):
+        return url if url.query.get("uri") == "true" else url.update_query_dict({"uri": "true"})
+    if database in ("", ":memory:") or not any(name in url.query for name in URI_PARAMETERS):
+        return url
+    path = Path(os.path.expanduser(database)).resolve()
+    return url.set(database="file:" + quote(str(path), safe="/")).update_query_dict(
+        {"uri": "true"})
+
+
 class SqliteDialect(Dialect):
     """SQLite: see the module docstring."""
 
@@ -150,8 +175,11 @@ class SqliteDialect(Dialect):
         from ..backend import Backend
 
         kwargs = dict(options.engine_kwargs)
+        url = _as_sqlite_uri(url)
         database = url.database or ""
-        memory = database in ("", ":memory:") or "mode=memory" in str(url)
+        memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
+        if database.startswith("file:") and not memory:  # a URI filename: the path in it
+            database = unquote(database[len("file:"):])
         sync_url = url.set(drivername="sqlite+pysqlite")
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("check_same_thread", False)
@@ -232,6 +260,12 @@ class SqliteDialect(Dialect):
                 "opens the file now at that path; stop every process that uses the "
                 "database before restoring a backup.",
                 cause="deleted" if gone else "replaced",
+            )
+        if primary == SQLITE_READONLY and _READ_ONLY_URL.search(url):
+            return DatabaseUnavailableError(
+                f"{where} was opened read-only (mode=ro in its URL), so it takes no writes "
+                f"({original}). Nothing was written; leave out mode=ro to write to it.",
+                cause="read_only",
             )
         if primary == SQLITE_READONLY:
             return DatabaseUnavailableError(
