@@ -54,11 +54,12 @@ from .groupcommit import (
     WriterStats,
     is_contention,
     is_disconnect,
-    outcome_of,
+    outcome,
     quiet_rollback,
     resolve,
     resolve_all,
     reusable,
+    settle_cancelled,
 )
 from .looppool import LoopPool
 
@@ -178,7 +179,7 @@ class Backend:
         Cancelled, a write that goes through a writer (every SQLite write; a PostgreSQL
         ``batch`` write) is dropped if the writer has not taken it, and otherwise waited for:
         ``stored(result)`` is called if it was stored, then ``CancelledError`` is raised
-        (``groupcommit.outcome_of``).
+        (``groupcommit.settle_cancelled``).
         """
         if self._loop_bound:
             self._check_loop()
@@ -188,7 +189,12 @@ class Backend:
                 item = Item(fn, write, batch and write, contextvars.copy_context(), loop,
                             loop.create_future())
                 self._writer.submit(item)
-                return await outcome_of(item, stored)  # type: ignore[no-any-return]
+                try:
+                    await item.future
+                except asyncio.CancelledError:
+                    await settle_cancelled(item, stored)
+                    raise
+                return outcome(item)  # type: ignore[no-any-return]
             if self._executor is not None:
                 # The result comes back in ``box``, not as the executor future's result: the
                 # event loop keeps that future (in the handle that resumes us) until our

@@ -60,8 +60,8 @@ __all__ = [
     "CONTENTION_RETRIES", "LINGER_SECONDS", "PG_WRITERS", "AsyncWriter", "Held", "Item",
     "Locks", "NoRows", "RowsRead", "ThreadWriter",
     "WriterStats",
-    "app_rows_last", "claim", "row_keys", "is_contention", "is_disconnect", "outcome_of",
-    "quiet_rollback", "resolve", "resolve_all", "reusable",
+    "app_rows_last", "claim", "row_keys", "is_contention", "is_disconnect", "outcome",
+    "quiet_rollback", "resolve", "resolve_all", "reusable", "settle_cancelled",
 ]
 
 CONTENTION_RETRIES = 5
@@ -149,43 +149,43 @@ def claim(item: Item) -> bool:
     return True
 
 
-async def outcome_of(item: Item, stored: Callable[[Any], None] | None = None) -> Any:
-    """Waits for ``item``'s outcome (set by a writer, which wakes ``item.future``), then
-    returns its result or raises its exception.
-
-    Cancelled before a writer took the item, the item is dropped (it never runs) and the
-    cancellation goes on at once. Cancelled after, the write cannot be called back: this waits
-    for its outcome (further cancellations too), calls ``stored(result)`` if it was stored,
-    and then raises the ``CancelledError``. So when a cancelled write's caller sees the
-    cancellation, the write is stored or never will be: a read made next sees which (before,
-    the writer could commit it after the caller had gone on, as if it were never made).
-    """
-    try:
-        await item.future  # type: ignore[misc]
-    except asyncio.CancelledError:
-        if claim(item):
-            raise
-        loop = asyncio.get_running_loop()
-        while not item.outcome:
-            # The writer sets the outcome first and then wakes whichever future is the item's
-            # then: a new one set before the outcome is looked at cannot be missed.
-            item.future = loop.create_future()
-            if item.outcome:
-                break
-            try:
-                await item.future
-            except asyncio.CancelledError:
-                continue
-        ok, value = item.outcome
-        item.outcome.clear()
-        if ok and stored is not None:
-            stored(value)
-        raise
+def outcome(item: Item) -> Any:
+    """``item``'s result, or raises its exception (once its writer has woken it)."""
     ok, value = item.outcome
     item.outcome.clear()
     if ok:
         return value
     raise value
+
+
+async def settle_cancelled(item: Item, stored: Callable[[Any], None] | None = None) -> None:
+    """For the caller of ``item``, cancelled while it waited (``await item.future``), before
+    it re-raises the ``CancelledError``.
+
+    Cancelled before a writer took the item, the item is dropped (it never runs): this returns
+    at once. Cancelled after, the write cannot be called back: this waits for its outcome
+    (further cancellations too) and calls ``stored(result)`` if it was stored. So when a
+    cancelled write's caller sees the cancellation, the write is stored or never will be: a
+    read made next sees which (before, the writer could commit it after the caller had gone
+    on, as if it were never made).
+    """
+    if claim(item):
+        return
+    loop = asyncio.get_running_loop()
+    while not item.outcome:
+        # The writer sets the outcome first and then wakes whichever future is the item's
+        # then: a new one set before the outcome is looked at cannot be missed.
+        item.future = loop.create_future()
+        if item.outcome:
+            break
+        try:
+            await item.future
+        except asyncio.CancelledError:
+            continue
+    ok, value = item.outcome
+    item.outcome.clear()
+    if ok and stored is not None:
+        stored(value)
 
 
 class Planned(Protocol):
@@ -529,7 +529,12 @@ class AsyncWriter:
                     locks=locks, fast=fast, with_rows=with_rows, planned=planned)
         q.items.append(item)
         self._wake(q, loop)
-        return await outcome_of(item, stored)
+        try:
+            await item.future
+        except asyncio.CancelledError:
+            await settle_cancelled(item, stored)
+            raise
+        return outcome(item)
 
     def _wake(self, q: _LoopQueue, loop: asyncio.AbstractEventLoop) -> None:
         """Has a writer take what is queued: one waiting for work, or a new one."""
