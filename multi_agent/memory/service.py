@@ -68,10 +68,11 @@ from typing_extensions import override
 from ..errors import StoreError
 from ..store import memory_tables as mt
 from ..store.backend import Backend, open_backend
+from ..store.dialects.sqlite import SQLITE_WAL_LIMIT_BYTES
 from ..store.facts import event_facts
 from ..store.migrations import ensure_memory_schema
 from ..store.scopes import parse_marker
-from ..store.service import DatabaseSessionService, check_id
+from ..store.service import DatabaseSessionService, check_id, with_url_options
 from ..store.tracing import count, session_attributes, traced
 from .embeddings import Embedder, MemoryConfigError, MiniLMEmbedder
 from .query import query_terms
@@ -111,6 +112,16 @@ def resolve_search_mode(search: str | None, embedder: Embedder | None) -> Search
             f"{where}={chosen!r} is not a memory search mode; use one of {', '.join(SEARCH_MODES)}."
         )
     return chosen  # type: ignore[return-value]
+
+_BACKEND_SETTINGS = ("sqlite_synchronous", "sqlite_busy_timeout", "sqlite_wal_limit_bytes")
+_URL_SETTINGS: dict[str, Any] = {
+    "max_results": DEFAULT_MAX_RESULTS, "max_entry_chars": 2000, "search": None,
+    "min_similarity": 0.2, "backfill_per_search": 256,
+    "sqlite_synchronous": "FULL", "sqlite_busy_timeout": 30.0,
+    "sqlite_wal_limit_bytes": SQLITE_WAL_LIMIT_BYTES,
+}
+"""The constructor's (and ``open_backend``'s) arguments a plain URL's query may also give,
+with their defaults (``services.OPTIONS``); its other options are engine arguments."""
 
 
 class DatabaseMemoryService(BaseMemoryService):
@@ -159,6 +170,22 @@ class DatabaseMemoryService(BaseMemoryService):
         backfill_per_search: int = 256,
         **backend_kwargs: Any,
     ) -> None:
+        if isinstance(source, str):  # our options in a plain URL's query, as for sessions
+            settings = {"max_results": max_results, "max_entry_chars": max_entry_chars,
+                        "search": search, "min_similarity": min_similarity,
+                        "backfill_per_search": backfill_per_search,
+                        **{name: backend_kwargs[name] for name in _BACKEND_SETTINGS
+                           if name in backend_kwargs}}
+            engine_kwargs = dict(backend_kwargs.pop("engine_kwargs", None) or {})
+            source = with_url_options(source, settings, engine_kwargs, _URL_SETTINGS, "memory")
+            max_results, max_entry_chars, search = (
+                settings["max_results"], settings["max_entry_chars"], settings["search"])
+            min_similarity = settings["min_similarity"]
+            backfill_per_search = settings["backfill_per_search"]
+            backend_kwargs.update(
+                {name: settings[name] for name in _BACKEND_SETTINGS if name in settings})
+            if engine_kwargs:
+                backend_kwargs["engine_kwargs"] = engine_kwargs
         if max_results < 1 or max_entry_chars < 1:
             raise ValueError("max_results and max_entry_chars must be at least 1.")
         self.search_mode: SearchMode = resolve_search_mode(search, embedder)

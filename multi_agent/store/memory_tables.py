@@ -68,7 +68,8 @@ MEMORY_LOCK_KEY = 7308117251911
 ADVISORY_LOCK = f"SELECT pg_advisory_xact_lock({MEMORY_LOCK_KEY})"
 """PostgreSQL's statement for :data:`MEMORY_LOCK_KEY` (``Dialect.advisory_lock_sql``)."""
 
-MEMORY_TABLES = ("ma_memory_entries", "ma_memory_vectors", "ma_memory_sessions")
+MEMORY_TABLES = ("ma_memory_entries", "ma_memory_vectors", "ma_memory_sessions",
+                 "ma_memory_forgotten")
 """The tables that hold a session's memory (what :func:`forget_session` deletes from)."""
 
 # -- DDL shared by the dialects (each adds its full-text index: dialects/) -------------------
@@ -95,6 +96,20 @@ CREATE TABLE IF NOT EXISTS ma_memory_sessions (
     PRIMARY KEY (app_name, user_id, session_id)
 )
 """
+
+FORGOTTEN_DDL = """
+CREATE TABLE IF NOT EXISTS ma_memory_forgotten (
+    app_name VARCHAR(256) NOT NULL,
+    user_id VARCHAR(256) NOT NULL,
+    session_id VARCHAR(256) NOT NULL,
+    event_id VARCHAR(256) NOT NULL,
+    PRIMARY KEY (app_name, user_id, session_id, event_id)
+)
+"""
+"""The events whose memory was deleted (``delete_memory``): adding their session again, or
+the events themselves, does not bring it back (as ADK's ``InMemoryMemoryService`` remembers
+its deleted ids). Only ids: nothing of what was said. Added after the first release: the
+memory's DDL creates it on an older database (an absent table counts as empty)."""
 
 INCARNATION_COLUMN = "incarnation VARCHAR(32) NOT NULL DEFAULT ''"
 """Added after the first release; ``Dialect.memory_upgrade`` adds it to older databases ('' there,
@@ -158,12 +173,20 @@ def scope_token(app_name: str, user_id: str) -> str:
 
 # -- statements (text SQL valid on both dialects unless built from the schema) ---------------
 
+_NOT_FORGOTTEN = """NOT EXISTS (SELECT 1 FROM ma_memory_forgotten AS f
+        WHERE f.app_name = {a} AND f.user_id = {u} AND f.session_id = {s} AND f.event_id = {e})"""
+
+# Each key parameter is used twice: one type for both (asyncpg refuses text in one place and
+# varchar in the other).
+_A, _U, _S, _E = (f"CAST(:{name} AS VARCHAR)"
+                  for name in ("app_name", "user_id", "session_id", "event_id"))
+
 INSERT_ENTRY = text(
-    """
+    f"""
     INSERT INTO ma_memory_entries
         (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context)
-    VALUES (:app_name, :user_id, :session_id, :event_id, :scope, :timestamp, :author, :text,
-            :context)
+    SELECT {_A}, {_U}, {_S}, {_E}, :scope, :timestamp, :author, :text, :context
+    WHERE {_NOT_FORGOTTEN.format(a=_A, u=_U, s=_S, e=_E)}
     ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
     """
 )
@@ -204,6 +227,7 @@ COPY_FROM_EVENTS = text(
       AND e.seq > :after_seq AND e.seq <= :upto_seq
       AND e.message_type IN ('human', 'agent') AND e.on_path
       AND e.text IS NOT NULL AND e.text <> ''
+      AND {_NOT_FORGOTTEN.format(a="e.app_name", u="e.user_id", s="e.session_id", e="e.id")}
     ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
     """
 )
@@ -232,6 +256,16 @@ DELETE_SESSION_VECTORS = text(
 )
 DELETE_SESSION_ENTRIES = text(f"DELETE FROM ma_memory_entries WHERE {_SESSION_KEY}")
 DELETE_WATERMARK = text(f"DELETE FROM ma_memory_sessions WHERE {_SESSION_KEY}")
+
+FORGET_ENTRY = text(
+    """
+    INSERT INTO ma_memory_forgotten (app_name, user_id, session_id, event_id)
+    SELECT app_name, user_id, session_id, event_id FROM ma_memory_entries
+    WHERE app_name = :app_name AND user_id = :user_id AND id = :id
+    ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
+    """
+)
+DELETE_SESSION_FORGOTTEN = text(f"DELETE FROM ma_memory_forgotten WHERE {_SESSION_KEY}")
 
 DELETE_ENTRY = text(
     "DELETE FROM ma_memory_entries WHERE app_name = :app_name AND user_id = :user_id "
@@ -342,6 +376,8 @@ def forget_session(conn: Connection, *, app_name: str, user_id: str, session_id:
         deleted = max(conn.execute(DELETE_SESSION_ENTRIES, key).rowcount, 0)
     if "ma_memory_sessions" in present:
         conn.execute(DELETE_WATERMARK, key)
+    if "ma_memory_forgotten" in present:
+        conn.execute(DELETE_SESSION_FORGOTTEN, key)
     return deleted
 
 
@@ -512,8 +548,10 @@ def insert_vectors(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def delete_entry(conn: Connection, *, app_name: str, user_id: str, entry_id: int) -> None:
-    """Deletes one entry of the user, with its vectors."""
+    """Deletes one entry of the user, with its vectors; its event is not indexed again
+    (``ma_memory_forgotten``)."""
     params = {"app_name": app_name, "user_id": user_id, "id": entry_id}
+    conn.execute(FORGET_ENTRY, params)
     # ON DELETE CASCADE does this too, unless an injected SQLite engine has foreign keys off.
     conn.execute(DELETE_VECTORS_OF_ENTRY, params)
     conn.execute(DELETE_ENTRY, params)
@@ -538,6 +576,10 @@ _USER_STATEMENTS = {
     "ma_memory_sessions": (
         text(f"SELECT count(*) FROM ma_memory_sessions WHERE {_USER_KEY}"),
         text(f"DELETE FROM ma_memory_sessions WHERE {_USER_KEY}"),
+    ),
+    "ma_memory_forgotten": (
+        text(f"SELECT count(*) FROM ma_memory_forgotten WHERE {_USER_KEY}"),
+        text(f"DELETE FROM ma_memory_forgotten WHERE {_USER_KEY}"),
     ),
 }
 

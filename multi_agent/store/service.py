@@ -98,11 +98,12 @@ _URL_SETTINGS: dict[str, Any] = {
 query's other options are engine arguments)."""
 
 
-def _with_url_options(db_url: str, settings: dict[str, Any],
-                      engine_kwargs: dict[str, Any]) -> str:
+def with_url_options(db_url: str, settings: dict[str, Any], engine_kwargs: dict[str, Any],
+                     defaults: dict[str, Any] = _URL_SETTINGS, service: str = "session") -> str:
     """``services.url_options``: the options of our URIs in a plain URL's query, taken out
-    into ``settings`` (the arguments of :data:`_URL_SETTINGS`, as given) and
-    ``engine_kwargs``; returns the URL without them.
+    into ``settings`` (the constructor's arguments named in ``defaults``, as given) and
+    ``engine_kwargs`` (the rest); returns the URL without them. ``service``: ``session`` or
+    ``memory`` (whose options these may be).
 
     Raises:
         InvalidValueError: a bad option, or one also given as an argument.
@@ -110,15 +111,15 @@ def _with_url_options(db_url: str, settings: dict[str, Any],
     from ..services import url_options
 
     try:
-        db_url, from_url = url_options(db_url)
+        db_url, from_url = url_options(db_url, service)
     except ValueError as exc:
         raise InvalidValueError(f"{exc} Nothing was opened.") from None
     for name, value in from_url.items():
-        if name in engine_kwargs or settings.get(name, _URL_SETTINGS.get(name)) != (
-                _URL_SETTINGS.get(name)):
+        if name in engine_kwargs or settings.get(name, defaults.get(name)) != (
+                defaults.get(name)):
             raise InvalidValueError(
                 f"{name} is given both in the database URL and as an argument; give it once.")
-        (settings if name in _URL_SETTINGS else engine_kwargs)[name] = value
+        (settings if name in defaults else engine_kwargs)[name] = value
     return db_url
 
 
@@ -176,7 +177,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
                         "sqlite_busy_timeout": sqlite_busy_timeout,
                         "sqlite_wal_limit_bytes": sqlite_wal_limit_bytes,
                         "encryption_key_file": encryption_key_file}
-            db_url = _with_url_options(db_url, settings, engine_kwargs)
+            db_url = with_url_options(db_url, settings, engine_kwargs)
             on_stale, sqlite_synchronous, sqlite_busy_timeout, sqlite_wal_limit_bytes, \
                 encryption_key_file = (settings[name] for name in _URL_SETTINGS)
         if on_stale not in ("raise", "merge"):

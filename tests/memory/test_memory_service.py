@@ -268,3 +268,59 @@ def test_bad_construction() -> None:
         DatabaseMemoryService(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         DatabaseMemoryService("sqlite+aiosqlite://", max_results=0)
+
+
+async def test_a_deleted_memory_is_not_added_again(
+    store: DatabaseSessionService, memory: DatabaseMemoryService, app_name: str
+) -> None:
+    """Adding its session again, or its event, left the deleted memory as it was before (ADK's
+    InMemoryMemoryService remembers deleted ids too)."""
+    session = await add(store, app_name, "ann", text_event("quokka secret", author="user"),
+                        text_event("quokka public", author="user"))
+    await memory.add_session_to_memory(session)
+    found = await memory.search_memory(app_name=app_name, user_id="ann", query="secret")
+    assert [m.content.parts[0].text for m in found.memories] == ["quokka secret"]
+    await memory.delete_memory(app_name=app_name, user_id="ann", memory_id=found.memories[0].id)
+    await memory.add_session_to_memory(session)
+    await memory.add_events_to_memory(app_name=app_name, user_id="ann", events=session.events,
+                                      session_id=session.id)
+    again = DatabaseMemoryService(store)  # no state kept in the service: it is in the database
+    await again.add_session_to_memory(session)
+    assert await texts(memory, app_name, "ann", "quokka") == ["quokka public"]
+    # Forgetting the session (or the user) takes the record of the deletion with it.
+    await store.delete_session(app_name=app_name, user_id="ann", session_id=session.id)
+    left = await memory.backend.run(
+        lambda c: c.execute(text("SELECT count(*) FROM ma_memory_forgotten")).scalar(),
+        write=False)
+    assert left == 0
+
+
+async def test_our_options_in_a_plain_url(db_url: str, backend: str, tmp_path) -> None:
+    """Before: ignored with a warning on SQLite; on PostgreSQL a bare TypeError from asyncpg
+    at the first call."""
+    from multi_agent.errors import InvalidValueError
+
+    if backend == "sqlite_memory":
+        pytest.skip("a second in-memory SQLite engine is a different database")
+    sep = "&" if "?" in db_url else "?"
+    own = DatabaseMemoryService(f"{db_url}{sep}max_results=3&search=fulltext")
+    try:
+        assert own.max_results == 3 and own.search_mode == "fulltext"
+        await own.prepare(load_model=False)
+    finally:
+        await own.close()
+    with pytest.raises(InvalidValueError, match="session service, not of the memory"):
+        DatabaseMemoryService(f"{db_url}{sep}encryption_key_file={tmp_path}/k")
+    with pytest.raises(InvalidValueError, match="given both"):
+        DatabaseMemoryService(f"{db_url}{sep}max_results=3", max_results=4)
+    if backend == "postgres":
+        with pytest.raises(InvalidValueError, match="Unknown option 'unknownopt'"):
+            DatabaseMemoryService(f"{db_url}{sep}unknownopt=1")
+    else:
+        synced = DatabaseMemoryService(f"{db_url}{sep}sqlite_synchronous=NORMAL")
+        try:
+            level = await synced.backend.run(
+                lambda c: c.exec_driver_sql("PRAGMA synchronous").scalar(), write=False)
+            assert level == 1  # NORMAL (FULL is 2)
+        finally:
+            await synced.close()

@@ -259,6 +259,7 @@ _MEMORY_DDL = [
     """,
     "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)",
     mt.SESSIONS_DDL,
+    mt.FORGOTTEN_DDL,
     mt.vectors_ddl("BIGINT", "BYTEA"),
     mt.VECTORS_INDEX_DDL,
 ]
@@ -266,7 +267,8 @@ _MEMORY_DDL = [
 # to_regclass resolves the name like the unqualified statements do (search_path).
 _MEMORY_PRESENT = text(
     "SELECT name FROM unnest(CAST(ARRAY['ma_memory_entries', 'ma_memory_vectors', "
-    "'ma_memory_sessions'] AS text[])) AS name WHERE to_regclass(name) IS NOT NULL"
+    "'ma_memory_sessions', 'ma_memory_forgotten'] AS text[])) AS name "
+    "WHERE to_regclass(name) IS NOT NULL"
 )
 
 _SEARCH = text(

@@ -469,13 +469,14 @@ _MEMORY_DDL = [
     END
     """,
     mt.SESSIONS_DDL,
+    mt.FORGOTTEN_DDL,
     mt.vectors_ddl("INTEGER", "BLOB"),
     mt.VECTORS_INDEX_DDL,
 ]
 
 _MEMORY_PRESENT = text(
     "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
-    "('ma_memory_entries', 'ma_memory_vectors', 'ma_memory_sessions')"
+    "('ma_memory_entries', 'ma_memory_vectors', 'ma_memory_sessions', 'ma_memory_forgotten')"
 )
 
 _SEARCH = text(
