@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ..store.memory_tables import UNSPACED_RANGES
+
 __all__ = ["MAX_TERMS", "STOP_WORDS", "fts5_match", "query_terms", "tsquery_text"]
 
 MAX_TERMS = 24
@@ -57,6 +59,8 @@ about past conversations."""
 # as the phrase "brk b", which matches it too); two letters at least before the dot, so "e.g."
 # stays two stray letters.
 _WORD = re.compile(r"[^\W\d_]{2,5}\.[^\W\d_](?!\w)|[^\W_]+", re.UNICODE)
+_UNSPACED = re.compile(f"[{UNSPACED_RANGES}]")
+_UNSPACED_RUN = re.compile(f"([{UNSPACED_RANGES}]+)")
 
 
 def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
@@ -67,9 +71,10 @@ def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
         max_terms: how many words to keep at most.
 
     Returns:
-        Words made of letters and digits only, or a ticker with a class suffix such as
-        ``brk.b`` (safe to quote in any search syntax); empty when the query has no content
-        word.
+        Words made of letters and digits only, a ticker with a class suffix such as
+        ``brk.b``, or a phrase of single characters separated by spaces (``太 郎``: see
+        ``_pieces``), each safe to quote in any search syntax; empty when the query has no
+        content word.
 
     Example:
         >>> query_terms("What did I say about Nvidia's earnings?")
@@ -80,16 +85,38 @@ def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
     text = unicodedata.normalize("NFKC", str(query)).lower()
     terms: list[str] = []
     seen: set[str] = set()
-    for word in _WORD.findall(text):
-        if word in STOP_WORDS or word in seen:
-            continue
-        if len(word) == 1 and word.isascii() and not word.isdigit():
-            continue  # stray letters ("s" of "Nvidia's" is already a stop word; "x", "q")
-        seen.add(word)
-        terms.append(word)
-        if len(terms) >= max_terms:
-            break
+    for found in _WORD.findall(text):
+        for word in _pieces(found):
+            if word in STOP_WORDS or word in seen:
+                continue
+            if len(word) == 1 and word.isascii() and not word.isdigit():
+                continue  # stray letters ("s" of "Nvidia's" is already a stop word; "x", "q")
+            seen.add(word)
+            terms.append(word)
+            if len(terms) >= max_terms:
+                return terms
     return terms
+
+
+def _pieces(word: str) -> list[str]:
+    """A word as search terms: as it is, or, where it has characters of a script written
+    without spaces (``memory_tables.UNSPACED_RANGES``, which the index takes one by one), those
+    as phrases of single characters (``太郎`` -> ``太 郎``), a longer run as its overlapping
+    pairs (a sentence typed without spaces still finds the words in it), and the rest as
+    words (``pythonで`` -> ``python``, ``で``)."""
+    if not _UNSPACED.search(word):
+        return [word]
+    out: list[str] = []
+    for piece in _UNSPACED_RUN.split(word):
+        if not piece:
+            continue
+        if not _UNSPACED.match(piece):
+            out.append(piece)
+        elif len(piece) <= 3:
+            out.append(" ".join(piece))
+        else:
+            out.extend(" ".join(piece[i:i + 2]) for i in range(len(piece) - 1))
+    return out
 
 
 def fts5_match(terms: list[str], *, scope_token: str | None = None) -> str:
@@ -126,4 +153,4 @@ def tsquery_text(terms: list[str]) -> str:
     """
     if not terms:
         raise ValueError("A full-text query needs at least one term.")
-    return " or ".join(terms)
+    return " or ".join(f'"{term}"' if " " in term else term for term in terms)

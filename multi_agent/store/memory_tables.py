@@ -31,6 +31,8 @@ a deleted session's memory goes with it when the memory tables are in the store'
 from __future__ import annotations
 
 import hashlib
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -62,6 +64,25 @@ MAX_TEXT_CHARS = 20_000
 MAX_CONTEXT_CHARS = 2_000
 """Longest context indexed with an agent reply: the start of the human message it answers."""
 
+UNSPACED_RANGES = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+"""Scripts written without spaces between words, whose characters the full-text index takes
+one by one: kana, CJK ideographs (with the iteration mark 々) and Hangul syllables (Korean
+is spaced, but its particles are written onto the word). A search for ``太郎`` is then the
+phrase ``太 郎``, found inside ``私の名前は太郎です`` (see ``memory/query.py``)."""
+
+_UNSPACED_CHAR = re.compile(f"([{UNSPACED_RANGES}])")
+
+
+def index_terms(text: str | None) -> str | None:
+    """What the full-text index reads for ``text``, when that is not ``text`` itself: the
+    text in NFKC (so that decomposed and composed letters, full and half width, are one), each
+    character of :data:`UNSPACED_RANGES` set apart by spaces. None when nothing changes."""
+    if not text:
+        return None
+    terms = _UNSPACED_CHAR.sub(r" \1 ", unicodedata.normalize("NFKC", text))
+    return None if terms == text else terms
+
+
 MEMORY_LOCK_KEY = 7308117251911
 """The advisory lock that serialises the memory schema set-up across PostgreSQL sessions."""
 
@@ -84,6 +105,7 @@ COMMON_COLUMNS = """
     author VARCHAR(256) NOT NULL,
     text TEXT NOT NULL,
     context TEXT NOT NULL DEFAULT '',
+    terms TEXT,
 """
 
 SESSIONS_DDL = """
@@ -184,8 +206,9 @@ _A, _U, _S, _E = (f"CAST(:{name} AS VARCHAR)"
 INSERT_ENTRY = text(
     f"""
     INSERT INTO ma_memory_entries
-        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context)
-    SELECT {_A}, {_U}, {_S}, {_E}, :scope, :timestamp, :author, :text, :context
+        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context,
+         terms)
+    SELECT {_A}, {_U}, {_S}, {_E}, :scope, :timestamp, :author, :text, :context, :terms
     WHERE {_NOT_FORGOTTEN.format(a=_A, u=_U, s=_S, e=_E)}
     ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
     """
@@ -210,12 +233,13 @@ WATERMARK = text(
 )
 
 # The session's stored human/agent messages since the watermark, in one statement.
-COPY_FROM_EVENTS = text(
+_COPY_FROM_EVENTS = (
     f"""
     INSERT INTO ma_memory_entries
-        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context)
+        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, terms,
+         context)
     SELECT e.app_name, e.user_id, e.session_id, e.id, :scope, e.timestamp, e.source,
-           substr(e.text, 1, {MAX_TEXT_CHARS}),
+           substr(e.text, 1, {MAX_TEXT_CHARS}), {{terms}},
            CASE WHEN e.message_type = 'agent' THEN coalesce((
                SELECT substr(h.text, 1, {MAX_CONTEXT_CHARS}) FROM {s.events.name} AS h
                WHERE h.app_name = e.app_name AND h.user_id = e.user_id
@@ -231,6 +255,13 @@ COPY_FROM_EVENTS = text(
     ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
     """
 )
+# ``terms`` (index_terms): SQLite's connections have it as the function ma_index_terms
+# (dialects/sqlite.py); PostgreSQL derives its tsvector from ``text`` itself.
+COPY_FROM_EVENTS = {
+    "sqlite": text(_COPY_FROM_EVENTS.format(
+        terms=f"ma_index_terms(substr(e.text, 1, {MAX_TEXT_CHARS}))")),
+    "postgresql": text(_COPY_FROM_EVENTS.format(terms="NULL")),
+}
 
 # The watermark only moves forward within one incarnation; another incarnation replaces it.
 SET_WATERMARK = text(
@@ -486,7 +517,7 @@ def index_session(
             # indexed_seq 0: events are not copied from a store for this session.
             conn.execute(SET_WATERMARK, {**key, "seq": 0, "incarnation": incarnation})
     if rows:
-        conn.execute(INSERT_ENTRY, list(rows))
+        conn.execute(INSERT_ENTRY, _with_terms(conn, rows))
     return len(rows)
 
 
@@ -503,7 +534,8 @@ def _index_stored(
     if last_seq > done:
         scope = scope_token(key["app_name"], key["user_id"])
         added = conn.execute(
-            COPY_FROM_EVENTS, {**key, "scope": scope, "after_seq": done, "upto_seq": last_seq},
+            COPY_FROM_EVENTS[conn.dialect.name],
+            {**key, "scope": scope, "after_seq": done, "upto_seq": last_seq},
         ).rowcount
     if mark is None or last_seq > done or mark.incarnation != stored_incarnation:
         conn.execute(SET_WATERMARK, {**key, "seq": last_seq, "incarnation": stored_incarnation})
@@ -513,7 +545,13 @@ def _index_stored(
 def insert_entries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Adds entries (duplicates by app, user, session and event id are skipped)."""
     refuse_when_encrypted(conn)
-    conn.execute(INSERT_ENTRY, list(rows))
+    conn.execute(INSERT_ENTRY, _with_terms(conn, rows))
+
+
+def _with_terms(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with their ``terms`` (:func:`index_terms`; PostgreSQL needs none)."""
+    sqlite = conn.dialect.name == "sqlite"
+    return [{**row, "terms": index_terms(row["text"]) if sqlite else None} for row in rows]
 
 
 def entries_by_id(conn: Connection, *, app_name: str, user_id: str, ids: list[int]) -> list[Any]:

@@ -506,13 +506,9 @@ async def test_search_memory_does_not_collide_on_slash_in_identifiers(
     ],
 )
 async def test_search_memory_non_latin(
-    memory_service, event_text, query, expected_count, request
+    memory_service, event_text, query, expected_count
 ):
   """Tests search_memory with non-Latin scripts and mixed content."""
-  # Not in ADK's test: the cases ours does not pass yet (README, Long memory) are checked to
-  # still fail, then reported as xfail, so that fixing one shows.
-  gap = None if REFERENCE or expected_count == 0 else _not_yet(
-      event_text, query, 'postgres' in request.node.callspec.id)
   session = Session(
       app_name=MOCK_APP_NAME,
       user_id=MOCK_USER_ID,
@@ -533,22 +529,7 @@ async def test_search_memory_non_latin(
   result = await memory_service.search_memory(
       app_name=MOCK_APP_NAME, user_id=MOCK_USER_ID, query=query
   )
-  if gap is not None:
-    assert len(result.memories) != expected_count, 'passes now: update _not_yet and README'
-    pytest.xfail(f'README (Long memory): not yet: {gap}')
   assert len(result.memories) == expected_count
-
-
-def _not_yet(event_text: str, query: str, postgres: bool) -> str | None:
-  """Why ours does not find this one yet, or None."""
-  nfc = unicodedata.normalize('NFC', event_text)
-  words = [word.strip('.,!?') for word in nfc.casefold().split()]
-  if unicodedata.normalize('NFC', query).casefold() not in words:
-    return 'Chinese/Japanese text is not split into words'
-  if nfc != event_text and (postgres or any(
-      unicodedata.name(ch, '').startswith('HANGUL') for ch in nfc)):
-    return 'text stored decomposed (NFD) is matched as written'
-  return None
 
 
 def _text_event(tag: str, text: str) -> Event:

@@ -18,7 +18,9 @@ from multi_agent.memory.query import MAX_TERMS, fts5_match, query_terms, tsquery
         (None, []),
         ('"NOT" AND (near*)', ["near"]),
         ("Größe straße", ["größe", "straße"]),
-        ("東京 trip 2024", ["東京", "trip", "2024"]),
+        ("東京 trip 2024", ["東 京", "trip", "2024"]),  # a phrase of its characters
+        ("太郎について", ["太 郎", "郎 に", "に つ", "つ い", "い て"]),  # pairs of a long run
+        ("pythonで", ["python", "で"]),
         ("nvidia NVIDIA Nvidia", ["nvidia"]),
         ("x_y-z", []),  # single letters are dropped
     ],

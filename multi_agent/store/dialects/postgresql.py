@@ -192,6 +192,17 @@ class PostgresDialect(Dialect):
         conn.exec_driver_sql(
             f"ALTER TABLE ma_memory_sessions ADD COLUMN IF NOT EXISTS {mt.INCARNATION_COLUMN}"
         )
+        conn.exec_driver_sql("ALTER TABLE ma_memory_entries ADD COLUMN IF NOT EXISTS terms TEXT")
+        expression = conn.exec_driver_sql(_TSV_EXPRESSION).scalar()
+        if (expression is not None and "normalize" not in expression
+                and conn.exec_driver_sql("SHOW server_encoding").scalar() == "UTF8"):
+            # Made by the DDL, or by an earlier version: the index read each message as
+            # written. Rebuilt (every row's tsvector computed again; its index with it).
+            conn.exec_driver_sql("ALTER TABLE ma_memory_entries DROP COLUMN tsv")
+            conn.exec_driver_sql(
+                f"ALTER TABLE ma_memory_entries ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
+                f"({_tsv(_terms('text'), _terms('context'))}) STORED")
+            conn.exec_driver_sql(_TSV_INDEX)
 
     def memory_tables_sql(self) -> Any:
         return _MEMORY_PRESENT
@@ -245,19 +256,40 @@ _BATCH_LOCK_READ = _batch_lock_sql(read=True)
 
 # A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text)) STORED`` with a GIN
 # index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
+def _tsv(text: str, context: str) -> str:
+    return (f"setweight(to_tsvector('english', {text}), 'A') "
+            f"|| setweight(to_tsvector('english', {context}), 'D')")
+
+
+def _terms(column: str) -> str:
+    """``memory_tables.index_terms`` in SQL: NFKC, and characters of scripts written without
+    spaces set apart (the Python regex's class, as PostgreSQL's)."""
+    return (f"regexp_replace(normalize({column}, NFKC), '([{_UNSPACED}])', ' \\1 ', 'g')")
+
+
+_UNSPACED = mt.UNSPACED_RANGES
+
+_TSV_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)")
+
+# The expression of the tsv column (None: no such column).
+_TSV_EXPRESSION = (
+    "SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef AS d JOIN pg_attribute AS a "
+    "ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
+    "WHERE d.adrelid = to_regclass('ma_memory_entries') AND a.attname = 'tsv'")
+
+# ``memory_upgrade`` makes the tsvector of every message NFKC with the characters of scripts
+# without spaces set apart (``_terms``), on a UTF-8 database (normalize needs one).
 _MEMORY_DDL = [
     f"""
     CREATE TABLE IF NOT EXISTS ma_memory_entries (
         id BIGSERIAL PRIMARY KEY,
         {mt.COMMON_COLUMNS}
-        tsv tsvector GENERATED ALWAYS AS (
-            setweight(to_tsvector('english', text), 'A')
-            || setweight(to_tsvector('english', context), 'D')
-        ) STORED,
+        tsv tsvector GENERATED ALWAYS AS ({_tsv("text", "context")}) STORED,
         UNIQUE (app_name, user_id, session_id, event_id)
     )
     """,
-    "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)",
+    _TSV_INDEX,
     mt.SESSIONS_DDL,
     mt.FORGOTTEN_DDL,
     mt.vectors_ddl("BIGINT", "BYTEA"),

@@ -113,6 +113,9 @@ def _on_connect(
             if name != "auto_vacuum":
                 cur.execute(f"PRAGMA {name}={value}")
         cur.close()
+        # What the memory's full-text index reads of a message (memory_tables.index_terms).
+        dbapi_connection.create_function("ma_index_terms", 1, mt.index_terms,
+                                         deterministic=True)
 
     return on_connect
 
@@ -422,6 +425,16 @@ class SqliteDialect(Dialect):
             conn.exec_driver_sql(
                 f"ALTER TABLE ma_memory_sessions ADD COLUMN {mt.INCARNATION_COLUMN}"
             )
+        columns = {row[1] for row in conn.exec_driver_sql(
+            "PRAGMA table_info(ma_memory_entries)")}
+        if "terms" not in columns:
+            conn.exec_driver_sql("ALTER TABLE ma_memory_entries ADD COLUMN terms TEXT")
+        conn.exec_driver_sql(_FTS_CONTENT_VIEW)
+        fts = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'ma_memory_fts'").scalar()
+        if fts is not None and "ma_memory_fts_content" not in fts:
+            _index_unspaced_scripts(conn)
+
 
     def memory_tables_sql(self) -> Any:
         return _MEMORY_PRESENT
@@ -441,6 +454,34 @@ class SqliteDialect(Dialect):
 # ``ma_memory_fts``: an FTS5 table over ``ma_memory_entries`` (external content, kept in step by
 # triggers) with the ``porter unicode61`` tokenizer, ranked with ``bm25``. Its ``scope`` column
 # holds one token per app and user, so the ``MATCH`` itself is scoped.
+# The index reads ``terms`` where a message has them (memory_tables.index_terms: set apart
+# characters of scripts without spaces, NFKC), its text otherwise; so does its content (a view:
+# FTS5's 'rebuild' and 'integrity-check' read the same as the triggers gave it). The view is
+# made by memory_upgrade, once the column is there.
+_FTS_CONTENT_VIEW = """
+    CREATE VIEW IF NOT EXISTS ma_memory_fts_content AS
+    SELECT id, scope, coalesce(terms, text) AS text, context FROM ma_memory_entries
+    """
+_FTS_TABLE = """
+    CREATE VIRTUAL TABLE IF NOT EXISTS ma_memory_fts USING fts5(
+        scope, text, context,
+        content='ma_memory_fts_content', content_rowid='id',
+        tokenize='porter unicode61'
+    )
+    """
+_TRIGGER_AI = """
+    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ai AFTER INSERT ON ma_memory_entries BEGIN
+        INSERT INTO ma_memory_fts(rowid, scope, text, context)
+        VALUES (new.id, new.scope, coalesce(new.terms, new.text), new.context);
+    END
+    """
+_TRIGGER_AD = """
+    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ad AFTER DELETE ON ma_memory_entries BEGIN
+        INSERT INTO ma_memory_fts(ma_memory_fts, rowid, scope, text, context)
+        VALUES ('delete', old.id, old.scope, coalesce(old.terms, old.text), old.context);
+    END
+    """
+
 _MEMORY_DDL = [
     f"""
     CREATE TABLE IF NOT EXISTS ma_memory_entries (
@@ -449,30 +490,34 @@ _MEMORY_DDL = [
         UNIQUE (app_name, user_id, session_id, event_id)
     )
     """,
-    """
-    CREATE VIRTUAL TABLE IF NOT EXISTS ma_memory_fts USING fts5(
-        scope, text, context,
-        content='ma_memory_entries', content_rowid='id',
-        tokenize='porter unicode61'
-    )
-    """,
-    """
-    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ai AFTER INSERT ON ma_memory_entries BEGIN
-        INSERT INTO ma_memory_fts(rowid, scope, text, context)
-        VALUES (new.id, new.scope, new.text, new.context);
-    END
-    """,
-    """
-    CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ad AFTER DELETE ON ma_memory_entries BEGIN
-        INSERT INTO ma_memory_fts(ma_memory_fts, rowid, scope, text, context)
-        VALUES ('delete', old.id, old.scope, old.text, old.context);
-    END
-    """,
+    _FTS_TABLE,
+    _TRIGGER_AI,
+    _TRIGGER_AD,
     mt.SESSIONS_DDL,
     mt.FORGOTTEN_DDL,
     mt.vectors_ddl("INTEGER", "BLOB"),
     mt.VECTORS_INDEX_DDL,
 ]
+
+
+def _index_unspaced_scripts(conn: Connection) -> None:
+    """Memory tables of an earlier version: their index read each message as written, so
+    ``太郎`` inside ``私の名前は太郎です`` was not found. Fills ``terms`` where a message's
+    differ (only one with a character past ASCII can), then builds the index again over the
+    view that gives them (its triggers too)."""
+    rows = conn.exec_driver_sql(
+        "SELECT id, text FROM ma_memory_entries "
+        "WHERE terms IS NULL AND text GLOB '*[^\x01-\x7f]*'").all()
+    changed = [(terms, row.id) for row in rows if (terms := mt.index_terms(row.text))]
+    if changed:
+        conn.exec_driver_sql("UPDATE ma_memory_entries SET terms = ? WHERE id = ?", changed)
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS ma_memory_entries_ai")
+    conn.exec_driver_sql("DROP TRIGGER IF EXISTS ma_memory_entries_ad")
+    conn.exec_driver_sql("DROP TABLE ma_memory_fts")
+    for statement in (_FTS_TABLE, _TRIGGER_AI, _TRIGGER_AD):
+        conn.exec_driver_sql(statement)
+    conn.exec_driver_sql("INSERT INTO ma_memory_fts(ma_memory_fts) VALUES ('rebuild')")
+
 
 _MEMORY_PRESENT = text(
     "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN "
