@@ -254,8 +254,6 @@ WITH s AS MATERIALIZED (
 _BATCH_LOCK = _batch_lock_sql(read=False)
 _BATCH_LOCK_READ = _batch_lock_sql(read=True)
 
-# A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text)) STORED`` with a GIN
-# index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
 def _tsv(text: str, context: str) -> str:
     return (f"setweight(to_tsvector('english', {text}), 'A') "
             f"|| setweight(to_tsvector('english', {context}), 'D')")
@@ -278,8 +276,11 @@ _TSV_EXPRESSION = (
     "ON a.attrelid = d.adrelid AND a.attnum = d.adnum "
     "WHERE d.adrelid = to_regclass('ma_memory_entries') AND a.attname = 'tsv'")
 
-# ``memory_upgrade`` makes the tsvector of every message NFKC with the characters of scripts
-# without spaces set apart (``_terms``), on a UTF-8 database (normalize needs one).
+# A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text) ...) STORED`` with a
+# GIN index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
+# ``memory_upgrade`` makes it read every message NFKC with the characters of scripts without
+# spaces set apart (``_terms``), on a UTF-8 database (normalize needs one). ``terms`` is
+# SQLite's (memory_tables.index_terms): here always NULL.
 _MEMORY_DDL = [
     f"""
     CREATE TABLE IF NOT EXISTS ma_memory_entries (
