@@ -77,7 +77,7 @@ def index_terms(text: str | None) -> str | None:
     """What the full-text index reads for ``text``, when that is not ``text`` itself: the
     text in NFKC (so that decomposed and composed letters, full and half width, are one), each
     character of :data:`UNSPACED_RANGES` set apart by spaces. None when nothing changes."""
-    if not text:
+    if not text or text.isascii():  # (NFKC leaves ASCII as it is)
         return None
     terms = _UNSPACED_CHAR.sub(r" \1 ", unicodedata.normalize("NFKC", text))
     return None if terms == text else terms
