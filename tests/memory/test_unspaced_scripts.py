@@ -116,3 +116,22 @@ async def test_memory_tables_of_an_earlier_version_are_indexed_again(
     await memory.forget_session(app_name=app_name, user_id="ann", session_id="old")
     assert await _found(memory, app_name, "rust") == []
     await _fts_intact(store)
+
+
+async def test_the_upgrade_runs_once(store: DatabaseSessionService, app_name: str) -> None:
+    """PostgreSQL rewrote the table on every open (a case-sensitive check of its expression):
+    a dropped column each time, searches elsewhere blocked, and after ~1,590 opens no open
+    at all."""
+    if store.dialect != "postgresql":
+        return
+
+    def tsv_column(conn) -> int:
+        return conn.exec_driver_sql(
+            "SELECT attnum FROM pg_attribute WHERE attrelid = 'ma_memory_entries'::regclass "
+            "AND attname = 'tsv'").scalar()
+
+    await DatabaseMemoryService(store).prepare(load_model=False)
+    first = await store.backend.run(tsv_column, write=False)
+    for _ in range(3):
+        await DatabaseMemoryService(store).prepare(load_model=False)
+    assert await store.backend.run(tsv_column, write=False) == first

@@ -194,7 +194,9 @@ class PostgresDialect(Dialect):
         )
         conn.exec_driver_sql("ALTER TABLE ma_memory_entries ADD COLUMN IF NOT EXISTS terms TEXT")
         expression = conn.exec_driver_sql(_TSV_EXPRESSION).scalar()
-        if (expression is not None and "normalize" not in expression
+        # (pg_get_expr gives NORMALIZE(...): a check that minded the case rewrote the table
+        # on every open, a dropped column each time, until PostgreSQL's 1,600 columns.)
+        if (expression is not None and "normalize" not in expression.lower()
                 and conn.exec_driver_sql("SHOW server_encoding").scalar() == "UTF8"):
             # Made by the DDL, or by an earlier version: the index read each message as
             # written. Rebuilt (every row's tsvector computed again; its index with it).
