@@ -26,8 +26,9 @@ from ..store.memory_tables import UNSPACED_RANGES
 
 __all__ = ["MAX_TERMS", "STOP_WORDS", "fts5_match", "query_terms", "tsquery_text"]
 
-MAX_TERMS = 24
-"""The most content words of one query that are searched for (the first ones are kept)."""
+MAX_TERMS = 32
+"""The most content words of one query that are searched for (the first ones are kept; a
+Chinese or Japanese question gives a term for each pair of its characters)."""
 
 _GRAMMAR = """
 a about above after again against all also am an and any are aren as at be because been before
@@ -61,6 +62,7 @@ about past conversations."""
 _WORD = re.compile(r"[^\W\d_]{2,5}\.[^\W\d_](?!\w)|[^\W_]+", re.UNICODE)
 _UNSPACED = re.compile(f"[{UNSPACED_RANGES}]")
 _UNSPACED_RUN = re.compile(f"([{UNSPACED_RANGES}]+)")
+_HIRAGANA = re.compile("[\u3040-\u309f]+")
 
 
 def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
@@ -101,9 +103,15 @@ def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
 def _pieces(word: str) -> list[str]:
     """A word as search terms: as it is, or, where it has characters of a script written
     without spaces (``memory_tables.UNSPACED_RANGES``, which the index takes one by one), those
-    as phrases of single characters (``太郎`` -> ``太 郎``), a longer run as its overlapping
-    pairs (a sentence typed without spaces still finds the words in it), and the rest as
-    words (``pythonで`` -> ``python``, ``で``)."""
+    as phrases of single characters and the rest as words (``pythonで`` -> ``python``).
+
+    A run of one or two characters is one phrase (``太郎`` -> ``太 郎``); a longer one, its
+    overlapping pairs (``太郎は`` -> ``太 郎``, ``郎 は``), so that a word followed by a
+    particle, or a question typed without spaces, still finds the word. Pairs of hiragana
+    alone are left out when the run has others (``について`` is grammar, as "about" is: it
+    ranked ``それについて`` above ``東京`` for ``東京について``), and so is a lone hiragana
+    character, as stray Latin letters are.
+    """
     if not _UNSPACED.search(word):
         return [word]
     out: list[str] = []
@@ -112,10 +120,15 @@ def _pieces(word: str) -> list[str]:
             continue
         if not _UNSPACED.match(piece):
             out.append(piece)
-        elif len(piece) <= 3:
+        elif len(piece) == 1:
+            if not _HIRAGANA.fullmatch(piece):
+                out.append(piece)
+        elif len(piece) == 2:
             out.append(" ".join(piece))
         else:
-            out.extend(" ".join(piece[i:i + 2]) for i in range(len(piece) - 1))
+            pairs = [piece[i:i + 2] for i in range(len(piece) - 1)]
+            content = [pair for pair in pairs if not _HIRAGANA.fullmatch(pair)]
+            out.extend(" ".join(pair) for pair in (content or pairs))
     return out
 
 

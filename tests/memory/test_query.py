@@ -19,8 +19,11 @@ from multi_agent.memory.query import MAX_TERMS, fts5_match, query_terms, tsquery
         ('"NOT" AND (near*)', ["near"]),
         ("Größe straße", ["größe", "straße"]),
         ("東京 trip 2024", ["東 京", "trip", "2024"]),  # a phrase of its characters
-        ("太郎について", ["太 郎", "郎 に", "に つ", "つ い", "い て"]),  # pairs of a long run
-        ("pythonで", ["python", "で"]),
+        ("太郎について", ["太 郎", "郎 に"]),  # pairs of a long run, not hiragana's alone
+        ("太郎は？", ["太 郎", "郎 は"]),  # a word with its particle
+        ("について", ["に つ", "つ い", "い て"]),  # only hiragana: all its pairs
+        ("pythonで", ["python"]),  # a lone hiragana character, as a stray letter
+        ("猫", ["猫"]),
         ("nvidia NVIDIA Nvidia", ["nvidia"]),
         ("x_y-z", []),  # single letters are dropped
     ],

@@ -135,3 +135,46 @@ async def test_the_upgrade_runs_once(store: DatabaseSessionService, app_name: st
     for _ in range(3):
         await DatabaseMemoryService(store).prepare(load_model=False)
     assert await store.backend.run(tsv_column, write=False) == first
+
+
+async def test_a_word_with_its_particle_and_the_ranking(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    session = await store.create_session(app_name=app_name, user_id="ann")
+    for line in ("太郎が来た", "東京タワーに行きました", "それについて考えています",
+                 "イタリアンが好き", "제 이름은 민수입니다"):
+        await store.append_event(session, text_event(line, author="user"))
+    memory = DatabaseMemoryService(store)
+    await memory.add_session_to_memory(session)
+    assert await _found(memory, app_name, "太郎は？") == ["太郎が来た"]
+    assert (await _found(memory, app_name, "東京について"))[0] == "東京タワーに行きました"
+    assert await _found(memory, app_name, "민수는?") == ["제 이름은 민수입니다"]
+    long_question = "昨日の夜に友達と一緒に行ったところの名前は何だったっけ、あのイタリアン"
+    assert (await _found(memory, app_name, long_question))[0] == "イタリアンが好き"
+
+
+async def test_a_postgresql_database_that_is_not_utf8(backend: str) -> None:
+    """There the index keeps whole runs (normalize needs UTF-8): a search term is the run, as
+    before, not a phrase of its characters (which found nothing there)."""
+    if backend != "postgres":
+        return
+    import asyncpg
+
+    from tests.conftest import require_pg
+
+    base = require_pg()
+    name = "t_eucjp_" + __import__("uuid").uuid4().hex[:8]
+    admin = await asyncpg.connect(base.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} ENCODING 'EUC_JP' LC_COLLATE 'C' "
+                            "LC_CTYPE 'C' TEMPLATE template0")
+    finally:
+        await admin.close()
+    url = base.rsplit("/", 1)[0] + "/" + name
+    async with DatabaseSessionService(url) as store:
+        session = await store.create_session(app_name="a", user_id="ann")
+        await store.append_event(session, text_event("東京", author="user"))
+        await store.append_event(session, text_event("東京 trip", author="user"))
+        memory = DatabaseMemoryService(store)
+        await memory.add_session_to_memory(session)
+        assert sorted(await _found(memory, "a", "東京")) == ["東京", "東京 trip"]

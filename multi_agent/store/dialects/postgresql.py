@@ -214,6 +214,8 @@ class PostgresDialect(Dialect):
     ) -> list[Any]:
         from ...memory.query import tsquery_text  # the query language, not SQL
 
+        if not _splits_unspaced(conn):  # not a UTF-8 database: whole runs, as before
+            terms = list(dict.fromkeys(term.replace(" ", "") for term in terms))
         params = {"app_name": app_name, "user_id": user_id, "limit": limit,
                   "query": tsquery_text(terms)}
         return list(conn.execute(_SEARCH, params).all())
@@ -268,6 +270,18 @@ def _terms(column: str) -> str:
 
 
 _UNSPACED = mt.UNSPACED_RANGES
+
+def _splits_unspaced(conn: Connection) -> bool:
+    """Whether the memory's tsvector sets apart the characters of scripts without spaces
+    (``memory_upgrade``; not on a database that is not UTF-8), so that a search term of them
+    is a phrase of single characters; asked once a connection."""
+    info = conn.connection.info
+    split = info.get("ma_tsv_splits")
+    if split is None:
+        expression = conn.exec_driver_sql(_TSV_EXPRESSION).scalar() or ""
+        split = info["ma_tsv_splits"] = "normalize" in expression.lower()
+    return bool(split)
+
 
 _TSV_INDEX = (
     "CREATE INDEX IF NOT EXISTS ix_ma_memory_entries_tsv ON ma_memory_entries USING GIN (tsv)")
