@@ -106,6 +106,7 @@ COMMON_COLUMNS = """
     text TEXT NOT NULL,
     context TEXT NOT NULL DEFAULT '',
     terms TEXT,
+    context_terms TEXT,
 """
 
 SESSIONS_DDL = """
@@ -207,8 +208,9 @@ INSERT_ENTRY = text(
     f"""
     INSERT INTO ma_memory_entries
         (app_name, user_id, session_id, event_id, scope, timestamp, author, text, context,
-         terms)
-    SELECT {_A}, {_U}, {_S}, {_E}, :scope, :timestamp, :author, :text, :context, :terms
+         terms, context_terms)
+    SELECT {_A}, {_U}, {_S}, {_E}, :scope, :timestamp, :author, :text, :context, :terms,
+           :context_terms
     WHERE {_NOT_FORGOTTEN.format(a=_A, u=_U, s=_S, e=_E)}
     ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
     """
@@ -233,19 +235,21 @@ WATERMARK = text(
 )
 
 # The session's stored human/agent messages since the watermark, in one statement.
-_COPY_FROM_EVENTS = (
-    f"""
-    INSERT INTO ma_memory_entries
-        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, terms,
-         context)
-    SELECT e.app_name, e.user_id, e.session_id, e.id, :scope, e.timestamp, e.source,
-           substr(e.text, 1, {MAX_TEXT_CHARS}), {{terms}},
-           CASE WHEN e.message_type = 'agent' THEN coalesce((
+# An agent's reply is remembered with the human message before it (its ``context``).
+_CONTEXT = f"""CASE WHEN e.message_type = 'agent' THEN coalesce((
                SELECT substr(h.text, 1, {MAX_CONTEXT_CHARS}) FROM {s.events.name} AS h
                WHERE h.app_name = e.app_name AND h.user_id = e.user_id
                  AND h.session_id = e.session_id AND h.seq < e.seq
                  AND h.message_type = 'human' AND h.on_path
-               ORDER BY h.seq DESC LIMIT 1), '') ELSE '' END
+               ORDER BY h.seq DESC LIMIT 1), '') ELSE '' END"""
+
+_COPY_FROM_EVENTS = (
+    f"""
+    INSERT INTO ma_memory_entries
+        (app_name, user_id, session_id, event_id, scope, timestamp, author, text, terms,
+         context, context_terms)
+    SELECT e.app_name, e.user_id, e.session_id, e.id, :scope, e.timestamp, e.source,
+           substr(e.text, 1, {MAX_TEXT_CHARS}), {{terms}}, {_CONTEXT}, {{context_terms}}
     FROM {s.events.name} AS e
     WHERE e.app_name = :app_name AND e.user_id = :user_id AND e.session_id = :session_id
       AND e.seq > :after_seq AND e.seq <= :upto_seq
@@ -255,12 +259,13 @@ _COPY_FROM_EVENTS = (
     ON CONFLICT (app_name, user_id, session_id, event_id) DO NOTHING
     """
 )
-# ``terms`` (index_terms): SQLite's connections have it as the function ma_index_terms
-# (dialects/sqlite.py); PostgreSQL derives its tsvector from ``text`` itself.
+# ``terms``, ``context_terms`` (index_terms): SQLite's connections have it as the function
+# ma_index_terms (dialects/sqlite.py); PostgreSQL derives its tsvector from the text itself.
 COPY_FROM_EVENTS = {
     "sqlite": text(_COPY_FROM_EVENTS.format(
-        terms=f"ma_index_terms(substr(e.text, 1, {MAX_TEXT_CHARS}))")),
-    "postgresql": text(_COPY_FROM_EVENTS.format(terms="NULL")),
+        terms=f"ma_index_terms(substr(e.text, 1, {MAX_TEXT_CHARS}))",
+        context_terms=f"ma_index_terms({_CONTEXT})")),
+    "postgresql": text(_COPY_FROM_EVENTS.format(terms="NULL", context_terms="NULL")),
 }
 
 # The watermark only moves forward within one incarnation; another incarnation replaces it.
@@ -549,9 +554,12 @@ def insert_entries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _with_terms(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The rows with their ``terms`` (:func:`index_terms`; PostgreSQL needs none)."""
-    sqlite = conn.dialect.name == "sqlite"
-    return [{**row, "terms": index_terms(row["text"]) if sqlite else None} for row in rows]
+    """The rows with their ``terms`` and ``context_terms`` (:func:`index_terms`; PostgreSQL
+    needs none)."""
+    if conn.dialect.name != "sqlite":
+        return [{**row, "terms": None, "context_terms": None} for row in rows]
+    return [{**row, "terms": index_terms(row["text"]),
+             "context_terms": index_terms(row.get("context"))} for row in rows]
 
 
 def entries_by_id(conn: Connection, *, app_name: str, user_id: str, ids: list[int]) -> list[Any]:

@@ -79,6 +79,7 @@ async def test_memory_tables_of_an_earlier_version_are_indexed_again(
             conn.exec_driver_sql("DROP TABLE ma_memory_fts")
             conn.exec_driver_sql("DROP VIEW ma_memory_fts_content")
             conn.exec_driver_sql("ALTER TABLE ma_memory_entries DROP COLUMN terms")
+            conn.exec_driver_sql("ALTER TABLE ma_memory_entries DROP COLUMN context_terms")
             conn.exec_driver_sql(
                 "CREATE VIRTUAL TABLE ma_memory_fts USING fts5(scope, text, context, "
                 "content='ma_memory_entries', content_rowid='id', "
@@ -94,10 +95,15 @@ async def test_memory_tables_of_an_earlier_version_are_indexed_again(
         else:
             conn.exec_driver_sql("ALTER TABLE ma_memory_entries DROP COLUMN tsv")
             conn.exec_driver_sql("ALTER TABLE ma_memory_entries DROP COLUMN terms")
+            conn.exec_driver_sql("ALTER TABLE ma_memory_entries DROP COLUMN context_terms")
             conn.exec_driver_sql(
                 "ALTER TABLE ma_memory_entries ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
                 "(setweight(to_tsvector('english', text), 'A') "
                 "|| setweight(to_tsvector('english', context), 'D')) STORED")
+        conn.execute(text(
+            "INSERT INTO ma_memory_entries (app_name, user_id, session_id, event_id, scope, "
+            "timestamp, author, text, context) VALUES (:a, 'ann', 'old', 'reply', :s, 0.5, "
+            "'agent', 'Sushi.', '花子の好きな食べ物は何ですか')"), {"a": app_name, "s": scope})
         for i, line in enumerate(LINES):
             conn.execute(text(
                 "INSERT INTO ma_memory_entries (app_name, user_id, session_id, event_id, scope, "
@@ -112,6 +118,7 @@ async def test_memory_tables_of_an_earlier_version_are_indexed_again(
     memory._ready = False
     old._ready = False
     await _check(memory, app_name)
+    assert await _found(memory, app_name, "花子") == ["Sushi."]  # by its question (context)
     await _fts_intact(store)
     await memory.forget_session(app_name=app_name, user_id="ann", session_id="old")
     assert await _found(memory, app_name, "rust") == []
@@ -178,3 +185,24 @@ async def test_a_postgresql_database_that_is_not_utf8(backend: str) -> None:
         memory = DatabaseMemoryService(store)
         await memory.add_session_to_memory(session)
         assert sorted(await _found(memory, "a", "東京")) == ["東京", "東京 trip"]
+
+
+async def test_a_reply_is_found_through_its_question(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    """The question before an agent's reply is indexed with it (``context``): on SQLite it was
+    not split as the message was, so a reply was not found through a Chinese or Japanese
+    question (PostgreSQL found it)."""
+    session = await store.create_session(app_name=app_name, user_id="ann")
+    await store.append_event(session, text_event("太郎の好きな食べ物は何ですか", author="user"))
+    await store.append_event(session, text_event("寿司です", author="agent"))
+    memory = DatabaseMemoryService(store)
+    await memory.add_session_to_memory(session)
+    assert sorted(await _found(memory, app_name, "太郎")) == sorted(
+        ["太郎の好きな食べ物は何ですか", "寿司です"])
+    other = await store.create_session(app_name=app_name, user_id="ann")  # not stored here
+    await memory.add_events_to_memory(app_name=app_name, user_id="ann", session_id=other.id,
+                                      events=[text_event("花子は何が好き", author="user"),
+                                              text_event("ケーキ", author="agent")])
+    assert sorted(await _found(memory, app_name, "花子")) == sorted(["花子は何が好き", "ケーキ"])
+    await _fts_intact(store)

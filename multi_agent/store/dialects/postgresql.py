@@ -192,7 +192,9 @@ class PostgresDialect(Dialect):
         conn.exec_driver_sql(
             f"ALTER TABLE ma_memory_sessions ADD COLUMN IF NOT EXISTS {mt.INCARNATION_COLUMN}"
         )
-        conn.exec_driver_sql("ALTER TABLE ma_memory_entries ADD COLUMN IF NOT EXISTS terms TEXT")
+        for column in ("terms", "context_terms"):  # SQLite's; named by the shared INSERT
+            conn.exec_driver_sql(
+                f"ALTER TABLE ma_memory_entries ADD COLUMN IF NOT EXISTS {column} TEXT")
         expression = conn.exec_driver_sql(_TSV_EXPRESSION).scalar()
         # (pg_get_expr gives NORMALIZE(...): a check that minded the case rewrote the table
         # on every open, a dropped column each time, until PostgreSQL's 1,600 columns.)
@@ -295,8 +297,8 @@ _TSV_EXPRESSION = (
 # A ``tsv`` column ``GENERATED ALWAYS AS (to_tsvector('english', text) ...) STORED`` with a
 # GIN index, queried with ``websearch_to_tsquery`` and ranked with ``ts_rank_cd``.
 # ``memory_upgrade`` makes it read every message NFKC with the characters of scripts without
-# spaces set apart (``_terms``), on a UTF-8 database (normalize needs one). ``terms`` is
-# SQLite's (memory_tables.index_terms): here always NULL.
+# spaces set apart (``_terms``), on a UTF-8 database (normalize needs one). ``terms`` and
+# ``context_terms`` are SQLite's (memory_tables.index_terms): here always NULL.
 _MEMORY_DDL = [
     f"""
     CREATE TABLE IF NOT EXISTS ma_memory_entries (

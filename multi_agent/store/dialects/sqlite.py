@@ -427,13 +427,18 @@ class SqliteDialect(Dialect):
             )
         columns = {row[1] for row in conn.exec_driver_sql(
             "PRAGMA table_info(ma_memory_entries)")}
-        if "terms" not in columns:
-            conn.exec_driver_sql("ALTER TABLE ma_memory_entries ADD COLUMN terms TEXT")
-        conn.exec_driver_sql(_FTS_CONTENT_VIEW)
+        for column in ("terms", "context_terms"):
+            if column not in columns:
+                conn.exec_driver_sql(f"ALTER TABLE ma_memory_entries ADD COLUMN {column} TEXT")
         fts = conn.exec_driver_sql(
             "SELECT sql FROM sqlite_master WHERE name = 'ma_memory_fts'").scalar()
-        if fts is not None and "ma_memory_fts_content" not in fts:
+        view = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'ma_memory_fts_content'").scalar()
+        if fts is not None and ("ma_memory_fts_content" not in fts or (
+                view is not None and "context_terms" not in view)):
             _index_unspaced_scripts(conn)
+        else:
+            conn.exec_driver_sql(_FTS_CONTENT_VIEW)
 
 
     def memory_tables_sql(self) -> Any:
@@ -460,7 +465,8 @@ class SqliteDialect(Dialect):
 # made by memory_upgrade, once the column is there.
 _FTS_CONTENT_VIEW = """
     CREATE VIEW IF NOT EXISTS ma_memory_fts_content AS
-    SELECT id, scope, coalesce(terms, text) AS text, context FROM ma_memory_entries
+    SELECT id, scope, coalesce(terms, text) AS text, coalesce(context_terms, context) AS context
+    FROM ma_memory_entries
     """
 _FTS_TABLE = """
     CREATE VIRTUAL TABLE IF NOT EXISTS ma_memory_fts USING fts5(
@@ -472,13 +478,15 @@ _FTS_TABLE = """
 _TRIGGER_AI = """
     CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ai AFTER INSERT ON ma_memory_entries BEGIN
         INSERT INTO ma_memory_fts(rowid, scope, text, context)
-        VALUES (new.id, new.scope, coalesce(new.terms, new.text), new.context);
+        VALUES (new.id, new.scope, coalesce(new.terms, new.text),
+                coalesce(new.context_terms, new.context));
     END
     """
 _TRIGGER_AD = """
     CREATE TRIGGER IF NOT EXISTS ma_memory_entries_ad AFTER DELETE ON ma_memory_entries BEGIN
         INSERT INTO ma_memory_fts(ma_memory_fts, rowid, scope, text, context)
-        VALUES ('delete', old.id, old.scope, coalesce(old.terms, old.text), old.context);
+        VALUES ('delete', old.id, old.scope, coalesce(old.terms, old.text),
+                coalesce(old.context_terms, old.context));
     END
     """
 
@@ -502,19 +510,21 @@ _MEMORY_DDL = [
 
 def _index_unspaced_scripts(conn: Connection) -> None:
     """Memory tables of an earlier version: their index read each message as written, so
-    ``太郎`` inside ``私の名前は太郎です`` was not found. Fills ``terms`` where a message's
-    differ (only one with a character past ASCII can), then builds the index again over the
-    view that gives them (its triggers too)."""
+    ``太郎`` inside ``私の名前は太郎です`` was not found. Fills ``terms`` and ``context_terms``
+    where they differ (only text with a character past ASCII can), then builds the index again
+    over the view that gives them (its triggers too)."""
     rows = conn.exec_driver_sql(
-        "SELECT id, text FROM ma_memory_entries "
-        "WHERE terms IS NULL AND text GLOB '*[^\x01-\x7f]*'").all()
-    changed = [(terms, row.id) for row in rows if (terms := mt.index_terms(row.text))]
+        "SELECT id, text, context FROM ma_memory_entries "
+        "WHERE text GLOB '*[^\x01-\x7f]*' OR context GLOB '*[^\x01-\x7f]*'").all()
+    changed = [(mt.index_terms(row.text), mt.index_terms(row.context), row.id) for row in rows]
     if changed:
-        conn.exec_driver_sql("UPDATE ma_memory_entries SET terms = ? WHERE id = ?", changed)
+        conn.exec_driver_sql(
+            "UPDATE ma_memory_entries SET terms = ?, context_terms = ? WHERE id = ?", changed)
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS ma_memory_entries_ai")
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS ma_memory_entries_ad")
     conn.exec_driver_sql("DROP TABLE ma_memory_fts")
-    for statement in (_FTS_TABLE, _TRIGGER_AI, _TRIGGER_AD):
+    conn.exec_driver_sql("DROP VIEW IF EXISTS ma_memory_fts_content")
+    for statement in (_FTS_CONTENT_VIEW, _FTS_TABLE, _TRIGGER_AI, _TRIGGER_AD):
         conn.exec_driver_sql(statement)
     conn.exec_driver_sql("INSERT INTO ma_memory_fts(ma_memory_fts) VALUES ('rebuild')")
 
