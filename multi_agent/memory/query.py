@@ -19,6 +19,7 @@ service answers it with no memories instead of an error.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -61,6 +62,25 @@ about past conversations."""
 # stays two stray letters.
 _WORD = re.compile(r"[^\W\d_]{2,5}\.[^\W\d_](?!\w)|[^\W_]+", re.UNICODE)
 _UNSPACED = re.compile(f"[{UNSPACED_RANGES}]")
+
+
+@functools.cache
+def _word_with_marks() -> re.Pattern[str]:
+    """:data:`_WORD` whose words also take combining marks (Unicode categories M*: Devanagari
+    and Thai vowel signs, Arabic and Hebrew vowel points), which Python's ``\\w`` leaves out:
+    ``भारत`` was the two terms ``भ`` and ``रत``, neither a word PostgreSQL had indexed. Built
+    on first use (the marks of the BMP, ~10 ms), for text that is not ASCII."""
+    ranges, start = [], None
+    for code in range(0x0300, 0x10000):
+        mark = unicodedata.category(chr(code)).startswith("M")
+        if mark and start is None:
+            start = code
+        elif not mark and start is not None:
+            ranges.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
+            start = None
+    marks = "".join(ranges)
+    return re.compile(
+        rf"[^\W\d_]{{2,5}}\.[^\W\d_](?![\w{marks}])|(?:[^\W_]|[{marks}])+", re.UNICODE)
 _UNSPACED_RUN = re.compile(f"([{UNSPACED_RANGES}]+)")
 _HIRAGANA = re.compile("[\u3040-\u309f]+")
 
@@ -87,7 +107,7 @@ def query_terms(query: str | None, *, max_terms: int = MAX_TERMS) -> list[str]:
     text = unicodedata.normalize("NFKC", str(query)).lower()
     terms: list[str] = []
     seen: set[str] = set()
-    for found in _WORD.findall(text):
+    for found in (_WORD if text.isascii() else _word_with_marks()).findall(text):
         for word in _pieces(found):
             if word in STOP_WORDS or word in seen:
                 continue

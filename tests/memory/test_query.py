@@ -24,6 +24,8 @@ from multi_agent.memory.query import MAX_TERMS, fts5_match, query_terms, tsquery
         ("について", ["に つ", "つ い", "い て"]),  # only hiragana: all its pairs
         ("pythonで", ["python"]),  # a lone hiragana character, as a stray letter
         ("猫", ["猫"]),
+        ("मुझे भारत", ["मुझे", "भारत"]),  # vowel signs (combining marks) inside the word
+        ("اسمي مُحَمَّد", ["اسمي", "مُحَمَّد"]),
         ("nvidia NVIDIA Nvidia", ["nvidia"]),
         ("x_y-z", []),  # single letters are dropped
     ],

@@ -206,3 +206,15 @@ async def test_a_reply_is_found_through_its_question(
                                               text_event("ケーキ", author="agent")])
     assert sorted(await _found(memory, app_name, "花子")) == sorted(["花子は何が好き", "ケーキ"])
     await _fts_intact(store)
+
+
+async def test_words_with_combining_marks(store: DatabaseSessionService, app_name: str) -> None:
+    """Devanagari vowel signs, Arabic vowel points: the query cut the word at them (Python's
+    \\w leaves them out), so PostgreSQL, which indexes the whole word, found nothing."""
+    session = await store.create_session(app_name=app_name, user_id="ann")
+    for line in ("मुझे भारत पसंद है", "اسمي مُحَمَّد"):
+        await store.append_event(session, text_event(line, author="user"))
+    memory = DatabaseMemoryService(store)
+    await memory.add_session_to_memory(session)
+    assert await _found(memory, app_name, "भारत") == ["मुझे भारत पसंद है"]
+    assert await _found(memory, app_name, "مُحَمَّد") == ["اسمي مُحَمَّد"]
