@@ -440,7 +440,6 @@ class SqliteDialect(Dialect):
         else:
             conn.exec_driver_sql(_FTS_CONTENT_VIEW)
 
-
     def memory_tables_sql(self) -> Any:
         return _MEMORY_PRESENT
 
