@@ -373,6 +373,16 @@ class ChatSession:
         text = line.strip()
         if not text:
             return True
+        undecodable = bytes(ord(ch) - 0xDC00 for ch in text if 0xDC80 <= ord(ch) <= 0xDCFF)
+        if undecodable or any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+            # Python reads bytes that are not UTF-8 as lone surrogates (surrogateescape):
+            # the store would refuse the message with its JSON error, in its own words.
+            self.failures += 1
+            shown = " ".join(f"0x{b:02x}" for b in undecodable[:8]) or "a lone surrogate"
+            self.say("system", f"That line is not UTF-8 text ({shown}), so it was not sent. "
+                               "Set your terminal (or the file piped in) to UTF-8 and try "
+                               "again.")
+            return True
         try:
             if text.startswith("/"):
                 return await self.command(text)
