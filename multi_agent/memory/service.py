@@ -68,11 +68,15 @@ from typing_extensions import override
 from ..errors import StoreError
 from ..store import memory_tables as mt
 from ..store.backend import Backend, open_backend
-from ..store.dialects.sqlite import SQLITE_WAL_LIMIT_BYTES
 from ..store.facts import event_facts
 from ..store.migrations import ensure_memory_schema
 from ..store.scopes import parse_marker
-from ..store.service import DatabaseSessionService, check_id, with_url_options
+from ..store.service import (
+    DatabaseSessionService,
+    check_id,
+    signature_defaults,
+    with_url_options,
+)
 from ..store.tracing import count, session_attributes, traced
 from .embeddings import Embedder, MemoryConfigError, MiniLMEmbedder
 from .query import query_terms
@@ -114,14 +118,11 @@ def resolve_search_mode(search: str | None, embedder: Embedder | None) -> Search
     return chosen  # type: ignore[return-value]
 
 _BACKEND_SETTINGS = ("sqlite_synchronous", "sqlite_busy_timeout", "sqlite_wal_limit_bytes")
-_URL_SETTINGS: dict[str, Any] = {
-    "max_results": DEFAULT_MAX_RESULTS, "max_entry_chars": 2000, "search": None,
-    "min_similarity": 0.2, "backfill_per_search": 256,
-    "sqlite_synchronous": "FULL", "sqlite_busy_timeout": 30.0,
-    "sqlite_wal_limit_bytes": SQLITE_WAL_LIMIT_BYTES,
-}
-"""The constructor's (and ``open_backend``'s) arguments a plain URL's query may also give,
-with their defaults (``services.OPTIONS``); its other options are engine arguments."""
+_URL_SETTINGS = ("max_results", "max_entry_chars", "search", "min_similarity",
+                 "backfill_per_search", *_BACKEND_SETTINGS)
+"""The constructor's (and ``open_backend``'s) arguments a plain URL's query may also give
+(``services.OPTIONS``), their defaults read from those signatures; its other options are
+engine arguments."""
 
 
 class DatabaseMemoryService(BaseMemoryService):
@@ -177,7 +178,9 @@ class DatabaseMemoryService(BaseMemoryService):
                         **{name: backend_kwargs[name] for name in _BACKEND_SETTINGS
                            if name in backend_kwargs}}
             engine_kwargs = dict(backend_kwargs.pop("engine_kwargs", None) or {})
-            source = with_url_options(source, settings, engine_kwargs, _URL_SETTINGS, "memory")
+            defaults = signature_defaults(_URL_SETTINGS, DatabaseMemoryService.__init__,
+                                          open_backend)
+            source = with_url_options(source, settings, engine_kwargs, defaults, "memory")
             max_results, max_entry_chars, search = (
                 settings["max_results"], settings["max_entry_chars"], settings["search"])
             min_similarity = settings["min_similarity"]

@@ -38,10 +38,11 @@ A drop-in ``google.adk.sessions.BaseSessionService`` for ``Runner``, ``App``, ``
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -90,16 +91,29 @@ __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
 
 
-_URL_SETTINGS: dict[str, Any] = {
-    "on_stale": "raise", "sqlite_synchronous": "FULL", "sqlite_busy_timeout": 30.0,
-    "sqlite_wal_limit_bytes": None, "encryption_key_file": None,
-}
-"""The constructor's arguments a URL's query may also give, with their defaults (the
-query's other options are engine arguments)."""
+_URL_SETTINGS = ("on_stale", "sqlite_synchronous", "sqlite_busy_timeout",
+                 "sqlite_wal_limit_bytes", "encryption_key_file")
+"""The constructor's arguments a URL's query may also give (the query's other options are
+engine arguments); their defaults are read from the signature (``signature_defaults``)."""
+
+
+def signature_defaults(names: Iterable[str], *functions: Callable[..., Any]) -> dict[str, Any]:
+    """The default of each named parameter, from the first of ``functions`` that has it: the
+    one place those defaults are written stays the one place they are read."""
+    found: dict[str, Any] = {}
+    for name in names:
+        for function in functions:
+            parameter = inspect.signature(function).parameters.get(name)
+            if parameter is not None and parameter.default is not inspect.Parameter.empty:
+                found[name] = parameter.default
+                break
+        else:
+            raise TypeError(f"no default for {name!r} in {[f.__qualname__ for f in functions]}")
+    return found
 
 
 def with_url_options(db_url: str, settings: dict[str, Any], engine_kwargs: dict[str, Any],
-                     defaults: dict[str, Any] = _URL_SETTINGS, service: str = "session") -> str:
+                     defaults: dict[str, Any] | None = None, service: str = "session") -> str:
     """``services.url_options``: the options of our URIs in a plain URL's query, taken out
     into ``settings`` (the constructor's arguments named in ``defaults``, as given) and
     ``engine_kwargs`` (the rest); returns the URL without them. ``service``: ``session`` or
@@ -110,6 +124,8 @@ def with_url_options(db_url: str, settings: dict[str, Any], engine_kwargs: dict[
     """
     from ..services import url_options
 
+    if defaults is None:
+        defaults = signature_defaults(_URL_SETTINGS, DatabaseSessionService.__init__)
     try:
         db_url, from_url = url_options(db_url, service)
     except ValueError as exc:

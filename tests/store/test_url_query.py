@@ -106,6 +106,29 @@ def test_an_option_given_twice(tmp_path: Path) -> None:
                                on_stale="merge")
 
 
+def test_the_defaults_a_url_option_is_compared_with_are_the_signatures() -> None:
+    """An argument left at its default does not clash with the URL's option: the defaults
+    compared are read from the constructors (and ``open_backend``), not from a copy of them
+    that could drift."""
+    import inspect
+
+    from multi_agent.memory import service as memory_service
+    from multi_agent.store import service as store_service
+    from multi_agent.store.backend import open_backend
+
+    for names, functions in ((store_service._URL_SETTINGS, (DatabaseSessionService.__init__,)),
+                             (memory_service._URL_SETTINGS,
+                              (memory_service.DatabaseMemoryService.__init__, open_backend))):
+        defaults = store_service.signature_defaults(names, *functions)
+        assert set(defaults) == set(names)
+        for name, value in defaults.items():
+            declared = next(inspect.signature(f).parameters[name].default for f in functions
+                            if name in inspect.signature(f).parameters)
+            assert value == declared
+    with pytest.raises(TypeError, match="no default for 'nope'"):
+        store_service.signature_defaults(["nope"], open_backend)
+
+
 @pytest.mark.parametrize(("url", "says"), [
     ("postgresql+asyncpg://postgres@127.0.0.1:1/x?command_timeout=abc", "expected seconds"),
     ("postgresql+asyncpg://postgres@127.0.0.1:1/x?command_timeout=-5", "expected seconds"),
