@@ -31,6 +31,7 @@ from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 
 __all__ = [
+    "AdkTablesError",
     "DatabaseUnavailableError",
     "EncryptionError",
     "EncryptionKeyError",
@@ -41,8 +42,10 @@ __all__ = [
     "InvalidIdError",
     "InvalidValueError",
     "MultiAgentError",
+    "RunConflict",
     "RunNotFound",
     "SchemaVersionError",
+    "ServiceClosedError",
     "SessionAlreadyExists",
     "SessionNotFound",
     "StaleSession",
@@ -77,6 +80,11 @@ class DatabaseUnavailableError(StoreError):
         self.cause = cause
 
 
+class ServiceClosedError(StoreError, RuntimeError):
+    """The service was closed (``close()``, or the end of ``async with``); nothing was done.
+    Make a new service to use the database again."""
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer version of multi-agent (or is otherwise unknown)."""
 
@@ -88,6 +96,11 @@ class SchemaVersionError(StoreError):
 
 class ForeignDatabaseError(StoreError):
     """The database holds tables of the same names that another program wrote."""
+
+
+class AdkTablesError(ForeignDatabaseError):
+    """The database holds sessions of ADK's own session service, which the store does not
+    read; ``multi-agent import-adk`` copies them in (``multi_agent.store.adk_import``)."""
 
 
 class EncryptionError(StoreError):
@@ -134,6 +147,30 @@ class EventIdConflict(InvalidValueError):
 
 class RunNotFound(MultiAgentError, LookupError):
     """A branch or query named a run that the session does not have."""
+
+
+class RunConflict(MultiAgentError):
+    """``start_run`` could not claim the session: another run started on it since the caller
+    looked (its head moved), or the run id is taken. Nothing was written.
+
+    Attributes:
+        run_id: the run that was to start.
+        head_run_id: the session's head now.
+        exists: True when ``run_id`` itself is already a run of the session.
+    """
+
+    def __init__(self, session_id: str, *, run_id: str, head_run_id: str | None,
+                 exists: bool = False) -> None:
+        if exists:
+            what = f"Session {session_id!r} already has a run {run_id!r}; use a new run id."
+        else:
+            what = (f"Run {run_id!r} was not started: another run ({head_run_id!r}) started "
+                    f"on session {session_id!r} meanwhile. Wait for it to finish, then start "
+                    "again from the new head.")
+        super().__init__(what)
+        self.run_id = run_id
+        self.head_run_id = head_run_id
+        self.exists = exists
 
 
 class HistoryPrunedError(RunNotFound):

@@ -17,6 +17,7 @@ RUN_BY = {
     "Two commands": ["tests/chat/test_readme_transcript.py"],
     "Install": ["tests/packaging/test_wheels.py"],
     "The offline model in your own agents": ["tests/agents/test_offline_generic.py"],
+    "Moving from ADK's own session service": ["tests/store/test_adk_import.py"],
     "Serving the team over HTTP": ["tests/serve/test_readme_serve.py"],
     "The web page": ["tests/web/_served.py"],
     "Forgetting a user": ["tests/lifecycle/test_forget_cli.py"],

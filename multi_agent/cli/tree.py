@@ -499,6 +499,30 @@ class _CountedReader:
         self._fh.close()
 
 
+def cmd_import_adk(args: argparse.Namespace) -> int:
+    """``multi-agent import-adk``: ADK's sessions copied in (``store/adk_import.py``)."""
+    from . import EXIT_FAILURE, normalise_db
+    from .inspect import missing_database
+
+    source = None if args.source is None else normalise_db(args.source)
+    if missing_database(source or args.db):
+        return EXIT_FAILURE
+
+    async def go(store: Any) -> Any:
+        from ..store.adk_import import import_adk_sessions
+
+        return await import_adk_sessions(store, source)
+
+    report = _with_store(args.db, go)
+    print(f"Copied {report.sessions} session{'s' if report.sessions != 1 else ''} "
+          f"({report.events} events) from ADK's tables; {report.skipped} already in the store "
+          "were left as they are.")
+    if report.differing:
+        print("These values differ from ADK's tables (two sessions wrote them; the store keeps "
+              "the last append's): " + ", ".join(report.differing), file=sys.stderr)
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """``multi-agent import``: store a session document from a file or stdin.
 
@@ -647,3 +671,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--user", help="store it for this user (default: the one in the file)")
     p.add_argument("--session", help="store it under this id (default: the one in the file)")
     p.set_defaults(func=cmd_import)
+
+    p = subparsers.add_parser(
+        "import-adk", help="copy in the sessions ADK's own session service wrote",
+        description="Copies the sessions, events and app:/user: state that ADK's "
+        "DatabaseSessionService or SqliteSessionService (adk web's .adk/session.db) wrote "
+        "into the store: from --from, or from --db itself (ADK's tables beside ours). ADK's "
+        "tables are only read; sessions already in the store are skipped, so it can be run "
+        "again.",
+        epilog="Examples:\n  multi-agent import-adk --db sessions.db\n"
+        "  multi-agent import-adk --from agents/.adk/session.db --db multi_agent_data.db",
+        formatter_class=fmt,
+    )
+    add_common(p, user=False)
+    p.add_argument("--from", dest="source", help="the database ADK wrote, URL or file path "
+                   "(default: --db)")
+    p.set_defaults(func=cmd_import_adk)

@@ -7,6 +7,7 @@ ready and runs one transaction on the service's backend (:meth:`HistoryMixin._tr
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -20,7 +21,15 @@ from .messages import (
     query_messages,
     recent_messages,
 )
-from .runs import BranchResult, RunInfo, branch_session, list_runs
+from .runs import (
+    BranchResult,
+    RunInfo,
+    branch_session,
+    list_runs,
+    request_stop,
+    start_run,
+    stop_requested,
+)
 from .tracing import count, import_attributes, traced
 from .transfer import ImportResult, export_session, import_session
 
@@ -87,6 +96,40 @@ class HistoryMixin:
             ),
             write=True, app_name=app_name, user_id=user_id, session_id=session_id,
             run_id=from_run_id,
+        )
+
+    @traced("start_run")
+    async def start_run(
+        self, *, app_name: str, user_id: str, session_id: str, run_id: str,
+        expected_head: str | None, from_run_id: str | None = None,
+    ) -> BranchResult | None:
+        """Starts a run only if the session's head is still ``expected_head``, atomically:
+        for servers (several processes on one database) that allow one run per session at a
+        time. Branches to ``from_run_id`` first when it is another run, writes the run's row
+        (``running``) and moves the head to it; then run ADK's Runner with
+        ``invocation_id=run_id``, whose events continue the run.
+
+        Returns:
+            The branch's result when ``from_run_id`` moved the head, else None.
+
+        Raises:
+            SessionNotFound: no such session.
+            RunConflict: the head is no longer ``expected_head`` (another run started), or the
+                session already has ``run_id``; nothing was written.
+            RunNotFound: ``from_run_id`` is not a run of the session (or a sub-run).
+        """
+        check_ids(app_name=app_name, user_id=user_id, session_id=session_id, run_id=run_id)
+        for value in (expected_head, from_run_id):
+            if value is not None:
+                check_id("run_id", value)
+        started_at = time.time()
+        return await self._run(
+            lambda conn: start_run(
+                conn, app_name=app_name, user_id=user_id, session_id=session_id,
+                run_id=run_id, expected_head=expected_head, from_run_id=from_run_id,
+                started_at=started_at,
+            ),
+            write=True,
         )
 
     @traced("query_messages", result=count("rows"))
@@ -351,6 +394,30 @@ class HistoryMixin:
         )
         if not found:
             raise RunNotFound(f"Session {session_id!r} has no run {run_id!r}.")
+
+    @traced("request_stop")
+    async def request_stop(self, *, app_name: str, user_id: str, session_id: str,
+                           run_id: str) -> bool:
+        """Asks the process executing a run to stop it (servers: a stop that reached another
+        process than the run's). The run stays running until that process, which polls
+        :meth:`stop_requested`, records its outcome. False: no such run, or it has ended
+        with a recorded outcome."""
+        return await self._transact(
+            lambda conn: request_stop(conn, app_name=app_name, user_id=user_id,
+                                      session_id=session_id, run_id=run_id),
+            write=True, app_name=app_name, user_id=user_id, session_id=session_id,
+            run_id=run_id,
+        )
+
+    async def stop_requested(self, *, app_name: str, user_id: str, session_id: str,
+                             run_id: str) -> bool:
+        """Whether :meth:`request_stop` asked for the run to be stopped (one row read)."""
+        return await self._transact(
+            lambda conn: stop_requested(conn, app_name=app_name, user_id=user_id,
+                                        session_id=session_id, run_id=run_id),
+            write=False, app_name=app_name, user_id=user_id, session_id=session_id,
+            run_id=run_id,
+        )
 
     @traced("add_sub_run", call=lambda _self, **kw: {"multi_agent.run_kind": kw["kind"]})
     async def add_sub_run(

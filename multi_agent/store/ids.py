@@ -7,7 +7,7 @@ from typing import Any
 from ..errors import InvalidIdError
 from .schema import ID_LENGTH
 
-__all__ = ["check_id", "check_ids", "is_printable_id"]
+__all__ = ["check_id", "check_ids", "could_be_stored", "is_printable_id"]
 
 
 def check_id(kind: str, value: Any) -> str:
@@ -43,6 +43,25 @@ def check_ids(**ids: Any) -> None:
     """``check_id`` for each keyword: ``check_ids(app_name=a, user_id=u, session_id=s)``."""
     for kind, value in ids.items():
         check_id(kind, value)
+
+
+def could_be_stored(**ids: Any) -> bool:
+    """For reads (``get_session``, ``list_sessions``, ``delete_session``): whether each id
+    given as a keyword is one :func:`check_id` takes. One it refuses (empty, too long, NUL)
+    names nothing stored, so the read finds nothing, as ADK's own services answer: ``None``,
+    an empty list, a delete that removes nothing (``adk api_server``: 404, not 500).
+
+    Raises:
+        InvalidIdError: an id that is not a string at all (a caller's mistake, not an id).
+    """
+    for kind, value in ids.items():
+        if not isinstance(value, str):
+            raise InvalidIdError(f"{kind} must be a string, got {type(value).__name__}.")
+        try:
+            check_id(kind, value)
+        except InvalidIdError:
+            return False
+    return True
 
 
 def is_printable_id(value: str) -> bool:

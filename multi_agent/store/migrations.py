@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import Connection
 
-from ..errors import ForeignDatabaseError, SchemaVersionError
+from ..errors import AdkTablesError, ForeignDatabaseError, SchemaVersionError
 from . import schema
 from .memory_tables import MEMORY_LOCK_KEY
 
@@ -123,12 +123,15 @@ def _read_version(conn: Connection) -> int | None:
         return -1
 
 
-def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str) -> int:
+def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str,
+                  adk_tables_allowed: bool = False) -> int:
     """Creates or upgrades the schema; returns the version found before (0 for a new database).
 
     Raises:
         SchemaVersionError: the database was written by a newer version of multi-agent.
         ForeignDatabaseError: ``ma_`` tables exist but were not written by multi-agent.
+        AdkTablesError: the store would set itself up beside sessions of ADK's own services
+            (unless ``adk_tables_allowed``: ``adk_import``).
     """
     if advisory_lock_sql:
         conn.execute(text(advisory_lock_sql))
@@ -141,6 +144,18 @@ def ensure_schema(conn: Connection, *, advisory_lock_sql: str | None, where: str
                 f"{where} has tables {sorted(ours)} but no multi-agent version row: another "
                 "program wrote them. Use a separate database (or file) for multi-agent."
             )
+        if not adk_tables_allowed:
+            from .adk_import import adk_session_count
+
+            found_adk = adk_session_count(conn)
+            if found_adk:
+                raise AdkTablesError(
+                    f"{where} holds {found_adk} session{'s' if found_adk != 1 else ''} of "
+                    "ADK's own session service (its tables sessions and events), which this "
+                    "store does not read: they would look gone. Copy them in once with "
+                    "`multi-agent import-adk --db URL` (or multi_agent.store.adk_import."
+                    "import_adk_sessions); ADK's tables are left as they are. Nothing was "
+                    "written.")
         schema.metadata.create_all(conn)
         conn.execute(
             schema.meta.insert(),

@@ -97,6 +97,10 @@ def decode_token(token: str, app_name: str, user_id: str | None) -> _Cursor:
         InvalidValueError: not such a token, changed by hand, another version's, or one
             handed out for another listing (another app, user, or user vs whole app).
     """
+    if not isinstance(token, str):
+        raise InvalidValueError(
+            f"page_token must be the string a page's next_page_token gave, not "
+            f"{type(token).__name__}.")
     bad = (f"page_token {token[:40]!r}{'...' if len(token) > 40 else ''} is not a token this "
            "listing handed out (damaged or edited). Start again without a page token.")
     if not isinstance(token, str) or not token or len(token) > 4 * 1024:

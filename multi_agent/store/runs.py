@@ -34,8 +34,12 @@ __all__ = [
     "RunInfo",
     "fold_bookkeeping_runs",
     "is_bookkeeping",
+    "STOP_REQUESTED",
     "list_runs",
+    "request_stop",
     "rewind_state_delta",
+    "start_run",
+    "stop_requested",
 ]
 
 SUB_RUN_KINDS = ("delegation", "agent_tool")
@@ -301,6 +305,56 @@ def branch_session(
     )
 
 
+def start_run(
+    conn: Connection, *, app_name: str, user_id: str, session_id: str, run_id: str,
+    expected_head: str | None, from_run_id: str | None, started_at: float,
+) -> BranchResult | None:
+    """Claims the session for a new run in one transaction: only if its head is still
+    ``expected_head`` (what the caller saw when it decided the session was free), branches to
+    ``from_run_id`` when that is another run, writes the run's row (running: the head, no
+    events yet) and moves the head to it. The run's events, appended under ``run_id`` as
+    invocation id, then continue it. Two processes that saw the same head cannot both start.
+
+    Returns:
+        What the branch did, when there was one.
+
+    Raises:
+        SessionNotFound: no such session (deleted meanwhile).
+        RunConflict: the head moved (another run started), or ``run_id`` is taken.
+        RunNotFound / HistoryPrunedError: ``from_run_id`` cannot be branched from.
+    """
+    from ..errors import RunConflict, SessionNotFound
+
+    r, ss = s.runs.c, s.sessions.c
+    where_session = and_(ss.app_name == app_name, ss.user_id == user_id, ss.id == session_id)
+    row = conn.execute(
+        select(ss.head_run_id).where(where_session).with_for_update()
+    ).first()
+    if row is None:
+        raise SessionNotFound(app_name, user_id, session_id)
+    if row.head_run_id != expected_head:
+        raise RunConflict(session_id, run_id=run_id, head_run_id=row.head_run_id)
+    key = and_(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id)
+    if conn.execute(select(r.run_id).where(key, r.run_id == run_id)).first() is not None:
+        raise RunConflict(session_id, run_id=run_id, head_run_id=row.head_run_id,
+                          exists=True)
+    branched = None
+    if from_run_id is not None and from_run_id != row.head_run_id:
+        branched = branch_session(conn, app_name=app_name, user_id=user_id,
+                                  session_id=session_id, from_run_id=from_run_id)
+    now = conn.execute(select(ss.last_seq, ss.revision).where(where_session)).one()
+    conn.execute(s.runs.insert().values(
+        app_name=app_name, user_id=user_id, session_id=session_id, run_id=run_id,
+        parent_run_id=from_run_id if from_run_id is not None else row.head_run_id,
+        kind="invocation", agent=None, started_at=started_at, first_seq=now.last_seq + 1,
+        on_path=True,
+    ))
+    # A new revision: copies loaded before (and rowcache's images) are behind the head now.
+    conn.execute(s.sessions.update().where(where_session).values(
+        head_run_id=run_id, revision=now.revision + 1))
+    return branched
+
+
 def _check_not_pruned(rows: Any, path: list[str], session_id: str) -> int:
     """Refuses a branch whose history a trim deleted; returns the first seq whose events count
     for the state (0 in a session never trimmed: the initial state is the creation's).
@@ -491,6 +545,37 @@ def set_run_status(
         .values(status=status, error=error)
     )
     return bool(result.rowcount)
+
+
+STOP_REQUESTED = "a stop was asked for from another process"
+"""``request_stop``'s mark, in the error of a run whose outcome is not recorded yet."""
+
+
+def request_stop(conn: Connection, *, app_name: str, user_id: str, session_id: str,
+                 run_id: str) -> bool:
+    """Marks a run whose outcome is not recorded as to be stopped (``stop_requested``); its
+    status stays derived (running while it is the head and unanswered). False: no such run,
+    or its outcome is recorded."""
+    r = s.runs.c
+    result = conn.execute(
+        s.runs.update()
+        .where(r.app_name == app_name, r.user_id == user_id, r.session_id == session_id,
+               r.run_id == run_id, r.status.is_(None))
+        .values(error=STOP_REQUESTED)
+    )
+    return bool(result.rowcount)
+
+
+def stop_requested(conn: Connection, *, app_name: str, user_id: str, session_id: str,
+                   run_id: str) -> bool:
+    """Whether ``request_stop`` marked the run (one row read by its key)."""
+    r = s.runs.c
+    error = conn.execute(
+        select(r.error).where(r.app_name == app_name, r.user_id == user_id,
+                              r.session_id == session_id, r.run_id == run_id,
+                              r.status.is_(None))
+    ).scalar()
+    return error == STOP_REQUESTED
 
 
 def add_sub_run(

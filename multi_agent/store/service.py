@@ -60,24 +60,27 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from typing_extensions import override
 
 from ..defaults import DEFAULT_DB_URL
-from ..errors import InvalidValueError
+from ..errors import InvalidValueError, ServiceClosedError
 from . import ops, rowcache, sealing
 from .backend import Backend, open_backend
 from .codec import (
     EventDecoder,
     check_event_numbers,
     check_json_value,
+    dumps,
     encode_event,
     event_digest,
+    loads,
     make_session,
 )
 from .extras import HistoryMixin
 from .facts import event_facts
 from .groupcommit import Locks, RowsRead
-from .ids import check_id, check_ids
+from .ids import check_id, check_ids, could_be_stored
 from .migrations import ensure_schema
 from .pages import PagesMixin
 from .runs import rewind_state_delta
+from .schema import ID_LENGTH
 from .scopes import read_scopes
 from .state import SCOPES, merge_scopes, scope_of, scoped_key, split_delta
 from .tracing import append_attributes, count, traced
@@ -90,6 +93,10 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_DB_URL", "DatabaseSessionService"]
 
 
+
+_MORE_THAN_ANY_SESSION = 2**62
+"""``num_recent_events`` from here up asks for every event (``?window=10**20`` included); the
+databases' LIMIT takes at most 2**63 - 1."""
 
 _URL_SETTINGS = ("on_stale", "sqlite_synchronous", "sqlite_busy_timeout",
                  "sqlite_wal_limit_bytes", "encryption_key_file")
@@ -137,6 +144,32 @@ def with_url_options(db_url: str, settings: dict[str, Any], engine_kwargs: dict[
                 f"{name} is given both in the database URL and as an argument; give it once.")
         (settings if name in defaults else engine_kwargs)[name] = value
     return db_url
+
+
+_EVENT_KEYS = (("id", ID_LENGTH), ("invocation_id", ID_LENGTH), ("author", ID_LENGTH),
+               ("branch", 1024))
+"""The event's fields the store keeps in columns of their own, with those columns' lengths."""
+
+
+def _check_event_keys(event: Event) -> None:
+    """The same refusal on every database (PostgreSQL's column would refuse it as a database
+    error, SQLite would store it) for an id, author or branch no column can hold.
+
+    Raises:
+        InvalidValueError: too long, or holding a NUL; nothing written.
+    """
+    for name, limit in _EVENT_KEYS:
+        value = getattr(event, name, None)
+        if not isinstance(value, str):
+            continue
+        if len(value) > limit:
+            raise InvalidValueError(
+                f"Event {name} is {len(value)} characters long; at most {limit} are stored. "
+                "Nothing was written.")
+        if "\x00" in value:
+            raise InvalidValueError(
+                f"Event {name} {value[:40]!r} contains a NUL character, which cannot be "
+                "stored. Nothing was written.")
 
 
 class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
@@ -216,6 +249,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         self._decoder = EventDecoder()
         self._ready = False
         self._closed = False
+        self._adk_tables_allowed = False  # (adk_import: set up beside ADK's tables)
         # Per event loop too: an asyncio.Lock belongs to the loop it is first used on, and the
         # service may be used from several (ADK's sync Runner.run: a new loop each turn).
         self._locks: dict[tuple[Any, str, str, str], tuple[asyncio.Lock, int]] = {}
@@ -248,15 +282,18 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             SchemaVersionError: the database was written by a newer multi-agent.
             DatabaseUnavailableError: the database cannot be opened or reached.
         """
+        if self._closed:  # (before a call could queue on a writer that is gone: a hang)
+            raise ServiceClosedError(
+                "This DatabaseSessionService is closed (close() was called), so nothing was "
+                "done; make a new one to use the database again.")
         if self._ready:
             return
-        if self._closed:
-            raise RuntimeError("This DatabaseSessionService is closed.")
         backend = self._backend
         await backend.run(
             lambda conn: sealing.guard_open(
                 conn, self._keyring, backend.url, lambda: ensure_schema(
-                    conn, advisory_lock_sql=backend.advisory_lock_sql(), where=backend.url
+                    conn, advisory_lock_sql=backend.advisory_lock_sql(), where=backend.url,
+                    adk_tables_allowed=self._adk_tables_allowed,
                 ),
             ),
             write=True,
@@ -319,7 +356,10 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
             id=session_id,
             app_name=app_name,
             user_id=user_id,
-            state=merge_scopes(created.app_state, created.user_state, dict(delta.session)),
+            # As stored (tuples become lists) and the caller's own: changing the dict given
+            # as ``state`` afterwards changes neither storage nor this copy.
+            state=loads(dumps(merge_scopes(created.app_state, created.user_state,
+                                           dict(delta.session)))),
             events=[],
             last_update_time=now,
         )
@@ -336,8 +376,15 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         session_id: str,
         config: GetSessionConfig | None = None,
     ) -> Session | None:
+        if not could_be_stored(app_name=app_name, user_id=user_id, session_id=session_id):
+            return None
         num = config.num_recent_events if config else None
+        if num is not None and num >= _MORE_THAN_ANY_SESSION:  # past the databases' integers
+            num = None
         after = config.after_timestamp if config else None
+        if after is not None and after != after:  # NaN: no time (ADK's database refuses it)
+            raise InvalidValueError(
+                "GetSessionConfig.after_timestamp is NaN; give a time in seconds, or None.")
         loaded = await self._transact(
             lambda conn: ops.load_session(
                 conn, self._decoder, app_name=app_name, user_id=user_id,
@@ -362,9 +409,9 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     async def list_sessions(
         self, *, app_name: str, user_id: str | None = None
     ) -> ListSessionsResponse:
-        check_id("app_name", app_name)
-        if user_id is not None:  # None lists every user's sessions
-            check_id("user_id", user_id)
+        if not could_be_stored(app_name=app_name,  # None lists every user's sessions
+                               **({} if user_id is None else {"user_id": user_id})):
+            return ListSessionsResponse(sessions=[])
         rows, app_state, user_states = await self._run(
             lambda conn: ops.list_sessions(conn, app_name=app_name, user_id=user_id),
             write=False,
@@ -386,6 +433,8 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
     @override
     @traced("delete_session")
     async def delete_session(self, *, app_name: str, user_id: str, session_id: str) -> None:
+        if not could_be_stored(app_name=app_name, user_id=user_id, session_id=session_id):
+            return
         await self._transact(
             lambda conn: ops.delete_session(
                 conn, app_name=app_name, user_id=user_id, session_id=session_id
@@ -473,6 +522,7 @@ class DatabaseSessionService(PagesMixin, HistoryMixin, BaseSessionService):
         if event.partial:
             return event
         check_id("session_id", session.id)
+        _check_event_keys(event)
         if event.actions and event.actions.rewind_before_invocation_id:
             await self._rewind_from_storage(session, event)
         # Apply temp: state to the in-memory session, then keep it out of storage (ADK rule).

@@ -317,10 +317,11 @@ def test_ids_exact_or_refused(drive: Driver, app: str, user: str, sid: str) -> N
         before = drive(table_counts(store))
         with pytest.raises(InvalidIdError):
             drive(store.create_session(app_name=app, user_id=user, session_id=sid))
-        with pytest.raises(InvalidIdError):
-            drive(store.get_session(app_name=app, user_id=user, session_id=sid))
-        with pytest.raises(InvalidIdError):
-            drive(store.delete_session(app_name=app, user_id=user, session_id=sid))
+        # Reads find nothing (ADK's answers: None, a delete of nothing), never an error.
+        assert drive(store.get_session(app_name=app, user_id=user, session_id=sid)) is None
+        drive(store.delete_session(app_name=app, user_id=user, session_id=sid))
+        assert drive(store.list_sessions(app_name=app, user_id=user)).sessions == [] or (
+            id_ok(app) and id_ok(user))
         assert drive(table_counts(store)) == before
         return
     state = {"sid": sid, "user:user": user, "app:app": app}
@@ -392,8 +393,7 @@ async def test_lone_surrogate_in_id_refused_clearly(
             before = await table_counts(store)
             with pytest.raises(InvalidIdError):
                 await store.create_session(**ids)
-            with pytest.raises(InvalidIdError):
-                await store.get_session(**ids)
+            assert await store.get_session(**ids) is None  # a read finds nothing
             assert await table_counts(store) == before
 
 

@@ -141,6 +141,11 @@ async def test_get_session_config(store: DatabaseSessionService, app_name: str) 
     assert await texts(GetSessionConfig(after_timestamp=1002.0, num_recent_events=2)) == [
         "m8", "m9"
     ]
+    # Past the databases' integers (``?window=10**20``): every event, not OverflowError.
+    for huge in (2**62, 2**63, 10**20):
+        assert len(await texts(GetSessionConfig(num_recent_events=huge))) == 10
+        assert await texts(GetSessionConfig(num_recent_events=huge, after_timestamp=1007.0)
+                           ) == ["m7", "m8", "m9"]
 
 
 async def test_list_sessions(store: DatabaseSessionService, app_name: str) -> None:
@@ -276,8 +281,16 @@ async def test_non_json_state_refused_nothing_written(
 async def test_invalid_ids_refused(store: DatabaseSessionService, app_name: str, bad) -> None:
     with pytest.raises(InvalidIdError):
         await store.create_session(app_name=app_name, user_id="u", session_id=bad)
-    with pytest.raises(InvalidIdError):
-        await store.get_session(app_name=app_name, user_id=bad, session_id="s")
+    if isinstance(bad, str):  # no session can have it: reads find nothing, as ADK's do
+        assert await store.get_session(app_name=app_name, user_id=bad, session_id="s") is None
+        assert (await store.list_sessions(app_name=app_name, user_id=bad)).sessions == []
+        await store.delete_session(app_name=app_name, user_id="u", session_id=bad)
+    else:  # not an id at all: the caller's mistake, said so
+        for read in (store.get_session(app_name=app_name, user_id=bad, session_id="s"),
+                     store.list_sessions(app_name=app_name, user_id=bad),
+                     store.delete_session(app_name=app_name, user_id="u", session_id=bad)):
+            with pytest.raises(InvalidIdError, match="must be a string"):
+                await read
 
 
 @pytest.mark.parametrize(
