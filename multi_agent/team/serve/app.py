@@ -10,7 +10,9 @@ id, so another user's thread or run id is simply not found (``404``).
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from google.adk.sessions.base_session_service import GetSessionConfig
 
 from ... import __version__
+from ...errors import RunConflict
 from ...store.api_tokens import TokenError, TokenFile
 from ...store.facts import content_texts
 from ...store.ids import is_printable_id
@@ -50,6 +53,8 @@ from .views import (
 )
 
 __all__ = ["ServeConfig", "create_app"]
+
+log = logging.getLogger("multi_agent.serve")
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 # No "@": the store names a delegation sub-run "<agent>@<seq>", so such a client run id could
@@ -98,9 +103,14 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
     def authenticate(request: Request) -> str:
         if config.user_header:
             return _header_user(request, config.user_header)
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
         challenge = {"WWW-Authenticate": "Bearer"}
+        given = request.headers.getlist("authorization")
+        if len(given) > 1:  # which one is meant? (a proxy may have added one)
+            raise ApiError(400, "invalid_request",
+                           "the request has more than one Authorization header; send one",
+                           challenge)
+        header = given[0] if given else ""
+        scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "unauthorized",
                            "missing bearer token (Authorization: Bearer <token>; make one with "
@@ -108,8 +118,11 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
         assert tokens is not None
         try:
             user = tokens.verify(token.strip())
-        except TokenError as exc:
-            raise ApiError(503, "tokens_unavailable", str(exc)) from None
+        except TokenError as exc:  # the message names the server's file: the log only
+            log.error("token file unusable: %s", exc)
+            raise ApiError(503, "tokens_unavailable",
+                           "the server cannot read its token file; try again later (the "
+                           "server's log says what is wrong with it)") from None
         if user is None:
             raise ApiError(401, "unauthorized", "unknown or revoked token", challenge)
         return user
@@ -186,8 +199,8 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
     async def create_thread(request: Request, user: str = auth) -> dict[str, Any]:
         from ..app import new_session_state
 
-        body = await read_json(request, required=False) or {}
-        body = _object(body)
+        body = await read_json(request, required=False)
+        body = {} if body is None else _object(body)  # no body: a thread with defaults
         title = _title(body.get("title"), required=False)
         thread_id = body.get("threadId")
         if thread_id is not None and (
@@ -293,20 +306,28 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
             if head is not None and head.status == "running" and (
                 run.started - head.started_at < config.run_timeout
             ):
-                raise ApiError(409, "run_in_progress",
-                               f"run {head.run_id!r} of this thread is still running "
-                               "(in another process)")
+                raise ApiError(409, "run_in_progress", _busy_elsewhere(
+                    head.run_id, head.started_at + config.run_timeout - run.started))
             if parent is not None:
                 target = find_run(runs, parent)
                 if target.kind in ("delegation", "agent_tool"):
                     raise ApiError(422, "invalid_request",
                                    f"parentRunId {parent!r} is a sub-run of "
                                    f"{target.parent_run_id!r}; continue from that run")
-                if head is None or head.run_id != parent:
-                    await store.branch(app_name=APP_NAME, user_id=user, session_id=thread_id,
-                                       from_run_id=parent)
             else:
                 parent = head.run_id if head is not None else None
+            # Claimed in the store, against the head seen above: of two servers (or a chat)
+            # that saw the same head, one starts and the other answers 409.
+            try:
+                await store.start_run(app_name=APP_NAME, user_id=user, session_id=thread_id,
+                                      run_id=run_id, from_run_id=parent,
+                                      expected_head=head.run_id if head is not None else None)
+            except RunConflict as exc:
+                if exc.exists:
+                    raise ApiError(409, "run_exists", f"this thread already has a run "
+                                   f"{run_id!r}; use a new runId") from None
+                raise ApiError(409, "run_in_progress", _busy_elsewhere(
+                    exc.head_run_id, config.run_timeout)) from None
             manager.start(run, text=text, parent_run_id=parent)
         except BaseException:
             manager.release(run)
@@ -353,11 +374,21 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
             return JSONResponse({"runId": run_id, "status": "stopping"}, status_code=202)
         runs = await runs_of(user, thread_id)
         run = find_run(runs, run_id)
-        if run.status != "running" or run.kind in ("delegation", "agent_tool"):
+        if run.kind in ("delegation", "agent_tool"):
+            raise ApiError(409, "run_not_running",
+                           f"run {run_id!r} is a sub-run of run {run.parent_run_id!r}; stop "
+                           "that run (POST .../runs/{runId}/stop with its id)")
+        if run.status != "running":
             raise ApiError(409, "run_not_running",
                            f"run {run_id!r} is not running (it is {run_view(run, runs)['status']})")
-        # Running according to the store, but not here: another process's run, or one whose
-        # process died. It is recorded as stopped.
+        if time.time() - run.started_at < config.run_timeout:
+            # Running according to the store, not here: another server process's run (it
+            # polls for this and stops within a second or so, then records it), or one whose
+            # process died (then the thread is free at the run time limit).
+            await store.request_stop(app_name=APP_NAME, user_id=user, session_id=thread_id,
+                                     run_id=run_id)
+            return JSONResponse({"runId": run_id, "status": "stopping"}, status_code=202)
+        # Older than any run may be: its process died. It is recorded as stopped.
         await store.set_run_status(app_name=APP_NAME, user_id=user, session_id=thread_id,
                                    run_id=run_id, status="cancelled",
                                    error="stopped over HTTP (it was not running in the server)")
@@ -366,7 +397,8 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
     # -- the page ---------------------------------------------------------------------------
 
     @app.api_route("/api/{rest:path}",
-                   methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                   methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS",
+                            "TRACE"],
                    include_in_schema=False)
     async def unknown(request: Request, rest: str) -> None:
         path = request.url.path
@@ -466,6 +498,13 @@ def _title(value: Any, *, required: bool) -> str | None:
     if not _text_ok(value):
         raise ApiError(422, "invalid_request", "title is not valid text")
     return value.strip()
+
+
+def _busy_elsewhere(run_id: str | None, free_in: float) -> str:
+    """The 409 for a thread whose run another process (a server, the chat) is answering."""
+    return (f"run {run_id!r} of this thread is still running in another process; wait for it "
+            f"to finish or stop it (POST .../runs/{run_id}/stop). If that process died, the "
+            f"thread is free {max(1, round(free_in))} s from now (the run time limit).")
 
 
 def _run_input(body: dict[str, Any], thread_id: str, max_chars: int

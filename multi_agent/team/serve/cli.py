@@ -234,8 +234,23 @@ async def _serve(args: argparse.Namespace, sock: socket.socket, tokens: Any, url
         settle_heap()  # start-up's objects out of the collector's way (see settle_heap)
         print(f"Serving the team on {url} (API {url}/api, page {url}/); {access}. "
               "Ctrl-C stops.", flush=True)
-        await server.serve(sockets=[sock])
-        await app.state.manager.shutdown(config.shutdown_grace)
+        manager = app.state.manager
+
+        async def stop_runs_on_exit() -> None:
+            # uvicorn's graceful shutdown waits for open responses, and a run's stream stays
+            # open until the run ends: so the runs are wound down (manager.shutdown) as soon
+            # as uvicorn starts to exit (Ctrl-C, SIGTERM), not after it has.
+            while not server.should_exit:  # noqa: ASYNC110 - uvicorn sets a plain attribute
+                await asyncio.sleep(0.1)
+            await manager.shutdown(config.shutdown_grace)
+
+        winding_down = asyncio.create_task(stop_runs_on_exit(), name="stop runs on exit")
+        try:
+            await server.serve(sockets=[sock])
+            server.should_exit = True  # (serve may also end by itself)
+            await winding_down
+        finally:
+            winding_down.cancel()
     finally:
         try:
             if runner is not None:

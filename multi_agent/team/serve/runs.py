@@ -45,6 +45,8 @@ from .views import APP_NAME
 __all__ = ["ActiveRun", "RunManager"]
 
 log = logging.getLogger("multi_agent.serve")
+STOP_POLL = 1.0
+"""Seconds between a run's looks for a stop asked for in another process."""
 ENCODER = EventEncoder()
 
 
@@ -158,6 +160,7 @@ class RunManager:
         terminal: list[BaseEvent] = []
         status: tuple[str, str] | None = None
         timer = asyncio.get_running_loop().call_later(self.run_timeout, self._time_out, run)
+        watch = asyncio.create_task(self._watch_for_stop(run), name=f"stop watch {run.run_id}")
         try:
             run.emit(RunStartedEvent(thread_id=run.thread_id, run_id=run.run_id,
                                      parent_run_id=parent_run_id, timestamp=_ms()))
@@ -199,12 +202,29 @@ class RunManager:
                 code=code, timestamp=_ms())]
         finally:
             timer.cancel()
+            watch.cancel()
             if status is not None:
                 await self._record(run, *status)
             self.release(run)
             run.emit(*terminal)
             run.done = True
             run.changed.set()
+
+    async def _watch_for_stop(self, run: ActiveRun) -> None:
+        """A stop that reached another server process is recorded in the store
+        (``request_stop``): looked for every STOP_POLL seconds, one row read."""
+        while not run.abort.is_set():
+            await asyncio.sleep(STOP_POLL)
+            try:
+                asked = await self.store.stop_requested(
+                    app_name=APP_NAME, user_id=run.user_id, session_id=run.thread_id,
+                    run_id=run.run_id)
+            except Exception as exc:  # the database is away: the run itself will say so
+                log.debug("run %s: stop not checked: %s", run.run_id, exc)
+                continue
+            if asked:
+                run.stopped = True
+                run.abort.set()
 
     def _time_out(self, run: ActiveRun) -> None:
         run.timed_out = True

@@ -60,6 +60,12 @@ export class Api {
   async raw(method, path, { body, accept = "application/json", signal } = {}) {
     const headers = { Accept: accept };
     const token = this.token();
+    // fetch cannot send a header with other characters (it would throw, as if the server were
+    // away): such a token, e.g. pasted with an invisible character, is not one.
+    if (token && !/^[\x21-\x7e]+$/.test(token)) {
+      throw new ApiError(401, "unauthorized", "the token holds characters no token has "
+        + "(an invisible one pasted with it?)");
+    }
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;

@@ -6,7 +6,9 @@ import { handleEvent } from "./events.js";
 import { loadMemory, scheduleMemory, searchMemory } from "./memory.js";
 import { Turn, h, splitTurns } from "./render.js";
 import { readEvents } from "./sse.js";
-import { $, S, TOKEN_KEY, api, describe, handleAuth, hooks, showRunError, showSignin } from "./state.js";
+import {
+  $, S, TOKEN_KEY, api, describe, forgetSignedIn, handleAuth, hooks, showRunError, showSignin,
+} from "./state.js";
 import { loadThreads, refreshThreads, renderThreads, threadTitle } from "./threads.js";
 import { drawTree, layout, lineage } from "./tree.js";
 
@@ -68,31 +70,37 @@ async function signIn(token) {
 }
 
 function signOut() {
-  S.running?.controller.abort();
-  localStorage.removeItem(TOKEN_KEY);
-  Object.assign(S, { token: null, me: null, threads: [], nextCursor: null, threadId: null,
-    thread: null, runs: [], viewRunId: null, running: null });
-  history.replaceState(null, "", location.pathname);
-  $("thread-list").replaceChildren();
-  $("messages").replaceChildren();
-  $("memory").replaceChildren();
-  $("memory-results").replaceChildren();
-  $("memory-q").value = "";
-  $("tree").replaceChildren();
+  forgetSignedIn();
+  $("composer-input").value = "";
   showSignin("You are signed out.");
 }
 
 // ---------------------------------------------------------------- routing (#/t/<thread>[/r/<run>])
 
+/** A part of the address as text; one that does not decode (a mangled link) as it stands: the
+ * server then answers that there is no such conversation, which the page says. */
+function decodePart(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 function route() {
   const m = /^#\/t\/([^/]+)(?:\/r\/([^/]+))?$/.exec(location.hash);
-  return m ? { threadId: decodeURIComponent(m[1]), runId: m[2] ? decodeURIComponent(m[2]) : null }
+  return m ? { threadId: decodePart(m[1]), runId: m[2] ? decodePart(m[2]) : null }
     : { threadId: null, runId: null };
 }
 
 function setRoute(threadId, runId) {
   const hash = threadId ? `#/t/${encodeURIComponent(threadId)}${runId ? `/r/${encodeURIComponent(runId)}` : ""}` : "";
-  if (location.hash !== hash) history.replaceState(null, "", hash || location.pathname);
+  if (location.hash === hash) return;
+  // Another conversation is a new entry (Back returns to the one before); another run of the
+  // same conversation replaces it.
+  const same = route().threadId === (threadId || null);
+  if (same || !location.hash || !threadId) history.replaceState(null, "", hash || location.pathname);
+  else history.pushState(null, "", hash || location.pathname);
 }
 
 // ---------------------------------------------------------------- the conversation
@@ -149,7 +157,9 @@ function updateComposer() {
   } else {
     note.hidden = true;
   }
-  const busy = Boolean(S.running);
+  // A run of this conversation that this tab did not start (the page was reloaded while it
+  // ran, another tab or the chat runs it, or a server that died left it): it can be stopped.
+  const busy = Boolean(S.running || otherRunning());
   $("send").disabled = busy;
   $("stop").hidden = !busy;
   if (!busy) {
@@ -180,6 +190,13 @@ function renderConversation(messages, leafRunId) {
     }
     const turn = new Turn(box, { runId });
     turn.replay(msgs);
+    const going = i === turns.length - 1 ? otherRunning() : null;
+    if (going && (runId || headRunId()) === going.runId) {
+      // Still being answered (elsewhere, or before a reload): shown so, with Stop offered;
+      // watchRunning reloads the conversation until it ends.
+      turn.el.dataset.status = "running";
+      turn.working(turn.lastAgent || "the team");
+    }
     if (runId && i < turns.length - 1) {
       turn.el.append(h("button", { type: "button", class: "small ghost continue-turn",
         "aria-label": `Continue from this answer as a new branch`,
@@ -288,9 +305,12 @@ async function send(text) {
   showRunError("");
   const input = $("composer-input");
   document.body.dataset.idle = "0";  // "1" again once the run and what follows it are shown
+  let made = null;  // the conversation this message made: removed again if the run is refused
   if (!S.threadId) {
     try {
-      const thread = await api.createThread(text.trim().replace(/\s+/g, " ").slice(0, 60));
+      const title = Array.from(text.trim().replace(/\s+/g, " ")).slice(0, 60).join("");
+      const thread = await api.createThread(title);
+      made = thread.threadId;
       S.threadId = thread.threadId;
       S.thread = thread;
       S.runs = [];
@@ -354,6 +374,9 @@ async function send(text) {
       showRunError("The run's stream was cut before it finished.");
     }
   } catch (error) {
+    if (error instanceof ApiError && error.status === 401 && !started && !input.value) {
+      input.value = text;  // not sent: kept for after signing in again
+    }
     if (error.name === "AbortError") {
       ended = "stopped";
       turn.note("Stopped listening to this run; reload the conversation to see what was saved.");
@@ -370,6 +393,7 @@ async function send(text) {
         turn.el.remove();
         if (!input.value) input.value = text;
         showRunError(`Not sent: ${message} Your message is back in the box.`);
+        if (made) await forgetEmptyThread(made);
       } else if (!(error instanceof ApiError)) {
         const lost = "the connection to the server was lost. The run goes on there; reload the "
           + "conversation to see its answer.";
@@ -414,11 +438,44 @@ function addContinueButtons() {
   });
 }
 
+/** Removes the conversation a refused first message made (it holds nothing). */
+async function forgetEmptyThread(threadId) {
+  try {
+    await api.deleteThread(threadId);
+  } catch {
+    return;  // it stays, empty; the list shows it
+  }
+  S.threads = S.threads.filter((x) => x.threadId !== threadId);
+  if (S.threadId === threadId) {
+    Object.assign(S, { threadId: null, thread: null, runs: [], viewRunId: null });
+    setRoute(null, null);
+    setThreadTitle(null);
+  }
+  renderThreads();
+}
+
+/** The running run of the shown conversation when this tab is not the one streaming it. */
+function otherRunning() {
+  if (S.running || !S.threadId) return null;
+  return S.runs.find((r) => r.status === "running" && (r.kind || "invocation") === "invocation")
+    || null;
+}
+
 async function stopRun() {
   const run = S.running;
-  if (!run) return;
+  const other = otherRunning();
+  if (!run && !other) return;
   $("stop").disabled = true;
   $("stop").textContent = "Stopping…";
+  if (!run) {
+    try {
+      await api.stop(S.threadId, other.runId);
+    } catch (error) {
+      if (!handleAuth(error)) showRunError(`Could not stop the run: ${describe(error)}`);
+    }
+    await refreshThreadMeta();  // then the tree and the composer say where it stands
+    return;
+  }
   try {
     await api.stop(run.threadId, run.runId);
   } catch {
@@ -543,11 +600,15 @@ function wire() {
       $("toggle-threads").focus();
     }
   });
-  window.addEventListener("hashchange", () => {
+  const followAddress = () => {  // a link, Back or Forward
     if (!S.me) return;
     const { threadId, runId } = route();
-    if (threadId) openThread(threadId, runId);
-  });
+    if (threadId && (threadId !== S.threadId || (runId || null) !== (S.viewRunId || null))) {
+      openThread(threadId, runId);
+    }
+  };
+  window.addEventListener("hashchange", followAddress);
+  window.addEventListener("popstate", followAddress);
   window.addEventListener("online", () => api.info().catch(() => {}));
 }
 

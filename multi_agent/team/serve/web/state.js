@@ -48,12 +48,26 @@ export function showSignin(message = "") {
   $("token-input").focus();
 }
 
+/** Forgets the signed-in person: the token, what was loaded for them and what is shown of it
+ * (the next person to sign in on this page sees nothing of theirs). An unsent message stays in
+ * the box. */
+export function forgetSignedIn() {
+  S.running?.controller.abort();
+  localStorage.removeItem(TOKEN_KEY);
+  Object.assign(S, { token: null, me: null, threads: [], nextCursor: null, threadId: null,
+    thread: null, runs: [], viewRunId: null, running: null });
+  history.replaceState(null, "", location.pathname);
+  for (const id of ["thread-list", "messages", "memory", "memory-results", "tree"]) {
+    $(id).replaceChildren();
+  }
+  $("memory-q").value = "";
+  showRunError("");
+}
+
 /** A 401 after sign-in: the token was revoked. */
 export function handleAuth(error) {
   if (error instanceof ApiError && error.status === 401) {
-    localStorage.removeItem(TOKEN_KEY);
-    S.token = null;
-    S.me = null;
+    forgetSignedIn();
     showSignin("Your token is no longer accepted; sign in again.");
     return true;
   }
