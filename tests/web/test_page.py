@@ -26,10 +26,8 @@ from tests.web._served import (
     Server,
     add_token,
     api,
-    chromium,
     free_port,
     readme_commands,
-    require_playwright,
     serve_command,
 )
 
@@ -59,20 +57,6 @@ def screenshot_dir(tmp: Path) -> Path:
     path = Path(target) if target else tmp / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = chromium()
-    require_playwright()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -27,10 +27,8 @@ from tests.web._served import (
     Server,
     add_token,
     api,
-    chromium,
     free_port,
     readme_commands,
-    require_playwright,
 )
 
 pytestmark = pytest.mark.timeout(300)
@@ -57,20 +55,6 @@ class Site:
         proc = subprocess.run([MULTI_AGENT, "serve", "token", "revoke", user], cwd=self.cwd,
                               env=clean_env(), capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = chromium()
-    require_playwright()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
