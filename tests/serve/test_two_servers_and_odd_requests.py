@@ -530,3 +530,23 @@ def test_a_stalled_run_times_out_and_the_thread_goes_on_from_it(tmp_path: Path) 
         finally:
             for c in clients:
                 c.close()
+
+
+def test_a_body_that_does_not_arrive_gets_408_in_time(tmp_path: Path) -> None:
+    """Was (uvicorn-level, helper's note 10): a ``Content-Length`` larger than the body sent
+    held the connection until the client gave up. Now the body must arrive within
+    ``--body-timeout`` seconds: else ``408 request_timeout`` in JSON, and the server goes on."""
+    tokens = tmp_path / "tokens.json"
+    ann = TokenFile(tokens).add("ann")[0]
+    with serve(str(tmp_path / "t.db"), tmp=tmp_path, tokens=tokens, slow=False,
+               extra=("--body-timeout", "2")) as server:
+        started = time.monotonic()
+        status, headers, body = raw_http(
+            server, b"POST /api/threads HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b"\r\nContent-Length: 100\r\n\r\n{\"title\": ", timeout=15)
+        waited = time.monotonic() - started
+        assert status == 408, (status, body)
+        assert json.loads(body)["error"]["code"] == "request_timeout"
+        assert 1.5 < waited < 10, waited
+        with server.client(ann) as client:
+            assert client.post("/api/threads", json={"title": "fine"}).status_code == 201

@@ -69,6 +69,7 @@ class ServeConfig:
     """What the server is allowed to do per request."""
 
     max_body_bytes: int = 1 << 20
+    body_timeout: float = 30.0
     max_message_chars: int = 16_000
     run_timeout: float = 300.0
     max_runs_per_user: int = 4
@@ -423,7 +424,8 @@ def create_app(runner: Any, *, tokens: TokenFile | None, config: ServeConfig | N
             return JSONResponse({"app": APP_NAME, "api": "/api", "docs": "/api/docs",
                                  "page": "not installed"})
 
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes,
+                       timeout=config.body_timeout)
     return app
 
 

@@ -49,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "server directly in this mode)")
     p.add_argument("--max-body", type=int, default=1 << 20, metavar="BYTES",
                    help="largest request body (default 1 MiB; larger: 413)")
+    p.add_argument("--body-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time a client has to send a request's body (default 30; slower: 408)")
     p.add_argument("--max-message", type=int, default=16_000, metavar="CHARS",
                    help="longest user message (default 16000 characters; longer: 413)")
     p.add_argument("--run-timeout", type=float, default=300.0, metavar="SECONDS",
@@ -180,8 +182,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name in ("max_body", "max_message", "max_runs_per_user"):
         if getattr(args, name) < 1:
             return fail(f"--{name.replace('_', '-')} must be at least 1")
-    if not args.run_timeout > 0:
-        return fail("--run-timeout must be a positive number of seconds")
+    for name in ("run_timeout", "body_timeout"):
+        if not getattr(args, name) > 0:  # (NaN too)
+            return fail(f"--{name.replace('_', '-')} must be a positive number of seconds")
     tokens = None
     if not args.user_header:
         tokens = _token_file(args)
@@ -216,7 +219,8 @@ async def _serve(args: argparse.Namespace, sock: socket.socket, tokens: Any, url
     from ..app import build_runner
     from .app import ServeConfig, create_app
 
-    config = ServeConfig(max_body_bytes=args.max_body, max_message_chars=args.max_message,
+    config = ServeConfig(max_body_bytes=args.max_body, body_timeout=args.body_timeout,
+                         max_message_chars=args.max_message,
                          run_timeout=args.run_timeout, max_runs_per_user=args.max_runs_per_user,
                          user_header=args.user_header)
     # merge: a title written while a run appends does not make the run's copy stale

@@ -1,8 +1,12 @@
-"""A limit on request bodies (``413`` before the application reads more than the limit)."""
+"""Limits on request bodies: ``413`` before the application reads more than the limit, ``408``
+for a body that does not arrive in time (a ``Content-Length`` larger than what is sent, a
+client that trickles it)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import math
 from typing import Any
 
 from .errors import error_body
@@ -20,9 +24,10 @@ class BodyLimit:
     the body it would have (buffered: bodies are small).
     """
 
-    def __init__(self, app: Any, *, max_bytes: int) -> None:
+    def __init__(self, app: Any, *, max_bytes: int, timeout: float = math.inf) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -35,26 +40,36 @@ class BodyLimit:
                 except ValueError:
                     await self._refuse(send, 400, "bad_request", "invalid Content-Length")
                     return
+                if declared < 0:
+                    await self._refuse(send, 400, "bad_request", "invalid Content-Length")
+                    return
                 if declared > self.max_bytes:
                     await self._drain(receive, 0)
                     await self._too_large(send)
                     return
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body = message.get("body", b"")
-            size += len(body)
-            if size > self.max_bytes:
-                if message.get("more_body", False):
-                    await self._drain(receive, size)
-                await self._too_large(send)
-                return
-            chunks.append(body)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(None if math.isinf(self.timeout) else self.timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body = message.get("body", b"")
+                    size += len(body)
+                    if size > self.max_bytes:
+                        if message.get("more_body", False):
+                            await self._drain(receive, size)
+                        await self._too_large(send)
+                        return
+                    chunks.append(body)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            await self._refuse(send, 408, "request_timeout",
+                               f"the request body did not arrive within {self.timeout:g} s "
+                               f"({size} bytes came)")
+            return
         whole = b"".join(chunks)
         delivered = False
 
