@@ -83,10 +83,10 @@ def _choice(*values: str, upper: bool = False) -> Callable[[str], str]:
     return parse
 
 
-def _integer(low: int) -> Callable[[str], int]:
+def _integer(low: int, high: int | None = None) -> Callable[[str], int]:
     def parse(raw: str) -> int:
         value = int(raw.strip().replace("_", ""))
-        if value < low:
+        if value < low or (high is not None and value > high):
             raise ValueError
         return value
 
@@ -165,10 +165,10 @@ OPTIONS: tuple[UriOption, ...] = (
     # the memory service
     _option("search", frozenset({MEMORY}), _ANY_DB, _choice("fulltext", "semantic", "hybrid"),
             "not a memory search mode; expected fulltext, semantic or hybrid"),
-    _option("max_results", frozenset({MEMORY}), _ANY_DB, _integer(1),
-            "expected a whole number of memories, 1 or more"),
-    _option("max_entry_chars", frozenset({MEMORY}), _ANY_DB, _integer(1),
-            "expected a whole number of characters, 1 or more"),
+    _option("max_results", frozenset({MEMORY}), _ANY_DB, _integer(1, 10_000),
+            "expected a whole number of memories, 1 to 10000"),
+    _option("max_entry_chars", frozenset({MEMORY}), _ANY_DB, _integer(1, 20_000),
+            "expected a whole number of characters, 1 to 20000"),
     _option("min_similarity", frozenset({MEMORY}), _ANY_DB,
             _number(-1.0, high=1.0), "expected a cosine similarity from -1 to 1"),
     _option("backfill_per_search", frozenset({MEMORY}), _ANY_DB, _integer(0),

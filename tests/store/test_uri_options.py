@@ -206,7 +206,8 @@ def test_bad_postgresql_session_option(registry: Any, query: str, words: list[st
 
 @pytest.mark.parametrize(("query", "words"), [
     ("search=vectors", ["not a memory search mode", "fulltext, semantic or hybrid"]),
-    ("max_results=0", ["max_results='0'", "1 or more"]),
+    ("max_results=0", ["max_results='0'", "1 to 10000"]),
+    ("max_results=10000000000000000000000", ["max_results=", "1 to 10000"]),
     ("min_similarity=2", ["min_similarity='2'", "-1 to 1"]),
     ("on_stale=merge", ["on_stale is an option of the session service", "takes search"]),
     ("colour=blue", ["Unknown option 'colour'", "search, max_results"]),
