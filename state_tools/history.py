@@ -5,7 +5,8 @@ over the user's latest human and agent messages across all their sessions (``rec
 the newest ``STORE_SCAN_MESSAGES``), grouped into exchanges by run. That covers far more than
 the small ``conversation_history`` lists in session state (the latest ``HISTORY_LIMIT`` per
 session), which are the source only when the session service is not this project's store; the
-user's ``user:conversation_log`` then adds exchanges of sessions that no longer exist. Anything
+user's ``user:conversation_log`` then adds exchanges of sessions that no longer exist (with this
+project's store a deleted session is not recalled: README's ``multi-agent delete``). Anything
 older than the scan is found by long-memory search (ADK's ``load_memory``, given to the
 historian when the Runner has a memory service).
 """
@@ -129,9 +130,9 @@ async def _all_entries(tool_context: ToolContext) -> tuple[list[dict[str, Any]],
                        exc_info=True)
         stored = None
     if stored is not None:
-        gone = [e for e in log if e.get("session_id") not in known]  # deleted sessions
-        if gone:
-            stored = sorted([*gone, *stored], key=lambda e: str(e.get("timestamp") or ""))
+        # The store is the whole record: a session it no longer has was deleted (by the
+        # person, or by retention), and nothing of it is recalled; the log's copies of its
+        # exchanges are not brought back.
         return stored, count
     entries: list[dict[str, Any]] = []
     for session in listed.sessions:

@@ -33,7 +33,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from ..defaults import DEFAULT_DB_URL
+from ..defaults import DEFAULT_DB_FILE, DEFAULT_DB_URL
 
 __all__ = ["EXIT_FAILURE", "EXIT_USAGE", "confirm", "fail", "is_terminal", "main"]
 
@@ -105,7 +105,7 @@ async def confirm(question: str) -> bool:
 
 def default_db() -> str:
     """``--db`` default: $MULTI_AGENT_DB, else multi_agent_data.db in the working directory."""
-    return os.environ.get("MULTI_AGENT_DB", DEFAULT_DB)
+    return os.environ.get("MULTI_AGENT_DB", "").strip() or DEFAULT_DB  # (set but empty: unset)
 
 
 def default_user() -> str:
@@ -238,7 +238,13 @@ def _main(argv: Sequence[str] | None) -> int:
         return fail("stdout is closed, so there is nowhere to write the output; nothing was "
                     "done: run it with stdout open (>/dev/null to discard the output).")
     if hasattr(args, "db"):
+        if not str(args.db).strip():
+            return fail("--db is empty: give a database URL or file, or leave it out for "
+                        f"$MULTI_AGENT_DB or ./{DEFAULT_DB_FILE}.")
         args.db = normalise_db(args.db)
+    if isinstance(getattr(args, "user", None), str) and not args.user.strip():
+        return fail("--user is blank: give a user id, or leave it out for $MULTI_AGENT_USER "
+                    "or your OS user name.")
     piped = _wide_when_piped()
     try:
         return int(args.func(args) or 0)

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -57,10 +59,31 @@ SUMMARY_CHARS = 100
 BOX = box.SIMPLE_HEAD
 
 
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters shown (``\\x1b``) instead of sent to the terminal:
+    what people, agents and tools wrote is stored exactly, and may hold escape sequences that
+    would clear the screen, retitle the window or fake output. Newlines and tabs stay."""
+    return _CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 class CliConsole(Console):
-    """rich's Console, except that a closed pipe raises ``BrokenPipeError`` (which
-    ``multi_agent.cli.main`` turns into a quiet exit 141) instead of rich's ``SystemExit(1)``,
-    which would read as a failure, and skip the clean-up of the code between."""
+    """rich's Console, except that
+
+    * the text of everything printed goes through :func:`printable` (rich's own styling and
+      cursor codes are added after, so they still work): stored content never reaches the
+      terminal as control sequences, whichever table, tree or line shows it;
+    * a closed pipe raises ``BrokenPipeError`` (which ``multi_agent.cli.main`` turns into a
+      quiet exit 141) instead of rich's ``SystemExit(1)``, which would read as a failure, and
+      skip the clean-up of the code between."""
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            Segment(printable(seg.text), seg.style, seg.control)
+            if seg.control is None and _CONTROLS.search(seg.text) else seg
+            for seg in buffer)
 
     def on_broken_pipe(self) -> None:
         raise BrokenPipeError(32, "Broken pipe")

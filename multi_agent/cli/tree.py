@@ -355,9 +355,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([{k: getattr(r, k) for k in RUNS_JSON_KEYS} for r in runs])
         return 0
-    from rich.console import Console
+    from .render import CliConsole
 
-    console = Console()
+    console = CliConsole()  # (control characters in stored text shown, not sent)
     if not runs:
         console.print(f"Session {args.session} has no runs yet.")
         return 0
@@ -415,9 +415,10 @@ def cmd_messages(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([m.to_dict() for m in messages])
         return 0
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
+
+    from .render import CliConsole
 
     table = Table(show_lines=False, title=f"{len(messages)} message(s)")
     if args.session is None:
@@ -432,7 +433,7 @@ def cmd_messages(args: argparse.Namespace) -> int:
             Text(text if len(text) <= 200 else text[:199] + "…"),
         ]
         table.add_row(*([Text(m.session_id)] if args.session is None else []), *row)
-    Console().print(table)
+    CliConsole().print(table)
     return 0
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
+from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
 from google.adk.sessions.base_session_service import GetSessionConfig
 from google.genai import types
@@ -21,7 +22,8 @@ from rich.markup import escape
 from ..cli import EXIT_FAILURE
 from ..cli.render import CliConsole, event_text, tool_results, transfer_target
 from ..defaults import APP_NAME
-from ..errors import DatabaseUnavailableError, MultiAgentError, SessionNotFound
+from ..errors import DatabaseUnavailableError, MultiAgentError, RunNotFound, SessionNotFound
+from ..store.schema import ID_LENGTH
 
 HELP = """\
 Commands:
@@ -100,6 +102,17 @@ _INTERRUPTED_PIPED = {
 }
 
 
+class SessionGone(MultiAgentError):
+    """The chat's session was deleted (another chat, ``multi-agent delete``) while it was open;
+    nothing of the message was stored."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(
+            f"This session ({session_id}) was deleted meanwhile (by another chat, or "
+            "multi-agent delete), so your message was not stored. /new starts a new session; "
+            "/sessions lists yours.")
+
+
 class RunFailed(Exception):
     """The run raised (model or network error...); what it appended is stored."""
 
@@ -146,14 +159,22 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
-def _swap_sigint(handler: Callable[..., Any] | int) -> Callable[..., Any] | int | None:
-    """Installs a SIGINT handler; returns the previous one (None: not possible here)."""
+def _swap_sigint(handler: Callable[..., Any] | int, sig: int = signal.SIGINT
+                 ) -> Callable[..., Any] | int | None:
+    """Installs a handler of ``sig`` (SIGINT); returns the previous one (None: not possible
+    here)."""
     try:
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, handler)
+        previous = signal.getsignal(sig)
+        signal.signal(sig, handler)
     except (ValueError, OSError):  # not the main thread, or no signals on this platform
         return None
     return previous
+
+
+_ENDING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                        if hasattr(signal, name))
+"""The terminal closed (SIGHUP) or the process asked to end (SIGTERM): the run under way is
+marked cancelled before the chat exits, as after Ctrl-C (else it stays ``running``)."""
 
 
 def _is_answer(event: Event) -> bool:
@@ -337,9 +358,12 @@ class ChatSession:
             while True:
                 try:
                     line = await prompt.prompt_async(f"{self.user_id}> ")
-                except (EOFError, KeyboardInterrupt):
+                except EOFError:  # Ctrl-D
                     self.say("system", BYE)
                     return 0
+                except KeyboardInterrupt:  # as everywhere: 130 (README, exit codes)
+                    self.say("system", BYE)
+                    return 130
                 if not await self.handle(line):
                     return 0
         while True:
@@ -470,44 +494,65 @@ class ChatSession:
                 return
             loop.call_soon_threadsafe(task.cancel)
 
+        def on_ending(signum: int, _frame: Any) -> None:
+            seen["ended_by"] = signum
+            loop.call_soon_threadsafe(task.cancel)
+
         previous = _swap_sigint(on_sigint)
+        ending = {sig: _swap_sigint(on_ending, sig) for sig in _ENDING_SIGNALS}
+        # Restored only once what follows the run is done too: a second Ctrl-C pressed right
+        # after the first (while the run is marked cancelled) is one more press, not
+        # asyncio's own handler cancelling the whole chat.
         try:
             try:
                 await task
-            finally:
-                if previous is not None:
-                    _swap_sigint(previous)
-        except asyncio.CancelledError:
-            if not presses:
+            except asyncio.CancelledError:
+                if "ended_by" in seen:  # (the terminal may be gone: nothing is printed)
+                    signum = seen["ended_by"]
+                    if not seen.get("answered"):
+                        await self.mark_run(
+                            seen.get("invocation_id"), "cancelled",
+                            f"the chat was ended ({signal.Signals(signum).name})",
+                            text=text, since=sent_at)
+                    raise SystemExit(128 + signum) from None
+                if not presses:
+                    raise
+                self.console.print()
+                if seen.get("answered"):
+                    raise Interrupted(answered=True) from None
+                if not seen.get("sending"):
+                    raise Interrupted(outcome="not_sent") from None
+                marked = await self.mark_run(seen.get("invocation_id"), "cancelled",
+                                             "interrupted by the user", text=text, since=sent_at)
+                outcome = "cancelled" if marked else "unmarked"
+                if marked is None:  # no run found: the message was not stored (yet)
+                    outcome = "unknown"
+                raise Interrupted(outcome=outcome) from None
+            except BrokenPipeError:  # the reader of our output left: stop, say nothing more
+                if not seen.get("answered"):
+                    await self.mark_run(seen.get("invocation_id"), "cancelled",
+                                        "the output was closed", text=text, since=sent_at)
                 raise
-            self.console.print()
-            if seen.get("answered"):
-                raise Interrupted(answered=True) from None
-            if not seen.get("sending"):
-                raise Interrupted(outcome="not_sent") from None
-            marked = await self.mark_run(seen.get("invocation_id"), "cancelled",
-                                         "interrupted by the user", text=text, since=sent_at)
-            outcome = "cancelled" if marked else "unmarked"
-            if marked is None:  # no run found: the message was not stored (yet)
-                outcome = "unknown"
-            raise Interrupted(outcome=outcome) from None
-        except BrokenPipeError:  # the reader of our output left: stop, say nothing more
-            if not seen.get("answered"):
-                await self.mark_run(seen.get("invocation_id"), "cancelled",
-                                    "the output was closed", text=text, since=sent_at)
-            raise
-        except MultiAgentError as exc:
-            await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500],
-                                text=text, since=sent_at)
-            raise
-        except Exception as exc:
-            if os.environ.get("MULTI_AGENT_DEBUG"):
-                self.console.print_exception()
-            reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-            reason = " ".join(reason.split())
-            await self.mark_run(seen.get("invocation_id"), "failed", reason[:500],
-                                text=text, since=sent_at)
-            raise RunFailed(reason if len(reason) <= 300 else reason[:299] + "…") from exc
+            except SessionNotFoundError as exc:  # ADK's or ours: deleted since it was opened
+                raise SessionGone(self.session_id) from exc
+            except MultiAgentError as exc:
+                await self.mark_run(seen.get("invocation_id"), "failed", str(exc)[:500],
+                                    text=text, since=sent_at)
+                raise
+            except Exception as exc:
+                if os.environ.get("MULTI_AGENT_DEBUG"):
+                    self.console.print_exception()
+                reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+                reason = " ".join(reason.split())
+                await self.mark_run(seen.get("invocation_id"), "failed", reason[:500],
+                                    text=text, since=sent_at)
+                raise RunFailed(reason if len(reason) <= 300 else reason[:299] + "…") from exc
+        finally:
+            if previous is not None:
+                _swap_sigint(previous)
+            for sig, handler in ending.items():
+                if handler is not None:
+                    _swap_sigint(handler, sig)
         if presses and not self.interactive:
             raise Interrupted(answered=True)  # piped: Ctrl-C means leave, once it is saved
 
@@ -619,6 +664,10 @@ class ChatSession:
         elif name == "/switch":
             if not arg:
                 self.say("system", "Usage: /switch SESSION_ID (see /sessions)")
+            elif len(arg) > ID_LENGTH:  # (the id echoed back would fill the screen)
+                self.say("system", f"That session does not exist: its id would be "
+                                   f"{len(arg):,} characters long, and ids have at most "
+                                   f"{ID_LENGTH}. /sessions lists yours.")
             else:
                 try:
                     await self.open_session(session_id=arg, new=False)
@@ -662,10 +711,17 @@ class ChatSession:
             if not arg:
                 self.say("system", "Usage: /branch RUN_ID (see /runs)")
             else:
-                result = await store.branch(
-                    app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
-                    from_run_id=arg,
-                )
+                try:
+                    result = await store.branch(
+                        app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id,
+                        from_run_id=arg,
+                    )
+                except RunNotFound as exc:  # its advice is the shell's; here it is /runs
+                    text = str(exc).replace(
+                        "`multi-agent runs --user U --session S` shows the tree.",
+                        "/runs shows the tree.")
+                    self.say("system", text)
+                    return True
                 self.say("system", f"Continuing from the end of run {result.head_run_id}; "
                                    "later runs are kept as another branch (/runs).")
         else:
@@ -740,8 +796,33 @@ class ChatSession:
             app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id
         )
         events = [e for e in (session.events if session else []) if e.invocation_id == run_id]
+        title = f"Run {run_id}"
+        if not events:  # a sub-run, or a run of another branch: from every stored event
+            events, title = await self._run_events(run_id)
         if not events:
-            self.say("system", f"No events of run {run_id!r} in this session's history "
-                               "(/runs lists the runs).")
+            self.say("system", f"No events of run {run_id!r} in this session (/runs lists "
+                               "the runs).")
             return
-        render.show(self.console, render.details_tree(events, title=f"Run {run_id}"))
+        render.show(self.console, render.details_tree(events, title=title))
+
+    async def _run_events(self, run_id: str) -> tuple[list[Event], str]:
+        """The events of a run that the current history does not hold: a delegation sub-run
+        (its agent's part of the run it belongs to) or a run of another branch."""
+        store = self.store
+        runs = {r.run_id: r for r in await store.list_runs(
+            app_name=APP_NAME, user_id=self.user_id, session_id=self.session_id)}
+        run = runs.get(run_id)
+        if run is None:
+            return [], ""
+        doc = await store.export_session(app_name=APP_NAME, user_id=self.user_id,
+                                         session_id=self.session_id)
+        rows = doc["events"] if doc else []
+        if run.kind == "delegation":
+            last = run.last_seq if run.last_seq is not None else run.first_seq
+            rows = [r for r in rows if r["run_id"] == run.parent_run_id
+                    and run.first_seq <= r["seq"] <= last and r["source"] == run.agent]
+            title = f"Run {run_id} ({run.agent}'s part of run {run.parent_run_id})"
+        else:
+            rows = [r for r in rows if r["run_id"] == run_id]
+            title = f"Run {run_id}" + ("" if run.on_path else " (on another branch)")
+        return [Event.model_validate(r["event"]) for r in rows], title
