@@ -679,9 +679,9 @@ def register(subparsers: Any) -> None:
         "DatabaseSessionService or SqliteSessionService (adk web's .adk/session.db) wrote "
         "into the store: from --from, or from --db itself (ADK's tables beside ours). ADK's "
         "tables are only read; sessions already in the store are skipped, so it can be run "
-        "again.",
-        epilog="Examples:\n  multi-agent import-adk --db sessions.db\n"
-        "  multi-agent import-adk --from agents/.adk/session.db --db multi_agent_data.db",
+        "again. adk web's own file into the store's: multi-agent import-adk --from "
+        "agents/.adk/session.db --db multi_agent_data.db",
+        epilog="Example:\n  multi-agent import-adk   # ADK's tables in the database of --db",
         formatter_class=fmt,
     )
     add_common(p, user=False)
