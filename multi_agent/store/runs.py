@@ -177,6 +177,8 @@ def list_runs(conn: Connection, *, app_name: str, user_id: str, session_id: str)
                 run.kind == "delegation" and answered
             ):
                 status = "completed"
+                if error == STOP_REQUESTED:  # it answered before the stop reached it
+                    error = None
             elif run.run_id == head or (run.kind == "delegation" and run.parent_run_id == head):
                 status = "running"
             else:

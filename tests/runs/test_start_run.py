@@ -104,3 +104,19 @@ async def test_a_stop_asked_for_is_seen_and_leaves_the_status_derived(
     await store.set_run_status(**ids, status="cancelled", error="stopped by the user")
     assert not await store.stop_requested(**ids) and not await store.request_stop(**ids)
     assert not await store.request_stop(**{**ids, "run_id": "nope"})
+
+
+async def test_a_run_that_answers_despite_a_stop_asked_for_is_completed_with_no_error(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    runner = Runner(app_name=app_name, agent=build_agents(), session_service=store)
+    await store.create_session(app_name=app_name, user_id=USER, session_id="s")
+    await store.start_run(app_name=app_name, user_id=USER, session_id="s", run_id="r1",
+                          expected_head=None)
+    ids = {"app_name": app_name, "user_id": USER, "session_id": "s", "run_id": "r1"}
+    assert await store.request_stop(**ids)
+    await _turn(runner, "s", "one", "r1")  # the stop came too late: the run answered
+    runs = {r.run_id: r for r in await store.list_runs(
+        app_name=app_name, user_id=USER, session_id="s")}
+    run = runs["r1"]
+    assert run.status == "completed" and run.error is None
