@@ -274,7 +274,8 @@ class SqliteDialect(Dialect):
             return DatabaseUnavailableError(
                 f"{where} is read-only for this process ({original}). Give the user write "
                 "permission on the file and its directory (SQLite writes -wal/-shm files "
-                "beside it), or point --db at a writable location.",
+                "beside it), or use a database in a writable location (the URL given as --db, "
+                "MULTI_AGENT_DB or --session_service_uri).",
                 cause="read_only",
             )
         if primary == SQLITE_FULL:
