@@ -426,6 +426,10 @@ class Backend:
             try:
                 raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
                 result = fn(conn)
+                if write and self._identity is not None:
+                    # Again before the commit: a long write (an import of thousands of events)
+                    # must not be acknowledged into a file deleted or replaced meanwhile.
+                    self._check_identity()
                 if conn.in_transaction():
                     conn.commit()
                 if raw.in_transaction:
@@ -533,6 +537,8 @@ class Backend:
     def _commit_batch(self, conn: Connection, raw: Any,
                       outcomes: list[tuple[Item, bool, Any]]) -> list[Item]:
         try:
+            if self._identity is not None:  # as in _run_sync, before the commit
+                self._check_identity()
             if conn.in_transaction():
                 conn.commit()
             if raw.in_transaction:

@@ -406,3 +406,47 @@ def test_sqlite_own_moved_error_is_translated(tmp_path: Path) -> None:
     assert translated.cause == "replaced"
     assert "renamed or replaced" in str(translated) and "Nothing was written" in str(translated)
     asyncio.run(store.close())
+
+
+# A long write: an import
+
+
+@pytest.mark.parametrize("cause", ["deleted", "replaced"])
+async def test_an_import_during_which_the_file_changes_fails(
+    tmp_path: Path, cause: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import is one transaction of thousands of rows; the file deleted or replaced while
+    it writes must fail it (before, it was acknowledged into the old inode: 'Imported ...,
+    6000 events', and the session was nowhere)."""
+    from multi_agent.store.transfer import replay
+    from tests.runs.test_import_hostile import write_export
+
+    path = tmp_path / "data.db"
+    other, _, expected = await replacement(tmp_path)
+    await make_db(path, app="old", sessions=1, events=2)
+    export = tmp_path / "big.json"
+    write_export(export, turns=400, text_kb=2)
+    flush, flushes = replay._Import._flush, []
+
+    def changing_flush(self) -> None:  # the change, as the first batch is written
+        flushes.append(1)
+        if len(flushes) == 1:
+            if cause == "deleted":
+                os.unlink(path)
+            else:
+                os.replace(other, path)
+        flush(self)
+
+    monkeypatch.setattr(replay._Import, "_flush", changing_flush)
+    store = DatabaseSessionService(url_of(path))
+    try:
+        with pytest.raises(DatabaseUnavailableError) as failed:
+            await store.import_session_file(export, session_id="imported")
+        assert_lost(failed.value, cause, path)
+        assert len(flushes) >= 2  # the import went on writing after the change
+    finally:
+        await store.close()
+    if cause == "replaced":
+        assert dump(path) == expected
+    else:
+        assert not path.exists()
