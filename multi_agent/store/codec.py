@@ -206,6 +206,23 @@ STRICT_EVENT_FIELDS = ("actions", "custom_metadata", "output")
 a non-finite number there is refused, since it could not come back as it was."""
 
 
+# The times the store accepts, in seconds since the epoch: what Python's datetime can show (a
+# day inside 0001-01-01 .. 9999-12-31, for any time zone). 1e300 is finite, but every listing
+# that shows it as a date failed on it.
+EARLIEST_TIME = -62135596800.0 + 86400
+LATEST_TIME = 253402300800.0 - 86400
+
+
+def time_problem(value: float) -> str | None:
+    """Why ``value`` is not a time the store accepts (None: it is)."""
+    if not math.isfinite(value):
+        return "a time must be a finite number of seconds since the epoch"
+    if not EARLIEST_TIME <= value <= LATEST_TIME:
+        return ("a time must lie between the years 1 and 9999 (seconds since the epoch, "
+                f"{EARLIEST_TIME:.0f} to {LATEST_TIME:.0f})")
+    return None
+
+
 def check_event_numbers(event: Event, event_json: str, *, strict: bool = False) -> None:
     """Refuses an event whose timestamp, state changes, ``custom_metadata`` or ``output`` hold
     NaN or an infinity, before anything is written; elsewhere (unless ``strict``) logs them.
@@ -227,10 +244,11 @@ def check_event_numbers(event: Event, event_json: str, *, strict: bool = False) 
     """
     from ..errors import InvalidValueError
 
-    if not math.isfinite(event.timestamp):
+    problem = time_problem(event.timestamp)
+    if problem is not None:
         raise InvalidValueError(
-            f"Event {event.id} has timestamp {event.timestamp!r}; a timestamp must be a "
-            "finite number of seconds since the epoch. Nothing was written."
+            f"Event {event.id} has timestamp {event.timestamp!r}; {problem}. Nothing was "
+            "written."
         )
     if "null" not in event_json:
         return

@@ -285,6 +285,16 @@ async def test_values_append_refuses_are_refused(
         ("state_nan", setter("session", "state", "notes", value=float("nan")), "nan"),
         ("time_inf", setter("session", "create_time", value=float("inf")),
          "session.create_time must be a finite number"),
+        # finite, but no date: every listing that showed them failed (found probing the CLI)
+        ("create_1e300", setter("session", "create_time", value=1e300),
+         "session.create_time is 1e+300; a time must lie between the years 1 and 9999"),
+        ("update_1e20", setter("session", "update_time", value=1e20),
+         "session.update_time is 1e+20; a time must lie"),
+        ("run_start_minus_1e12", setter("runs", 0, "started_at", value=-1e12),
+         "runs[0].started_at is -1000000000000.0; a time must lie"),
+        ("event_time_1e300", both(setter("events", REPLY, "timestamp", value=1e300),
+                                  setter("events", REPLY, "event", "timestamp", value=1e300)),
+         f"events[{REPLY}].timestamp is 1e+300; a time must lie"),
         ("event_nan", setter("events", REPLY, "event", "custom_metadata",
                              value={"x": float("nan")}),
          f"events[{REPLY}].event.custom_metadata.x"),
@@ -615,3 +625,20 @@ def test_a_large_file_imports_in_bounded_memory(tmp_path: Path) -> None:
     peak = peak_rss_of_import(tmp_path / "large.json", tmp_path / "large.db")
     # Reading the whole file first would add several times its size (1.36 GB for 210 MB).
     assert peak - base < (large - small) / 4, (base, peak, small, large)
+
+
+async def test_an_update_time_before_the_events_is_raised_to_them(
+    store: DatabaseSessionService, app_name: str
+) -> None:
+    """A session of today's events whose file says ``update_time: 0`` (a store before the
+    'latest of its times' rule, or a hand-made file) is imported with its newest event's
+    time: ``prune --older-than 30d`` counted it as idle since 1970."""
+    _, doc = await scenario_export(store, app_name)
+    newest = max(e["timestamp"] for e in doc["events"])
+    doc = copy.deepcopy(doc)
+    doc["session"]["update_time"] = 0.0
+    await store.import_session(doc, session_id="copy")
+    got = await store.get_session(app_name=app_name, user_id=USER, session_id="copy")
+    assert got is not None and got.last_update_time == newest
+    again = await store.export_session(app_name=app_name, user_id=USER, session_id="copy")
+    assert again is not None and again["session"]["update_time"] == newest

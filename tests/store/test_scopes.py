@@ -170,7 +170,9 @@ async def test_copy_of_deleted_session_cannot_write_into_recreated_one(
 # -- 4. non-finite numbers ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+# 1e300 and -1e12 are finite but no date: accepted before, they broke every listing that
+# shows the time (multi-agent sessions/messages/runs: OverflowError, "year -29719").
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan, 1e300, -1e12, 3e11])
 async def test_non_finite_timestamp_is_refused_and_session_stays_readable(
     store: DatabaseSessionService, app_name: str, bad: float
 ) -> None:

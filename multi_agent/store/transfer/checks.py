@@ -12,6 +12,7 @@ from ..codec import (
     MAX_INT_BITS,
     check_json_value,
     check_text,
+    time_problem,
 )
 from ..facts import MESSAGE_TYPES
 from .format import (
@@ -203,6 +204,9 @@ def _check_value(where: str, kind: str, value: Any) -> None:
             finite = False
         if not finite:
             raise _bad(f"{where} must be a finite number, got {_short(value)}.")
+        problem = time_problem(float(value))  # every number of the format is a time
+        if problem is not None:
+            raise _bad(f"{where} is {_short(value)}; {problem}.")
     elif kind == "bool":
         if not isinstance(value, bool):
             raise _bad(f"{where} must be true or false, got {_short(value)}.")

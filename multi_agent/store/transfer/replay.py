@@ -157,6 +157,7 @@ class _Import:
         self.created: set[str] = set()
         # Replayed as appends replay them.
         self.count = 0
+        self.newest = float(self.session["create_time"])  # the latest time of it seen so far
         self.head: str | None = None
         self.jumped = 0  # the latest seq whose new run does not continue from the head
         self.paths: dict[str, str] = {}
@@ -277,6 +278,8 @@ class _Import:
         else:
             self._session_delta(where, event)
         self.count += 1
+        if derived["timestamp"] > self.newest:
+            self.newest = derived["timestamp"]
         self._queue({
             **self.key, **derived, "seq": seq, "id": event.id, "target": item["target"],
             "on_path": on_path, "event_data": stored, "digest": event_digest(stored),
@@ -528,8 +531,25 @@ class _Import:
             raise _bad(f"session.state is not its initial_state with the state deltas of the "
                        f"events on its path (first difference: state{differs}).")
         self._flush()
+        self._raise_update_time()
         return ImportResult(self.app_name, self.user_id, self.session_id, runs=len(self.runs),
                             events=n)
+
+    def _raise_update_time(self) -> None:
+        """The session's update time is at least its creation and every event's time, as an
+        append keeps it (files of stores before that rule may hold less): newest-first pages
+        and retention (``prune --older-than``) go by it, and a session of today's events
+        written with ``update_time: 0`` would count as idle since 1970."""
+        given = float(self.session["update_time"])
+        if self.conn is None or self.newest <= given:
+            return
+        ss = s.sessions.c
+        self.conn.execute(
+            s.sessions.update()
+            .where(ss.app_name == self.app_name, ss.user_id == self.user_id,
+                   ss.id == self.session_id)
+            .values(update_time=self.newest)
+        )
 
     def _check_paths(self) -> None:
         """The on_path flags must be what the latest branch and the appends after it left.
