@@ -125,6 +125,7 @@ def _mutations():
         ("format", setter(["format"], "adk-session"), "format is 'adk-session'"),
         ("newer_version", setter(["version"], 2), "newer multi-agent"),
         ("version_string", setter(["version"], "1"), "version is '1'"),
+        ("version_float", setter(["version"], 1.0), "version is 1.0"),  # was accepted
         ("missing_runs", setter(["runs"], _DELETE), "lacks runs"),
         ("unknown_top", setter(["extra"], 1), "unknown field(s) extra"),
         ("bad_user", setter(["user_id"], ""), "must not be empty"),

@@ -70,7 +70,7 @@ def _check_header(header: Mapping[str, Any], keys: Iterable[str]) -> None:
     if header.get("format") != FORMAT:
         raise _bad(f"its format is {_rep(header.get('format'))}, expected {FORMAT!r}.")
     version = header.get("version")
-    if version != VERSION or isinstance(version, bool):
+    if version != VERSION or type(version) is not int:  # 1.0 and true are not versions
         newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
         hint = " It was written by a newer multi-agent; upgrade to import it." if newer else ""
         raise _bad(f"its version is {_rep(version)}; this multi-agent reads version "
