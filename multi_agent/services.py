@@ -421,8 +421,45 @@ def register(registry: Any | None = None) -> None:
 
         registry = get_service_registry()
     for scheme in SCHEMES:
-        registry.register_session_service(scheme, session_service_from_uri)
-        registry.register_memory_service(scheme, memory_service_from_uri)
+        registry.register_session_service(scheme, _for_adk_cli(session_service_from_uri))
+        registry.register_memory_service(scheme, _for_adk_cli(memory_service_from_uri))
+
+
+def _for_adk_cli(factory: Callable[..., Any]) -> Callable[..., Any]:
+    """``factory`` as ADK's command line calls it: a bad URI or database stops ``adk web`` /
+    ``api_server`` / ``run`` with our one-line message on stderr and exit code 2 (a usage
+    error), where click printed ~40 lines of traceback with the message last. Outside ADK's
+    command line (a program calling the registry itself) the error is raised as usual."""
+
+    def build(uri: str, **kwargs: Any) -> Any:
+        from multi_agent.errors import MultiAgentError
+
+        try:
+            return factory(uri, **kwargs)
+        except (MultiAgentError, ValueError) as exc:
+            if not _under_adk_cli():
+                raise
+            import sys
+
+            print(f"adk: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+
+    build.__name__, build.__doc__ = factory.__name__, factory.__doc__
+    return build
+
+
+def _under_adk_cli() -> bool:
+    """Whether a command of ADK's click command line is running (``adk ...``)."""
+    try:
+        import click
+    except ImportError:  # pragma: no cover  (ADK depends on click)
+        return False
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return False
+    root = ctx.find_root().command
+    module = getattr(getattr(root, "callback", None), "__module__", "") or ""
+    return module.startswith("google.adk.cli")
 
 
 register()

@@ -222,8 +222,10 @@ def test_a_missing_directory_stops_the_server_with_a_clear_message(agents: Path,
     code, out = _start_output(
         agents, ["--session_service_uri", f"multi-agent+sqlite:///{tmp_path}/nodir/x.db"],
         tmp_path)
-    assert code not in (None, 0)
+    assert code == 2, out[-2000:]  # a usage error, with our line and no traceback
+    assert "adk: Cannot create the SQLite database" in out
     assert f"the directory {tmp_path}/nodir does not exist" in out
+    assert "Traceback" not in out, out[-3000:]
 
 
 def test_a_file_that_is_not_a_database_is_named_in_the_error(agents: Path,
@@ -555,8 +557,9 @@ def test_session_and_memory_uri_mixups_stop_the_server(agents: Path, tmp_path: P
     if memory:
         args += ["--memory_service_uri", memory.format(d=tmp_path)]
     code, out = _start_output(agents, args, tmp_path)
-    assert code not in (None, 0), out[-2000:]
+    assert code == 2, out[-2000:]
     assert message in out
+    assert "Traceback" not in out, out[-3000:]  # was click's ~40 lines, the message last
 
 
 # --------------------------------------------------------------------------------------------
