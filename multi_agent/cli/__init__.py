@@ -6,12 +6,16 @@ returns the exit code.
 
 Exit codes, as argparse and most command-line tools use them:
 
-* ``0`` done; ``2`` a usage error (unknown option, missing argument: argparse says which);
+* ``0`` done; ``2`` a usage error (unknown option, missing argument, a bad option value such
+  as ``--older-than abc`` or ``--limit 0``: checked by the option's argparse type, so
+  argparse says which);
 * ``1`` a failure: errors of the library (``MultiAgentError``) are printed as one clear line on
   stderr (``multi-agent: ...``), never as a traceback; :func:`fail` does the same for a
   command's own checks;
 * ``130`` Ctrl-C; ``141`` the reader of the output went away (``multi-agent ... | head -1``):
-  the command stops quietly, like a program killed by SIGPIPE.
+  the command stops quietly, like a program killed by SIGPIPE;
+* ``1`` too when the output cannot be written (``> /dev/full``, a full disk): one line,
+  ``multi-agent: cannot write the output: No space left on device``, not a traceback.
 
 Closed standard streams (``<&-``, ``>&-``, ``2>&-``: Python sets ``sys.stdin`` ... to None):
 stdin closed is no terminal and no input (:func:`is_terminal`); stdout closed leaves nowhere to
@@ -199,21 +203,73 @@ def _wrap_help(parser: argparse.ArgumentParser) -> None:
                 _wrap_help(child)
 
 
+class OutputError(OSError):
+    """Writing to stdout failed (not a broken pipe): the disk is full, ``> /dev/full``, an I/O
+    error. Its own class so that :func:`main` can tell it from any other ``OSError``."""
+
+
+class _GuardedOutput:
+    """``sys.stdout`` while a command runs: every other attribute is the real stream's, but
+    a write or flush that fails raises :class:`OutputError` instead of a bare ``OSError``.
+
+    Without it, ``main`` could only guess whether an ``OSError`` came from the output (worth
+    one line: "cannot write the output") or from somewhere else (a bug: its traceback)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def _guard(self, method: str, *args: Any) -> Any:
+        try:
+            return getattr(self._stream, method)(*args)
+        except BrokenPipeError:
+            raise  # the reader left: main() stops quietly (141)
+        except OutputError:
+            raise
+        except OSError as exc:
+            raise OutputError(exc.errno, exc.strerror or str(exc)) from exc
+
+    def write(self, text: str) -> int:
+        return int(self._guard("write", text))
+
+    def writelines(self, lines: Any) -> None:
+        self._guard("writelines", lines)
+
+    def flush(self) -> None:
+        self._guard("flush")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``multi-agent`` console script."""
     if sys.stderr is None:  # started with stderr closed (2>&-): print() would use stdout
         sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 (until exit)
+    real_stdout = sys.stdout
+    if real_stdout is not None:
+        sys.stdout = _GuardedOutput(real_stdout)  # type: ignore[assignment]
     try:
         try:
-            return _main(argv)
-        finally:  # also after --help: a reader that left shows up here, not at exit
-            if sys.stdout is not None:
-                sys.stdout.flush()
-    except KeyboardInterrupt:  # also during the 1-2 s it takes to import ADK
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        _discard_stdout()
-        return EXIT_BROKEN_PIPE
+            try:
+                return _main(argv)
+            finally:  # also after --help: a reader that left shows up here, not at exit
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+        except KeyboardInterrupt:  # also during the 1-2 s it takes to import ADK
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:
+            _discard_stdout()
+            return EXIT_BROKEN_PIPE
+        except OutputError as exc:
+            _discard_stdout()  # what is still buffered would fail again at exit
+            try:
+                print(f"multi-agent: cannot write the output: {exc.strerror}", file=sys.stderr)
+            except (OSError, ValueError):  # stderr cannot be written either
+                pass
+            return EXIT_FAILURE
+    finally:
+        if isinstance(sys.stdout, _GuardedOutput):
+            sys.stdout = real_stdout
 
 
 def _discard_stdout() -> None:

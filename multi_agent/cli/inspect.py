@@ -112,21 +112,62 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_memory_reindex)
 
 
-def missing_database(url: str) -> bool:
-    """True (after saying so on stderr) when ``url`` is a SQLite file that does not exist.
-
-    Looking inside must not create an empty database, e.g. when run in the wrong directory.
-    """
+def new_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names if no file is there yet, else None (not
+    SQLite, in memory, a ``file:`` URI, or the file exists)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return False  # the store explains a malformed URL
+        return None  # the store explains a malformed URL
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or \
             path.startswith("file:") or os.path.exists(path):
+        return None
+    return path
+
+
+def remove_if_empty(path: str) -> None:
+    """Removes the SQLite database at ``path`` (with its -wal, -shm, -journal) if it holds no
+    session: what a command that failed made of a file that was not there before (a refused
+    import must not leave a database behind). Under the write lock, so that no other process
+    can store a session in it meanwhile; one that has it open finds it deleted at its next
+    write (the store checks the file before each commit) and stores nothing there."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(path, timeout=2, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        tables = {row[0] for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "ma_sessions" in tables and conn.execute(
+                "SELECT 1 FROM ma_sessions LIMIT 1").fetchone() is not None:
+            return
+        if any(not t.startswith(("ma_", "sqlite_")) for t in tables):
+            return  # someone else's tables: not ours to remove
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(path + suffix)
+            except FileNotFoundError:
+                pass
+    except (sqlite3.Error, OSError):
+        return  # best effort: the failure itself is what the user is told about
+    finally:
+        conn.close()
+
+
+def missing_database(url: str) -> bool:
+    """True (after saying so on stderr) when ``url`` is a SQLite file that does not exist.
+
+    Looking inside must not create an empty database, e.g. when run in the wrong directory.
+    """
+    path = new_sqlite_file(url)
+    if path is None:
         return False
     fail(f"No database at {os.path.abspath(path)}: nothing is stored there yet. Pass --db (or "
          "set MULTI_AGENT_DB) to the file multi-agent chat used, or run multi-agent chat here "
@@ -135,10 +176,17 @@ def missing_database(url: str) -> bool:
 
 
 def fmt_time(ts: float | None) -> str:
-    """Epoch seconds as a local, human-readable time."""
+    """Epoch seconds as a local ``YYYY-MM-DD HH:MM:SS`` ("-" for none).
+
+    Never raises: a stored time no date can hold (``1e300``, ``-1e12``, NaN: an old database
+    may have them) is shown as ``? (1e+300)``, so one odd row cannot stop a listing.
+    """
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError, TypeError):
+        return f"? ({ts:g})" if isinstance(ts, int | float) else f"? ({ts!r})"
 
 
 def _interactions(state: dict[str, Any]) -> int:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
 from typing import Any
 
-from . import EXIT_FAILURE, add_common
+from . import EXIT_FAILURE, EXIT_USAGE, add_common
 from .inspect import missing_database
 
 KEYS_HELP = (
@@ -73,8 +74,17 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"multi-agent keygen: cannot create {args.out}: {exc.strerror}.", file=sys.stderr)
         return EXIT_FAILURE
-    with os.fdopen(fd, "w") as out:
-        out.write(key + "\n")
+    try:  # a key file cut off by a full disk would look like a key: none is left instead
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(args.out)
+        print(f"multi-agent keygen: cannot write {args.out}: {exc.strerror or exc}; no key "
+              "file was left.", file=sys.stderr)
+        return EXIT_FAILURE
     print(f"Wrote a new key to {args.out}.")
     return 0
 
@@ -83,9 +93,9 @@ def cmd_rekey(args: argparse.Namespace) -> int:
     from ..store import DatabaseSessionService
     from ..store.rekey import rekey
 
-    if args.batch < 1:
+    if args.batch < 1:  # a bad option value: a usage error, as argparse's own
         print("multi-agent rekey: --batch must be 1 or more.", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE
     if missing_database(args.db):
         return EXIT_FAILURE
 

@@ -17,6 +17,38 @@ from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal
 from .inspect import APP_NAME, missing_database
 
 
+MAX_KEEP_LAST = 2**63 - 1
+"""The largest ``--keep-last``: SQLite's (and PostgreSQL's) largest integer."""
+
+
+def _age(value: str) -> str:
+    """argparse type of ``--older-than`` and ``--keep-days``: checked while the options are
+    parsed, so that a bad age is a usage error (exit 2) like any other bad option value. The
+    text is kept as given: the report says "idle for more than 30d"."""
+    from ..errors import InvalidValueError
+    from ..store.prune import parse_age
+
+    try:
+        parse_age(value)
+    except InvalidValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
+
+
+def _keep_last(value: str) -> int:
+    """argparse type of ``--keep-last``: a whole number of events from 1 to
+    :data:`MAX_KEEP_LAST` (a larger one no database column holds; and it would keep
+    everything anyway)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if not 1 <= number <= MAX_KEEP_LAST:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number of events from 1 to 2**63-1, got {value!r}")
+    return number
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Adds ``forget`` and ``prune``."""
     p = sub.add_parser(
@@ -69,12 +101,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "  multi-agent prune --policy --yes",
     )
     add_common(p, user=False)
-    p.add_argument("--older-than", metavar="AGE",
+    p.add_argument("--older-than", metavar="AGE", type=_age,
                    help="delete sessions idle for longer than this: 30d, 12h, 90m, 2w (a "
                    "number: days)")
-    p.add_argument("--keep-last", type=int, metavar="N",
+    p.add_argument("--keep-last", type=_keep_last, metavar="N",
                    help="trim each session to its last N events (whole runs kept)")
-    p.add_argument("--keep-days", metavar="AGE",
+    p.add_argument("--keep-days", metavar="AGE", type=_age,
                    help="trim each session's events older than this (30d, 12h; a number: days)")
     p.add_argument("--policy", action="store_true",
                    help="trim by the policies stored with --save-policy")
@@ -123,6 +155,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
         async with DatabaseSessionService(args.db) as store:
             planned = await store.forget_user(app_name=args.app, user_id=args.user,
                                               tokens_file=tokens, dry_run=True)
+            # The plan is the report when nothing is removed; its dry_run says what was
+            # asked for, not how the counts were made.
+            planned.dry_run = bool(args.dry_run)
             if args.dry_run or not planned.found:
                 return planned, False
             if not args.yes:
@@ -234,17 +269,25 @@ def save_policy(args: argparse.Namespace) -> int:
 
     if missing_database(args.db):
         return EXIT_FAILURE
+    from ..store.trim import RetentionPolicy
+
     days = _keep_days(args)
+    removing = args.keep_last is None and days is None
 
-    async def run() -> Any:
+    async def run() -> tuple[Any, bool]:
         async with DatabaseSessionService(args.db) as store:
-            return await store.set_retention_policy(
+            if removing and args.app not in await store.retention_policies():
+                return RetentionPolicy(), False  # nothing to remove: nothing written
+            policy = await store.set_retention_policy(
                 app_name=args.app, keep_last_events=args.keep_last, keep_days=days)
+            return policy, True
 
-    policy = asyncio.run(run())
+    policy, changed = asyncio.run(run())
     if args.json:
         sys.stdout.write(json.dumps({"app_name": args.app, **policy.to_dict()},
                                     sort_keys=True) + "\n")
+    elif policy.empty and not changed:
+        print(f"App {args.app} has no retention policy: nothing was removed.")
     elif policy.empty:
         print(f"Removed the retention policy of app {args.app}.")
     else:
@@ -263,15 +306,24 @@ def describe_policy(policy: Any) -> str:
 
 
 def cmd_trim(args: argparse.Namespace) -> int:
+    from ..store.trim import RetentionPolicy
+
     days = _keep_days(args)
     limits = {"keep_last_events": args.keep_last, "keep_days": days, "app_name": args.app}
+    # --keep-last/--keep-days: the limits given, whatever matched (the report's policies
+    # name only the apps that had something to trim); --policy: the stored ones applied.
+    given = None if args.policy else RetentionPolicy(args.keep_last, days)
+
+    def text(report: Any) -> str:
+        return describe_policy(given) if given is not None else policies_text(report)
+
     return _plan_then_delete(args, Deletion(
         method="trim_sessions", kwargs=limits, counted="events", progress="Trimming sessions",
         describe=describe_trim, would="Would trim", did="Trimmed",
-        condition=lambda report: policies_text(report),
-        question=lambda totals, report: (f"Trim {describe_trim(totals)} "
-                                         f"({policies_text(report)})"),
-        nothing=lambda report: f"has history to trim ({policies_text(report)})",
+        condition=text,
+        question=lambda totals, report: f"Trim {describe_trim(totals)} ({text(report)})",
+        nothing=lambda report: f"has history to trim ({text(report)})",
+        limits=None if given is None else given.to_dict(),
     ))
 
 
@@ -289,6 +341,7 @@ class Deletion:
     condition: Callable[[Any], str]  # "(idle for more than 30d)" without the brackets
     question: Callable[[dict[str, int], Any], str]
     nothing: Callable[[Any], str]
+    limits: dict[str, Any] | None = None  # trim --json: the limits given (None: --policy)
 
 
 def _plan_then_delete(args: argparse.Namespace, job: Deletion) -> int:
@@ -307,6 +360,9 @@ def _plan_then_delete(args: argparse.Namespace, job: Deletion) -> int:
         async with DatabaseSessionService(args.db) as store:
             method = getattr(store, job.method)
             planned = await method(**job.kwargs, dry_run=True)
+            # The plan is the report when nothing is deleted; its dry_run says what was
+            # asked for, not how the counts were made.
+            planned.dry_run = bool(args.dry_run)
             total = planned.totals()[job.counted]
             if args.dry_run or (not total and not args.vacuum):
                 return planned, False
@@ -323,7 +379,10 @@ def _plan_then_delete(args: argparse.Namespace, job: Deletion) -> int:
     if declined:
         return fail("Nothing was deleted.")
     if args.json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n")
+        out = report.to_dict()
+        if job.method == "trim_sessions":
+            out["limits"] = job.limits
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
         return 0
     where = f" in app {args.app}" if args.app else ""
     totals = report.totals()

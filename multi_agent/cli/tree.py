@@ -12,11 +12,12 @@ import json
 import math
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ..defaults import APP_NAME
 from ..store.facts import MESSAGE_TYPES
+from ..store.messages import MAX_LIMIT
 from . import add_common, fail
 
 __all__ = ["head_of", "register", "render_tree"]
@@ -57,10 +58,11 @@ async def _require_session(store: Any, args: argparse.Namespace) -> None:
 
 
 def _when(ts: float | None) -> str:
-    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` ("-" for none)."""
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` ("-" for none; ``? (1e+300)`` for a
+    time no date can hold: see :func:`multi_agent.cli.inspect.fmt_time`)."""
+    from .inspect import fmt_time
+
+    return fmt_time(ts)
 
 
 def _parse_time(value: str) -> float:
@@ -92,6 +94,16 @@ def _positive(value: str) -> int:
     number = int(value) if value.isdigit() else 0
     if number < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive integer")
+    return number
+
+
+def _limit(value: str) -> int:
+    """argparse type of ``messages --limit``: 1 to the store's largest limit, checked while
+    the options are parsed, so that a number too large is a usage error (exit 2) as 0 is."""
+    number = int(value) if value.isdigit() else 0
+    if not 1 <= number <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_LIMIT}, got {value!r}")
     return number
 
 
@@ -132,8 +144,11 @@ def _run_label(run: Any, head: str | None, *, day: str | None = None) -> Any:
     sub = run.kind in SUB_RUN_KINDS
     if not sub:  # a sub-run starts within its run's minute
         started = _when(run.started_at)
-        label.append("  " + (started[11:16] if started[:10] == day else started[:16]),
-                     style=style)
+        if not started[:1].isdigit():  # "?": shown whole, not cut like a date
+            label.append(f"  {started}", style=style)
+        else:
+            label.append("  " + (started[11:16] if started[:10] == day else started[:16]),
+                         style=style)
     message = getattr(run, "message", None)
     if message:
         label.append(f"  “{' '.join(message.split())}”", style=f"italic {style}".strip())
@@ -444,9 +459,15 @@ def cmd_messages(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """``multi-agent export``: the session document to stdout or a file."""
     from ..errors import SessionNotFound
-    from . import EXIT_FAILURE
+    from . import EXIT_FAILURE, EXIT_USAGE
+    from .files import is_database_file, write_replacing
     from .inspect import missing_database
 
+    to_file = args.output not in (None, "-")
+    if to_file and is_database_file(args.output, args.db):
+        print(f"multi-agent export: -o {args.output} is a file of the database it exports "
+              "from (--db): nothing was written; give another file name.", file=sys.stderr)
+        return EXIT_USAGE
     if missing_database(args.db):
         return EXIT_FAILURE
 
@@ -460,14 +481,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if doc is None:
         raise SessionNotFound(args.app, args.user, args.session)
     text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    if args.output in (None, "-"):
+    if not to_file:
         sys.stdout.write(text)
     else:
-        try:
-            with open(args.output, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        try:  # all or nothing: a full disk leaves an existing file as it was
+            write_replacing(args.output, text.encode("utf-8"))
         except OSError as exc:
-            return fail(f"cannot write {args.output}: {exc.strerror}")
+            return fail(f"cannot write {args.output}: {exc.strerror or exc}; nothing was "
+                        "written (an existing file is as it was).")
         print(f"Exported session {args.session} ({len(doc['runs'])} runs, "
               f"{len(doc['events'])} events) to {args.output}.", file=sys.stderr)
     return 0
@@ -547,12 +568,14 @@ def cmd_import(args: argparse.Namespace) -> int:
             source = open(args.file, "rb")  # noqa: SIM115 (closed below)
         except OSError as exc:
             return fail(f"cannot read {args.file}: {exc.strerror}")
+    from .inspect import new_sqlite_file, remove_if_empty
     from .render import progress
 
     try:
         size = None if from_stdin else os.fstat(source.fileno()).st_size
     except (OSError, AttributeError, ValueError):
         size = None
+    new_file = new_sqlite_file(args.db)  # a refused import leaves no database behind
     try:
         with progress("Importing", total=size or None, unit="bytes") as bar:
             counted = _CountedReader(source, bar) if size else source
@@ -562,9 +585,14 @@ def cmd_import(args: argparse.Namespace) -> int:
                     counted, app_name=args.app, user_id=args.user, session_id=args.session
                 ),
             )
-    except SessionAlreadyExists as exc:
-        return fail(f"{str(exc).split('. ')[0]}. Nothing was imported; choose another id with "
-                    "--session NEW (or --user), or delete the existing session first.")
+    except BaseException as exc:
+        if new_file is not None and os.path.exists(new_file):
+            remove_if_empty(new_file)
+        if isinstance(exc, SessionAlreadyExists):
+            return fail(f"{str(exc).split('. ')[0]}. Nothing was imported; choose another id "
+                        "with --session NEW (or --user), or delete the existing session "
+                        "first.")
+        raise
     finally:
         if not from_stdin:
             source.close()
@@ -642,7 +670,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--text", help="text contains (case-insensitive)")
     p.add_argument("--all-branches", action="store_true",
                    help="include messages of sibling branches, not only the current history")
-    p.add_argument("--limit", type=_positive, default=100, help="at most N messages (100)")
+    p.add_argument("--limit", type=_limit, default=100, metavar="N",
+                   help=f"at most N messages (default 100; at most {MAX_LIMIT})")
     p.add_argument("--json", action="store_true", help="print the messages as a JSON list")
     p.set_defaults(func=cmd_messages)
 

@@ -190,7 +190,7 @@ def test_prune_readme_commands(db: Path) -> None:
     assert proc.returncode == 0 and proc.stdout.startswith(
         "No session has been idle for more than 30d: nothing to delete."), proc.stdout
     proc = shell("multi-agent prune --older-than soon --yes", cwd=db.parent, db=url)
-    assert proc.returncode == 1 and "'soon' is not an age" in proc.stderr
+    assert proc.returncode == 2 and "'soon' is not an age" in proc.stderr
 
 
 def test_prune_json_on_postgresql() -> None:

@@ -169,7 +169,8 @@ def test_prune_keep_last_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Trimmed 3 sessions, 12 events"), proc.stdout
     # Bad input: a clear message.
-    for command, words in (("multi-agent prune --keep-last 0 --yes", "at least 1"),
+    for command, words in (("multi-agent prune --keep-last 0 --yes",
+                            "--keep-last: must be a whole number of events from 1"),
                            ("multi-agent prune --keep-days soon --yes", "is not an age"),
                            ("multi-agent prune --keep-last 5 --older-than 3d", "two commands"),
                            ("multi-agent prune", "say what to prune")):
