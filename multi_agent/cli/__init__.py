@@ -34,7 +34,7 @@ import importlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..defaults import DEFAULT_DB_FILE, DEFAULT_DB_URL
@@ -63,6 +63,26 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
+
+
+def whole_number(high: int, *, unit: str = "", shown: str | None = None
+                 ) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to ``high``, checked while the options are
+    parsed, so that a bad one is a usage error (exit 2) naming the option. ``unit`` ("events")
+    and ``shown`` (how ``high`` is written, e.g. ``2**63-1``) go into the message."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number {unit + ' ' if unit else ''}from 1 to "
+                f"{shown or high}, got {value!r}")
+        return number
+
+    return parse
 
 
 def fail(message: str) -> int:

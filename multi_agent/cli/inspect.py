@@ -12,18 +12,10 @@ from typing import Any
 
 from ..defaults import APP_NAME
 from ..store.pages import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal, whole_number
 
 
-def _page_size(value: str) -> int:
-    try:
-        size = int(value)
-    except ValueError:
-        size = 0
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number from 1 to {MAX_PAGE_SIZE}, got {value!r}")
-    return size
+_page_size = whole_number(MAX_PAGE_SIZE)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

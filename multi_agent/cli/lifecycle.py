@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..store.api_tokens import default_tokens_path
-from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal
+from . import EXIT_FAILURE, EXIT_USAGE, add_common, confirm, fail, is_terminal, whole_number
 from .inspect import APP_NAME, missing_database
 
 
@@ -35,18 +35,9 @@ def _age(value: str) -> str:
     return value
 
 
-def _keep_last(value: str) -> int:
-    """argparse type of ``--keep-last``: a whole number of events from 1 to
-    :data:`MAX_KEEP_LAST` (a larger one no database column holds; and it would keep
-    everything anyway)."""
-    try:
-        number = int(value)
-    except ValueError:
-        number = 0
-    if not 1 <= number <= MAX_KEEP_LAST:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number of events from 1 to 2**63-1, got {value!r}")
-    return number
+# argparse type of ``--keep-last`` (a larger number no database column holds; and it would
+# keep everything anyway).
+_keep_last = whole_number(MAX_KEEP_LAST, unit="of events", shown="2**63-1")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

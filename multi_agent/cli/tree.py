@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..defaults import APP_NAME
 from ..store.facts import MESSAGE_TYPES
 from ..store.messages import MAX_LIMIT
-from . import add_common, fail
+from . import add_common, fail, whole_number
 
 __all__ = ["head_of", "register", "render_tree"]
 
@@ -97,14 +97,8 @@ def _positive(value: str) -> int:
     return number
 
 
-def _limit(value: str) -> int:
-    """argparse type of ``messages --limit``: 1 to the store's largest limit, checked while
-    the options are parsed, so that a number too large is a usage error (exit 2) as 0 is."""
-    number = int(value) if value.isdigit() else 0
-    if not 1 <= number <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number from 1 to {MAX_LIMIT}, got {value!r}")
-    return number
+# argparse type of ``messages --limit``: a number too large is a usage error, as 0 is.
+_limit = whole_number(MAX_LIMIT)
 
 
 def _print_json(value: Any) -> None:
