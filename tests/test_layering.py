@@ -42,6 +42,13 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("multi_agent/cli/inspect.py", "dialect"):
         "missing_database: the inspection commands refuse a SQLite file that does not exist "
         "rather than create an empty one (a store helper naming the file of a URL would do)",
+    ("multi_agent/cli/inspect.py", "table"):
+        "remove_if_empty: a refused import into a new path removes the database file it made, "
+        "only if no session is in it (ma_sessions) and no other program's table is (ma_*); "
+        "a store helper would do",
+    ("multi_agent/cli/files.py", "dialect"):
+        "database_files: export -o refuses to write over the --db SQLite file or its -wal/-shm "
+        "(the same store helper naming the file of a URL would do)",
 }
 
 
