@@ -46,9 +46,6 @@ ALLOWED: dict[tuple[str, str], str] = {
         "remove_if_empty: a refused import into a new path removes the database file it made, "
         "only if no session is in it (ma_sessions) and no other program's table is (ma_*); "
         "a store helper would do",
-    ("multi_agent/cli/files.py", "dialect"):
-        "database_files: export -o refuses to write over the --db SQLite file or its -wal/-shm "
-        "(the same store helper naming the file of a URL would do)",
 }
 
 

@@ -22,16 +22,10 @@ SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 def database_files(db_url: str) -> list[str]:
     """The files of ``db_url`` when it is a SQLite file (itself, ``-wal``, ``-shm``,
     ``-journal``; symbolic links resolved), else none."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from .inspect import sqlite_path
 
-    try:
-        parsed = make_url(db_url)
-    except ArgumentError:
-        return []
-    path = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or \
-            path.startswith("file:"):
+    path = sqlite_path(db_url)
+    if path is None:
         return []
     base = os.path.realpath(os.path.expanduser(path))
     return [base + suffix for suffix in SQLITE_SIDE_FILES]

@@ -104,21 +104,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_memory_reindex)
 
 
-def new_sqlite_file(url: str) -> str | None:
-    """The path of the SQLite file ``url`` names if no file is there yet, else None (not
-    SQLite, in memory, a ``file:`` URI, or the file exists)."""
+def sqlite_path(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names, else None (not SQLite, in memory, a
+    ``file:`` URI, or a malformed URL: the store explains that one)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return None  # the store explains a malformed URL
+        return None
     path = parsed.database
     if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:" or \
-            path.startswith("file:") or os.path.exists(path):
+            path.startswith("file:"):
         return None
     return path
+
+
+def new_sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file ``url`` names if no file is there yet, else None."""
+    path = sqlite_path(url)
+    return None if path is None or os.path.exists(path) else path
 
 
 def remove_if_empty(path: str) -> None:
